@@ -1,0 +1,26 @@
+//! The automation HTTP API (DESIGN §3).
+
+mod auth;
+mod body;
+mod problem;
+mod proposals;
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+pub use problem::{FieldError, Problem};
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/proposals",
+            post(proposals::create).get(proposals::list),
+        )
+        .route("/v1/proposals/{id}", get(proposals::get))
+        .route("/v1/proposals/{id}/cancel", post(proposals::cancel))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .fallback(|| async { Problem::not_found("no such route") })
+}

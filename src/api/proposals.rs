@@ -1,0 +1,288 @@
+//! `/v1/proposals`: automation proposes, reads and cancels. Tokens never approve.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Caller;
+use super::body::JsonBody;
+use super::problem::{FieldError, Problem};
+use crate::decisions::{self, DecisionError};
+use crate::domain::{
+    Action, Email, OnePasswordUserId, Proposal, ProposalId, Reason, Refusal, Requester, Source,
+    Status,
+};
+use crate::ledger::{ProposalQuery, Scope};
+use crate::onepassword::OpError;
+use crate::proposals::{self, IntakeError, NewProposal, UserRef};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalBody {
+    action: String,
+    user: UserBody,
+    reason: String,
+    source: Source,
+    #[serde(default)]
+    callback_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+const MAX_FIELD: usize = 500;
+
+fn field(pointer: &str, detail: impl Into<String>) -> FieldError {
+    FieldError {
+        pointer: pointer.into(),
+        detail: detail.into(),
+    }
+}
+
+/// Parses the body into a proposal request, collecting every problem at once.
+fn parse(body: ProposalBody, callback_hosts: &[String]) -> Result<NewProposal, Vec<FieldError>> {
+    let mut errors = vec![];
+    let action = Action::parse(&body.action)
+        .map_err(|e| errors.push(field("/action", e)))
+        .ok();
+    let user = match (body.user.email, body.user.id) {
+        (Some(email), None) => Email::parse(&email)
+            .map(UserRef::Email)
+            .map_err(|e| errors.push(field("/user/email", e)))
+            .ok(),
+        (None, Some(id)) => OnePasswordUserId::parse(&id)
+            .map(UserRef::Id)
+            .map_err(|e| errors.push(field("/user/id", e)))
+            .ok(),
+        _ => {
+            errors.push(field("/user", "give exactly one of email or id"));
+            None
+        }
+    };
+    let reason = Reason::parse(&body.reason)
+        .map_err(|e| errors.push(field("/reason", e)))
+        .ok();
+    let source = body.source;
+    if source.platform.trim().is_empty() {
+        errors.push(field("/source/platform", "platform is required"));
+    }
+    let texts = [
+        ("/source/platform", Some(&source.platform)),
+        ("/source/alert_id", source.alert_id.as_ref()),
+        ("/source/alert_url", source.alert_url.as_ref()),
+        ("/source/rule", source.rule.as_ref()),
+        ("/source/severity", source.severity.as_ref()),
+    ];
+    for (pointer, text) in texts {
+        if text.is_some_and(|t| t.chars().count() > MAX_FIELD) {
+            errors.push(field(pointer, format!("at most {MAX_FIELD} characters")));
+        }
+    }
+    if let Some(url) = &source.alert_url {
+        if url::Url::parse(url)
+            .map(|u| u.scheme() != "https")
+            .unwrap_or(true)
+        {
+            errors.push(field(
+                "/source/alert_url",
+                "alert_url must be an https:// URL",
+            ));
+        }
+    }
+    if let Some(url) = &body.callback_url {
+        if let Err(e) = check_callback(url, callback_hosts) {
+            errors.push(field("/callback_url", e));
+        }
+    }
+    match (action, user, reason, errors.is_empty()) {
+        (Some(action), Some(user), Some(reason), true) => Ok(NewProposal {
+            action,
+            user,
+            reason,
+            source,
+            callback_url: body.callback_url,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// A callback goes only to an allowed host, over https (plain http only to a loopback host).
+fn check_callback(raw: &str, allowed: &[String]) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|_| "callback_url is not a URL".to_owned())?;
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let loopback = matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]");
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err("callback_url must be https://".into()),
+    }
+    if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&host)) {
+        return Err(format!(
+            "callback host {host:?} is not in CALLBACK_ALLOWED_HOSTS"
+        ));
+    }
+    Ok(())
+}
+
+fn scope_for(action: Action) -> Scope {
+    match action {
+        Action::Suspend => Scope::ProposeSuspend,
+        Action::Restore => Scope::ProposeRestore,
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<ProposalBody>,
+) -> Result<impl IntoResponse, Problem> {
+    let new = parse(body, &state.callback_hosts).map_err(Problem::invalid)?;
+    caller.require(scope_for(new.action))?;
+    let requester = Requester::Integration {
+        name: caller.0.name.clone(),
+        token_id: caller.0.id.clone(),
+    };
+    let user_pointer = match &new.user {
+        UserRef::Email(_) => "/user/email",
+        UserRef::Id(_) => "/user/id",
+    };
+    match proposals::propose(&state, requester, new).await {
+        Ok(proposal) => Ok((StatusCode::CREATED, Json(proposal))),
+        Err(IntakeError::UnknownUser(detail)) => {
+            Err(Problem::invalid(vec![field(user_pointer, detail)]))
+        }
+        Err(IntakeError::OnePassword(error)) => {
+            tracing::warn!(%error, "could not resolve a proposal's user");
+            let retry = match error {
+                OpError::Transient {
+                    retry_after: Some(d),
+                    ..
+                } => d.as_secs().max(1),
+                _ => 30,
+            };
+            Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "onepassword_unavailable",
+                "1Password unavailable",
+                format!("countersign could not look the user up in 1Password: {error}; nothing was recorded"),
+            )
+            .with_retry_after(retry))
+        }
+        Err(IntakeError::Storage(error)) => Err(error.into()),
+    }
+}
+
+fn parse_id(raw: &str) -> Result<ProposalId, Problem> {
+    ProposalId::parse(raw)
+        .map_err(|_| Problem::not_found(format!("no proposal has the id {raw:?}")))
+}
+
+fn is_own(caller: &Caller, proposal: &Proposal) -> bool {
+    matches!(&proposal.requester, Requester::Integration { token_id, .. } if *token_id == caller.0.id)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Json<Proposal>, Problem> {
+    let proposes = caller.0.has(Scope::ProposeSuspend) || caller.0.has(Scope::ProposeRestore);
+    if !caller.0.has(Scope::Read) && !proposes {
+        return Err(Problem::forbidden("read"));
+    }
+    let id = parse_id(&raw)?;
+    let not_found = || Problem::not_found(format!("no proposal has the id {id}"));
+    let proposal = state.ledger.proposal(id).await?.ok_or_else(not_found)?;
+    // A proposing token sees its own proposals only; others do not learn they exist.
+    if !caller.0.has(Scope::Read) && !is_own(&caller, &proposal) {
+        return Err(not_found());
+    }
+    Ok(Json(proposal))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    caller.require(Scope::Read)?;
+    let mut errors = vec![];
+    let mut query = ProposalQuery {
+        limit: 50,
+        ..ProposalQuery::default()
+    };
+    for (key, value) in &params {
+        match key.as_str() {
+            "status" => {
+                query.status = Status::parse(value)
+                    .map_err(|e| errors.push(field("/status", e)))
+                    .ok()
+            }
+            "action" => {
+                query.action = Action::parse(value)
+                    .map_err(|e| errors.push(field("/action", e)))
+                    .ok()
+            }
+            "limit" => match value.parse::<u32>() {
+                Ok(n) if (1..=200).contains(&n) => query.limit = n,
+                _ => errors.push(field("/limit", "limit is a whole number from 1 to 200")),
+            },
+            "cursor" => {
+                query.before = ProposalId::parse(value)
+                    .map_err(|e| errors.push(field("/cursor", e)))
+                    .ok()
+            }
+            other => errors.push(field(&format!("/{other}"), "unknown query parameter")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid(errors));
+    }
+    let proposals = state.ledger.proposals(&query).await?;
+    let next_cursor = (proposals.len() == query.limit as usize)
+        .then(|| proposals.last().map(|p| p.id))
+        .flatten();
+    Ok(Json(
+        json!({"proposals": proposals, "next_cursor": next_cursor}),
+    ))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Json<Proposal>, Problem> {
+    let id = parse_id(&raw)?;
+    let by = Requester::Integration {
+        name: caller.0.name.clone(),
+        token_id: caller.0.id.clone(),
+    };
+    match decisions::cancel(&state, id, &by).await {
+        Ok(proposal) => Ok(Json(proposal)),
+        Err(DecisionError::NotFound) => {
+            Err(Problem::not_found(format!("no proposal has the id {id}")))
+        }
+        Err(DecisionError::Refused(Refusal::NotRequester)) => Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "not_requester",
+            "Not the requester",
+            "only the token that proposed it can cancel a proposal",
+        )),
+        Err(DecisionError::Refused(refusal)) => {
+            Err(Problem::conflict("not_pending", refusal.to_string()))
+        }
+        Err(DecisionError::Storage(error)) => Err(error.into()),
+    }
+}

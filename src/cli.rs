@@ -1,0 +1,208 @@
+//! The command line: `serve` (default), `migrate`, `token create|list|revoke`, `ledger verify`.
+
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+
+use crate::config::{ServeArgs, Settings};
+use crate::ledger::{Ledger, Scope};
+use crate::startup::Application;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "countersign",
+    version,
+    about = "Human approval between security automation and a user's access"
+)]
+pub struct Cli {
+    /// SQLite database of the ledger.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://countersign.db",
+        global = true
+    )]
+    pub database_url: String,
+    /// Log format: pretty or json.
+    #[arg(long, env = "LOG_FORMAT", default_value = "pretty", global = true)]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bot: HTTP API, Slack endpoints and workers (the default).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage automation API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Check the ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; the secret is printed once, alone on stdout.
+    Create {
+        /// The integration's name (recorded as the requester, e.g. tines).
+        #[arg(long)]
+        name: String,
+        /// propose:suspend, propose:restore, read or audit:read; repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Recompute every event's hash and report the first broken link.
+    Verify,
+}
+
+/// Runs the command; the exit code is 0 on success, 1 on failure.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        None => serve(&cli.database_url, &cli.serve).await,
+        Some(Command::Serve(args)) => serve(&cli.database_url, &args).await,
+        Some(Command::Migrate) => {
+            open(&cli.database_url).await?;
+            eprintln!("migrations applied to {}", cli.database_url);
+            Ok(0)
+        }
+        Some(Command::Token(command)) => token(&cli.database_url, command).await,
+        Some(Command::Ledger(LedgerCommand::Verify)) => verify(&cli.database_url).await,
+    }
+}
+
+async fn open(database_url: &str) -> anyhow::Result<Ledger> {
+    let ledger = Ledger::connect(database_url).await?;
+    ledger.migrate().await?;
+    Ok(ledger)
+}
+
+async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<i32> {
+    let settings = match Settings::load(database_url, args) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("countersign cannot start: {error}");
+            return Ok(2);
+        }
+    };
+    let app = Application::build(settings).await?;
+    app.run_until(shutdown_signal()).await?;
+    Ok(0)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down");
+}
+
+async fn token(database_url: &str, command: TokenCommand) -> anyhow::Result<i32> {
+    let ledger = open(database_url).await?;
+    match command {
+        TokenCommand::Create { name, scopes } => {
+            let name = name.trim();
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                eprintln!("--name must be 1 to 64 letters, digits, '-', '_' or '.'");
+                return Ok(2);
+            }
+            let scopes = match scopes
+                .iter()
+                .map(|s| Scope::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(scopes) => scopes,
+                Err(error) => {
+                    eprintln!("{error}");
+                    return Ok(2);
+                }
+            };
+            let (token, secret) = ledger.create_token(name, &scopes, Utc::now()).await?;
+            eprintln!(
+                "created token {} for {} with scopes {}; store it now, it is not shown again",
+                token.id,
+                token.name,
+                scope_list(&token.scopes)
+            );
+            println!("{secret}");
+        }
+        TokenCommand::List => {
+            for token in ledger.tokens().await? {
+                let status = token
+                    .revoked_at
+                    .as_deref()
+                    .map(|at| format!("revoked {at}"))
+                    .unwrap_or_else(|| "active".into());
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    token.id,
+                    token.name,
+                    scope_list(&token.scopes),
+                    token.created_at,
+                    status
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => match ledger.revoke_token(&id, Utc::now()).await? {
+            Some(token) => eprintln!("revoked {} ({})", token.id, token.name),
+            None => {
+                eprintln!("no active token has the id {id}");
+                return Ok(1);
+            }
+        },
+    }
+    Ok(0)
+}
+
+fn scope_list(scopes: &[Scope]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn verify(database_url: &str) -> anyhow::Result<i32> {
+    let ledger = open(database_url).await?;
+    match ledger.verify().await? {
+        Ok(head) => {
+            println!(
+                "ledger ok: {} events verified; head seq {} hash {}",
+                head.events, head.seq, head.hash
+            );
+            Ok(0)
+        }
+        Err(broken) => {
+            println!("ledger BROKEN at seq {}: {}", broken.seq, broken.why);
+            Ok(1)
+        }
+    }
+}

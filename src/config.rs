@@ -1,0 +1,147 @@
+//! Settings for `serve`: non-secret ones are flags with environment fallbacks (parsed by clap
+//! in `cli`), secrets come from the environment only. Everything missing is reported at once.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::domain::{AccountId, Policy};
+use crate::onepassword::OnePasswordConfig;
+
+/// Settings that are not secret, as clap collected them from flags and the environment.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind_addr: String,
+    /// Slack channel id (C…) where approval cards are posted.
+    #[arg(long, env = "SLACK_CHANNEL")]
+    pub slack_channel: Option<String>,
+    /// Refuse Slack requests from any other workspace.
+    #[arg(long, env = "SLACK_TEAM_ID")]
+    pub slack_team_id: Option<String>,
+    /// Slack Web API base URL.
+    #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api")]
+    pub slack_api_url: String,
+    /// 1Password OAuth client id.
+    #[arg(long, env = "OP_CLIENT_ID")]
+    pub op_client_id: Option<String>,
+    /// 1Password account id (26 characters).
+    #[arg(long, env = "OP_ACCOUNT_ID")]
+    pub op_account_id: Option<String>,
+    /// 1Password Users API base URL (.com, .ca or .eu).
+    #[arg(long, env = "OP_API_URL", default_value = "https://api.1password.com")]
+    pub op_api_url: String,
+    /// Hosts a proposal's callback_url may name, comma-separated.
+    #[arg(long, env = "CALLBACK_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub callback_allowed_hosts: Vec<String>,
+    /// Path of the approval policy (TOML).
+    #[arg(long, env = "COUNTERSIGN_POLICY")]
+    pub policy: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct SlackSettings {
+    pub bot_token: String,
+    pub signing_secret: String,
+    pub channel: String,
+    pub team_id: Option<String>,
+    pub api_url: String,
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub bind_addr: SocketAddr,
+    pub slack: SlackSettings,
+    pub onepassword: OnePasswordConfig,
+    pub policy: Policy,
+    pub callback_allowed_hosts: Vec<String>,
+}
+
+/// Why `serve` cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing settings: {}", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn env_secret(name: &'static str, missing: &mut Vec<&'static str>) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value,
+        _ => {
+            missing.push(name);
+            String::new()
+        }
+    }
+}
+
+fn required(value: &Option<String>, name: &'static str, missing: &mut Vec<&'static str>) -> String {
+    match value {
+        Some(v) if !v.trim().is_empty() => v.trim().to_owned(),
+        _ => {
+            missing.push(name);
+            String::new()
+        }
+    }
+}
+
+impl Settings {
+    pub fn load(database_url: &str, args: &ServeArgs) -> Result<Self, ConfigError> {
+        let mut missing = Vec::new();
+        let bot_token = env_secret("SLACK_BOT_TOKEN", &mut missing);
+        let signing_secret = env_secret("SLACK_SIGNING_SECRET", &mut missing);
+        let channel = required(&args.slack_channel, "SLACK_CHANNEL", &mut missing);
+        let client_id = required(&args.op_client_id, "OP_CLIENT_ID", &mut missing);
+        let client_secret = env_secret("OP_CLIENT_SECRET", &mut missing);
+        let account = required(&args.op_account_id, "OP_ACCOUNT_ID", &mut missing);
+        let policy_path = required(&args.policy, "COUNTERSIGN_POLICY", &mut missing);
+        if !missing.is_empty() {
+            return Err(ConfigError::Missing(missing));
+        }
+
+        let bind_addr = args.bind_addr.parse().map_err(|_| {
+            ConfigError::Invalid(format!("BIND_ADDR {:?} is not host:port", args.bind_addr))
+        })?;
+        let account = AccountId::parse(&account)
+            .map_err(|e| ConfigError::Invalid(format!("OP_ACCOUNT_ID: {e}")))?;
+        let policy = load_policy(&policy_path)?;
+        if policy.approvers.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "{policy_path}: no approvers: add [approvers] users or groups, or nobody could approve anything"
+            )));
+        }
+        Ok(Self {
+            database_url: database_url.to_owned(),
+            bind_addr,
+            slack: SlackSettings {
+                bot_token,
+                signing_secret,
+                channel,
+                team_id: args.slack_team_id.clone().filter(|t| !t.is_empty()),
+                api_url: args.slack_api_url.clone(),
+            },
+            onepassword: OnePasswordConfig {
+                base_url: args.op_api_url.clone(),
+                account,
+                client_id,
+                client_secret,
+                timeout: Duration::from_secs(20),
+            },
+            policy,
+            callback_allowed_hosts: args
+                .callback_allowed_hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+        })
+    }
+}
+
+pub fn load_policy(path: &str) -> Result<Policy, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Invalid(format!("cannot read policy {path}: {e}")))?;
+    Policy::parse(&text).map_err(|e| ConfigError::Invalid(format!("{path}: {e}")))
+}

@@ -1,0 +1,247 @@
+//! Decisions on a proposal: approve, deny, cancel, expire and retry. Each reads the proposal
+//! inside a write transaction, asks the domain for the transition, and commits the new state,
+//! its ledger events and the jobs it causes together. A refusal commits nothing, except that
+//! a click on a proposal whose time ran out records the expiry it discovered.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::domain::{Decider, Proposal, ProposalId, Reason, Refusal, Requester, Vote};
+use crate::ledger::{EventKind, Job, Tx};
+use crate::slack::card;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecisionError {
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error("no proposal has that id")]
+    NotFound,
+    #[error("the ledger could not record the decision: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
+fn actor(decider: &Decider) -> String {
+    format!("slack:{}", decider.slack_user_id)
+}
+
+async fn load(tx: &mut Tx, id: ProposalId) -> Result<Proposal, DecisionError> {
+    tx.proposal(id).await?.ok_or(DecisionError::NotFound)
+}
+
+/// Saves the proposal, asks for its card to be re-rendered and commits.
+async fn finish(
+    state: &AppState,
+    mut tx: Tx,
+    proposal: &Proposal,
+    now: DateTime<Utc>,
+) -> Result<(), DecisionError> {
+    tx.save_proposal(proposal, now).await?;
+    tx.enqueue(proposal.id, Job::UpdateCard, now).await?;
+    tx.commit().await?;
+    state.wake_worker();
+    Ok(())
+}
+
+/// Records the expiry a late click discovered, then reports the refusal.
+async fn expire_in(
+    state: &AppState,
+    mut tx: Tx,
+    mut proposal: Proposal,
+    now: DateTime<Utc>,
+) -> Result<(), DecisionError> {
+    proposal.expire(now).map_err(DecisionError::Refused)?;
+    let payload = json!({"expires_at": crate::ledger::timestamp(proposal.expires_at), "approvals": proposal.approvals_count()});
+    tx.append(
+        Some(proposal.id),
+        EventKind::ProposalExpired,
+        "system",
+        payload,
+        now,
+    )
+    .await?;
+    finish(state, tx, &proposal, now).await
+}
+
+pub async fn approve(
+    state: &AppState,
+    id: ProposalId,
+    decider: &Decider,
+) -> Result<(Proposal, Vote), DecisionError> {
+    let now = Utc::now();
+    let mut tx = state.ledger.begin().await?;
+    let mut proposal = load(&mut tx, id).await?;
+    let vote = match proposal.approve(decider, now) {
+        Ok(vote) => vote,
+        Err(refusal @ Refusal::Expired(_)) => {
+            expire_in(state, tx, proposal, now).await?;
+            return Err(DecisionError::Refused(refusal));
+        }
+        Err(refusal) => return Err(DecisionError::Refused(refusal)),
+    };
+    let approval = proposal
+        .approvals
+        .last()
+        .expect("approve adds an approval")
+        .clone();
+    tx.insert_approval(id, &approval, decider.email.as_ref())
+        .await?;
+    let payload = json!({
+        "slack_user_id": decider.slack_user_id, "name": decider.name, "email": decider.email,
+        "approvals": proposal.approvals_count(), "required": proposal.approvals_required,
+    });
+    tx.append(
+        Some(id),
+        EventKind::ApprovalRecorded,
+        &actor(decider),
+        payload,
+        now,
+    )
+    .await?;
+    if vote == Vote::Approved {
+        let approvers: Vec<_> = proposal
+            .approvals
+            .iter()
+            .map(|a| a.slack_user_id.as_str())
+            .collect();
+        tx.append(
+            Some(id),
+            EventKind::ProposalApproved,
+            "system",
+            json!({"approvers": approvers}),
+            now,
+        )
+        .await?;
+        tx.enqueue(id, Job::Execute, now).await?;
+    }
+    let reply = format!(
+        ":white_check_mark: <@{}> approved · {}",
+        decider.slack_user_id,
+        card::tally(&proposal)
+    );
+    tx.enqueue(id, Job::ThreadReply { text: reply }, now)
+        .await?;
+    finish(state, tx, &proposal, now).await?;
+    tracing::info!(proposal_id = %id, approver = %decider.slack_user_id, ?vote, "approval recorded");
+    Ok((proposal, vote))
+}
+
+/// Checks, without changing anything, whether `decider` may decide on this proposal now;
+/// used before opening the deny dialog.
+pub async fn may_decide(
+    state: &AppState,
+    id: ProposalId,
+    decider: &Decider,
+) -> Result<Proposal, DecisionError> {
+    let proposal = state
+        .ledger
+        .proposal(id)
+        .await?
+        .ok_or(DecisionError::NotFound)?;
+    proposal
+        .check_decider(decider, Utc::now())
+        .map_err(DecisionError::Refused)?;
+    Ok(proposal)
+}
+
+pub async fn deny(
+    state: &AppState,
+    id: ProposalId,
+    decider: &Decider,
+    reason: Reason,
+) -> Result<Proposal, DecisionError> {
+    let now = Utc::now();
+    let mut tx = state.ledger.begin().await?;
+    let mut proposal = load(&mut tx, id).await?;
+    match proposal.deny(decider, reason.clone(), now) {
+        Ok(()) => {}
+        Err(refusal @ Refusal::Expired(_)) => {
+            expire_in(state, tx, proposal, now).await?;
+            return Err(DecisionError::Refused(refusal));
+        }
+        Err(refusal) => return Err(DecisionError::Refused(refusal)),
+    }
+    let payload = json!({
+        "slack_user_id": decider.slack_user_id, "name": decider.name, "email": decider.email,
+        "reason": reason.as_str(),
+    });
+    tx.append(
+        Some(id),
+        EventKind::ProposalDenied,
+        &actor(decider),
+        payload,
+        now,
+    )
+    .await?;
+    let reply = format!(
+        ":no_entry: <@{}> denied: {}",
+        decider.slack_user_id,
+        card::escape(reason.as_str())
+    );
+    tx.enqueue(id, Job::ThreadReply { text: reply }, now)
+        .await?;
+    finish(state, tx, &proposal, now).await?;
+    tracing::info!(proposal_id = %id, approver = %decider.slack_user_id, "proposal denied");
+    Ok(proposal)
+}
+
+pub async fn cancel(
+    state: &AppState,
+    id: ProposalId,
+    by: &Requester,
+) -> Result<Proposal, DecisionError> {
+    let now = Utc::now();
+    let mut tx = state.ledger.begin().await?;
+    let mut proposal = load(&mut tx, id).await?;
+    proposal.cancel(by).map_err(DecisionError::Refused)?;
+    tx.append(
+        Some(id),
+        EventKind::ProposalCancelled,
+        &by.actor(),
+        json!({}),
+        now,
+    )
+    .await?;
+    finish(state, tx, &proposal, now).await?;
+    tracing::info!(proposal_id = %id, "proposal cancelled");
+    Ok(proposal)
+}
+
+/// Expires a pending proposal whose time ran out; `Ok(false)` when it no longer needs it.
+pub async fn expire(state: &AppState, id: ProposalId) -> Result<bool, DecisionError> {
+    let now = Utc::now();
+    let mut tx = state.ledger.begin().await?;
+    let proposal = load(&mut tx, id).await?;
+    match expire_in(state, tx, proposal, now).await {
+        Ok(()) => {
+            tracing::info!(proposal_id = %id, "proposal expired");
+            Ok(true)
+        }
+        Err(DecisionError::Refused(_)) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
+pub async fn retry(
+    state: &AppState,
+    id: ProposalId,
+    decider: &Decider,
+) -> Result<Proposal, DecisionError> {
+    let now = Utc::now();
+    let mut tx = state.ledger.begin().await?;
+    let mut proposal = load(&mut tx, id).await?;
+    proposal.retry(decider).map_err(DecisionError::Refused)?;
+    let payload = json!({"slack_user_id": decider.slack_user_id, "name": decider.name});
+    tx.append(
+        Some(id),
+        EventKind::ExecutionRetryRequested,
+        &actor(decider),
+        payload,
+        now,
+    )
+    .await?;
+    tx.enqueue(id, Job::Execute, now).await?;
+    finish(state, tx, &proposal, now).await?;
+    tracing::info!(proposal_id = %id, approver = %decider.slack_user_id, "retry requested");
+    Ok(proposal)
+}

@@ -1,0 +1,18 @@
+//! The domain: proposals, their state machine and the approval policy. No I/O lives here, so
+//! every rule can be tested without a runtime; adapters parse into these types and persist
+//! what the domain decides.
+
+mod email;
+mod ids;
+mod policy;
+mod proposal;
+mod reason;
+
+pub use email::Email;
+pub use ids::{AccountId, OnePasswordUserId, ProposalId, SlackUserId};
+pub use policy::{parse_duration, Members, Policy, PolicyError};
+pub use proposal::{
+    Action, Approval, Confidence, Decider, Denial, Evidence, Execution, Outcome, Proposal, Refusal,
+    Requester, SlackRef, Source, Status, Target, UserState, Vote,
+};
+pub use reason::Reason;

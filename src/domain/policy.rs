@@ -1,0 +1,297 @@
+//! The approval policy (DESIGN §2): who may decide, how many approvals each action needs and
+//! how long a proposal waits. Parsed from TOML; a file that would weaken the two-person rule
+//! for restores is refused at load.
+
+use chrono::Duration;
+use serde::Deserialize;
+
+use super::{Action, Email, SlackUserId};
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Members {
+    pub users: Vec<SlackUserId>,
+    pub groups: Vec<String>,
+}
+
+impl Members {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub protected: Vec<Email>,
+    pub approvers: Members,
+    /// `None` means "the approvers".
+    pub requesters: Option<Members>,
+    pub suspend_approvals: u32,
+    pub suspend_ttl: Duration,
+    pub suspend_requester_counts: bool,
+    pub restore_approvals: u32,
+    pub restore_ttl: Duration,
+}
+
+impl Default for Policy {
+    /// Safe defaults: nobody may approve until an operator names the approvers.
+    fn default() -> Self {
+        Self {
+            protected: vec![],
+            approvers: Members::default(),
+            requesters: None,
+            suspend_approvals: 1,
+            suspend_ttl: Duration::minutes(30),
+            suspend_requester_counts: true,
+            restore_approvals: 2,
+            restore_ttl: Duration::hours(24),
+        }
+    }
+}
+
+/// A policy file error, with the 1-based line it concerns when known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+pub struct PolicyError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl Policy {
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| PolicyError {
+            line: e.span().map(|s| line_of(text, s.start)),
+            message: e.message().to_owned(),
+        })?;
+        let at = |span: std::ops::Range<usize>, message: String| PolicyError {
+            line: Some(line_of(text, span.start)),
+            message,
+        };
+        let mut policy = Policy::default();
+
+        for raw in file.protected {
+            let email = Email::parse(raw.get_ref()).map_err(|e| at(raw.span(), e))?;
+            policy.protected.push(email);
+        }
+        policy.approvers = members(file.approvers.unwrap_or_default(), &at)?;
+        policy.requesters = file.requesters.map(|r| members(r, &at)).transpose()?;
+
+        let suspend = file.suspend.unwrap_or_default();
+        if let Some(n) = suspend.approvals {
+            if *n.get_ref() < 1 {
+                return Err(at(n.span(), "suspend.approvals must be at least 1".into()));
+            }
+            policy.suspend_approvals = *n.get_ref();
+        }
+        if let Some(ttl) = suspend.ttl {
+            policy.suspend_ttl = parse_duration(ttl.get_ref()).map_err(|e| at(ttl.span(), e))?;
+        }
+        if let Some(counts) = suspend.requester_counts {
+            policy.suspend_requester_counts = counts;
+        }
+
+        let restore = file.restore.unwrap_or_default();
+        if let Some(n) = restore.approvals {
+            if *n.get_ref() < 2 {
+                return Err(at(
+                    n.span(),
+                    "restore.approvals must be at least 2: a restore always needs two distinct approvers".into(),
+                ));
+            }
+            policy.restore_approvals = *n.get_ref();
+        }
+        if let Some(ttl) = restore.ttl {
+            policy.restore_ttl = parse_duration(ttl.get_ref()).map_err(|e| at(ttl.span(), e))?;
+        }
+        Ok(policy)
+    }
+
+    pub fn is_protected(&self, email: &Email) -> bool {
+        self.protected.contains(email)
+    }
+
+    /// Approvals needed to act on `target` (DESIGN §2 "approvals needed").
+    pub fn approvals_required(&self, action: Action, target: &Email) -> u32 {
+        match action {
+            Action::Suspend if self.is_protected(target) => self.suspend_approvals.max(2),
+            Action::Suspend => self.suspend_approvals,
+            Action::Restore => self.restore_approvals.max(2),
+        }
+    }
+
+    pub fn ttl(&self, action: Action) -> Duration {
+        match action {
+            Action::Suspend => self.suspend_ttl,
+            Action::Restore => self.restore_ttl,
+        }
+    }
+
+    /// Whether `user` is named directly as an approver (group membership is the adapter's
+    /// to resolve, since it needs Slack).
+    pub fn names_approver(&self, user: &SlackUserId) -> bool {
+        self.approvers.users.contains(user)
+    }
+
+    pub fn requesters(&self) -> &Members {
+        self.requesters.as_ref().unwrap_or(&self.approvers)
+    }
+}
+
+fn members(
+    raw: MembersFile,
+    at: &impl Fn(std::ops::Range<usize>, String) -> PolicyError,
+) -> Result<Members, PolicyError> {
+    let mut out = Members::default();
+    for user in raw.users {
+        out.users
+            .push(SlackUserId::parse(user.get_ref()).map_err(|e| at(user.span(), e))?);
+    }
+    for group in raw.groups {
+        let id = group.get_ref();
+        if !(id.starts_with('S') && id.len() > 1 && id.bytes().all(|b| b.is_ascii_alphanumeric())) {
+            return Err(at(
+                group.span(),
+                format!("{id:?} is not a Slack user group id (S…)"),
+            ));
+        }
+        out.groups.push(id.clone());
+    }
+    Ok(out)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parses "90s", "30m", "24h" or "7d".
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration like \"30m\" or \"24h\""))?;
+    let d = match unit {
+        "s" => Duration::seconds(n),
+        "m" => Duration::minutes(n),
+        "h" => Duration::hours(n),
+        "d" => Duration::days(n),
+        _ => return Err(format!("{raw:?} is not a duration like \"30m\" or \"24h\"")),
+    };
+    if n == 0 {
+        return Err(format!("{raw:?} must be longer than zero"));
+    }
+    Ok(d)
+}
+
+type Spanned<T> = toml::Spanned<T>;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    protected: Vec<Spanned<String>>,
+    approvers: Option<MembersFile>,
+    requesters: Option<MembersFile>,
+    suspend: Option<SuspendFile>,
+    restore: Option<RestoreFile>,
+    /// Auto-approve rules are parsed by a later version; accepted here so files stay valid.
+    #[serde(default)]
+    #[allow(dead_code)]
+    auto_approve: Vec<toml::Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MembersFile {
+    #[serde(default)]
+    users: Vec<Spanned<String>>,
+    #[serde(default)]
+    groups: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SuspendFile {
+    approvals: Option<Spanned<u32>>,
+    ttl: Option<Spanned<String>>,
+    requester_counts: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RestoreFile {
+    approvals: Option<Spanned<u32>>,
+    ttl: Option<Spanned<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+protected = ["Owner@example.com"]
+[approvers]
+users  = ["U0AAA", "U0BBB"]
+groups = ["S0SECOPS"]
+[suspend]
+approvals = 1
+ttl = "30m"
+requester_counts = true
+[restore]
+approvals = 2
+ttl = "24h"
+"#;
+
+    #[test]
+    fn the_design_example_parses() {
+        let policy = Policy::parse(EXAMPLE).unwrap();
+        assert_eq!(policy.approvers.users.len(), 2);
+        assert_eq!(policy.approvers.groups, vec!["S0SECOPS".to_string()]);
+        assert_eq!(policy.suspend_ttl, Duration::minutes(30));
+        assert_eq!(policy.restore_ttl, Duration::hours(24));
+    }
+
+    #[test]
+    fn a_restore_below_two_approvals_is_refused_with_its_line() {
+        let err = Policy::parse("[restore]\napprovals = 1\n").unwrap_err();
+        assert_eq!(err.line, Some(2));
+        assert!(err.message.contains("at least 2"), "{err}");
+    }
+
+    #[test]
+    fn a_protected_user_needs_two_approvals_even_to_suspend() {
+        let policy = Policy::parse(EXAMPLE).unwrap();
+        let owner = Email::parse("owner@example.com").unwrap();
+        let alice = Email::parse("alice@example.com").unwrap();
+        assert_eq!(policy.approvals_required(Action::Suspend, &owner), 2);
+        assert_eq!(policy.approvals_required(Action::Suspend, &alice), 1);
+        assert_eq!(policy.approvals_required(Action::Restore, &alice), 2);
+    }
+
+    #[test]
+    fn an_unknown_key_names_its_line() {
+        let err = Policy::parse("[suspend]\napprovals = 1\napprovers = 3\n").unwrap_err();
+        assert_eq!(err.line, Some(3), "{err}");
+    }
+
+    #[test]
+    fn a_bad_slack_id_names_its_line() {
+        let err = Policy::parse("[approvers]\nusers = [\"bob\"]\n").unwrap_err();
+        assert_eq!(err.line, Some(2), "{err}");
+    }
+
+    #[test]
+    fn durations_take_one_unit() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::seconds(90));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::days(7));
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("0m").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn requesters_default_to_the_approvers() {
+        let policy = Policy::parse(EXAMPLE).unwrap();
+        assert_eq!(policy.requesters(), &policy.approvers);
+    }
+}

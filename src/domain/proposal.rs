@@ -1,0 +1,640 @@
+//! A proposal and its status machine (DESIGN §2). Every transition is a method that either
+//! changes the proposal or returns a [`Refusal`] and leaves it untouched.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Email, OnePasswordUserId, ProposalId, Reason, SlackUserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Suspend,
+    Restore,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Suspend => "suspend",
+            Action::Restore => "restore",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "suspend" => Ok(Action::Suspend),
+            "restore" => Ok(Action::Restore),
+            other => Err(format!(
+                "unknown action {other:?}: expected suspend or restore"
+            )),
+        }
+    }
+
+    /// The 1Password state this action leaves the user in.
+    pub fn target_state(self) -> UserState {
+        match self {
+            Action::Suspend => UserState::Suspended,
+            Action::Restore => UserState::Active,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Approved,
+    Executing,
+    Executed,
+    Denied,
+    Expired,
+    Cancelled,
+    Failed,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::Pending,
+        Status::Approved,
+        Status::Executing,
+        Status::Executed,
+        Status::Denied,
+        Status::Expired,
+        Status::Cancelled,
+        Status::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Approved => "approved",
+            Status::Executing => "executing",
+            Status::Executed => "executed",
+            Status::Denied => "denied",
+            Status::Expired => "expired",
+            Status::Cancelled => "cancelled",
+            Status::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| format!("unknown status {raw:?}"))
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A 1Password user's state as the Users API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UserState {
+    Active,
+    Suspended,
+    #[serde(other)]
+    StateUnspecified,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub id: OnePasswordUserId,
+    pub email: Email,
+    pub display_name: String,
+    pub state: UserState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Requester {
+    /// An automation token; `token_id` is the token's public id, never its secret.
+    Integration { name: String, token_id: String },
+    SlackUser {
+        slack_user_id: SlackUserId,
+        name: String,
+    },
+}
+
+impl Requester {
+    /// How the ledger names this requester (`integration:<name>`, `slack:<id>`).
+    pub fn actor(&self) -> String {
+        match self {
+            Requester::Integration { name, .. } => format!("integration:{name}"),
+            Requester::SlackUser { slack_user_id, .. } => format!("slack:{slack_user_id}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub platform: String,
+    #[serde(default)]
+    pub alert_id: Option<String>,
+    #[serde(default)]
+    pub alert_url: Option<String>,
+    #[serde(default)]
+    pub rule: Option<String>,
+    #[serde(default)]
+    pub confidence: Option<Confidence>,
+    #[serde(default)]
+    pub severity: Option<String>,
+}
+
+/// A further report about the same user and action, folded into a pending proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub source: Source,
+    pub reason: Reason,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub slack_user_id: SlackUserId,
+    pub name: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denial {
+    pub slack_user_id: SlackUserId,
+    pub name: String,
+    pub reason: Reason,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Suspended,
+    Reactivated,
+    AlreadySuspended,
+    AlreadyActive,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Suspended => "suspended",
+            Outcome::Reactivated => "reactivated",
+            Outcome::AlreadySuspended => "already_suspended",
+            Outcome::AlreadyActive => "already_active",
+        }
+    }
+
+    /// What executing `action` means when 1Password already shows `state` before we act.
+    pub fn already(action: Action, state: UserState) -> Option<Outcome> {
+        match (action, state) {
+            (Action::Suspend, UserState::Suspended) => Some(Outcome::AlreadySuspended),
+            (Action::Restore, UserState::Active) => Some(Outcome::AlreadyActive),
+            _ => None,
+        }
+    }
+
+    pub fn done(action: Action) -> Outcome {
+        match action {
+            Action::Suspend => Outcome::Suspended,
+            Action::Restore => Outcome::Reactivated,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Execution {
+    pub attempts: u32,
+    pub outcome: Option<Outcome>,
+    pub last_error: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlackRef {
+    pub channel: String,
+    pub ts: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub id: ProposalId,
+    pub action: Action,
+    pub status: Status,
+    pub target: Target,
+    pub reason: Reason,
+    pub requester: Requester,
+    pub source: Source,
+    pub evidence: Vec<Evidence>,
+    pub approvals_required: u32,
+    pub approvals: Vec<Approval>,
+    pub denial: Option<Denial>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub callback_url: Option<String>,
+    pub execution: Execution,
+    pub slack: Option<SlackRef>,
+}
+
+/// A Slack user asking to approve or deny, as the adapter resolved them: `is_approver` is the
+/// policy's answer at click time, `email` their profile email (None when Slack shows none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decider {
+    pub slack_user_id: SlackUserId,
+    pub name: String,
+    pub email: Option<Email>,
+    pub is_approver: bool,
+}
+
+/// What an accepted approval did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vote {
+    /// Counted; more approvals are needed.
+    Counted { count: u32, required: u32 },
+    /// Counted, and the proposal is now approved.
+    Approved,
+}
+
+/// Why a transition was refused. The text is shown to the person who asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("You are not an approver for countersign, so you cannot decide on this proposal.")]
+    NotAnApprover,
+    #[error("Your Slack profile shows no email, so countersign cannot check that this is not your own account. Refused.")]
+    NoEmail,
+    #[error("You cannot decide about your own account.")]
+    IsTarget,
+    #[error("You requested this restore; a restore needs two approvers other than its requester.")]
+    IsRequester,
+    #[error("You have already approved this proposal; one person counts once.")]
+    AlreadyApproved,
+    #[error("This proposal is already {0}; nothing was changed.")]
+    NotPending(Status),
+    #[error("This proposal expired at {0}; nothing was changed.")]
+    Expired(DateTime<Utc>),
+    #[error("Only the requester of a proposal can cancel it.")]
+    NotRequester,
+    #[error("Only a failed execution can be retried; this proposal is {0}.")]
+    NotFailed(Status),
+    #[error("This proposal is {0}, not ready to execute.")]
+    NotExecutable(Status),
+}
+
+impl Proposal {
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Checks that `decider` may approve or deny this proposal now (DESIGN §2 table).
+    pub fn check_decider(&self, decider: &Decider, now: DateTime<Utc>) -> Result<(), Refusal> {
+        if self.status != Status::Pending {
+            return Err(Refusal::NotPending(self.status));
+        }
+        if self.is_expired(now) {
+            return Err(Refusal::Expired(self.expires_at));
+        }
+        if !decider.is_approver {
+            return Err(Refusal::NotAnApprover);
+        }
+        // Fail closed: without an email we cannot tell whether this is the target.
+        let Some(email) = &decider.email else {
+            return Err(Refusal::NoEmail);
+        };
+        if *email == self.target.email {
+            return Err(Refusal::IsTarget);
+        }
+        Ok(())
+    }
+
+    pub fn approve(&mut self, decider: &Decider, now: DateTime<Utc>) -> Result<Vote, Refusal> {
+        self.check_decider(decider, now)?;
+        if self.action == Action::Restore && self.is_requested_by(&decider.slack_user_id) {
+            return Err(Refusal::IsRequester);
+        }
+        if self
+            .approvals
+            .iter()
+            .any(|a| a.slack_user_id == decider.slack_user_id)
+        {
+            return Err(Refusal::AlreadyApproved);
+        }
+        self.approvals.push(Approval {
+            slack_user_id: decider.slack_user_id.clone(),
+            name: decider.name.clone(),
+            at: now,
+        });
+        let count = self.approvals.len() as u32;
+        if count >= self.approvals_required {
+            self.status = Status::Approved;
+            Ok(Vote::Approved)
+        } else {
+            Ok(Vote::Counted {
+                count,
+                required: self.approvals_required,
+            })
+        }
+    }
+
+    /// A denial is a veto: one approver ends the proposal.
+    pub fn deny(
+        &mut self,
+        decider: &Decider,
+        reason: Reason,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
+        self.check_decider(decider, now)?;
+        self.denial = Some(Denial {
+            slack_user_id: decider.slack_user_id.clone(),
+            name: decider.name.clone(),
+            reason,
+            at: now,
+        });
+        self.status = Status::Denied;
+        Ok(())
+    }
+
+    pub fn expire(&mut self, now: DateTime<Utc>) -> Result<(), Refusal> {
+        if self.status != Status::Pending {
+            return Err(Refusal::NotPending(self.status));
+        }
+        if !self.is_expired(now) {
+            return Err(Refusal::NotPending(self.status));
+        }
+        self.status = Status::Expired;
+        Ok(())
+    }
+
+    pub fn cancel(&mut self, by: &Requester) -> Result<(), Refusal> {
+        if !self.same_requester(by) {
+            return Err(Refusal::NotRequester);
+        }
+        if self.status != Status::Pending {
+            return Err(Refusal::NotPending(self.status));
+        }
+        self.status = Status::Cancelled;
+        Ok(())
+    }
+
+    /// The worker claims an approved (or retried) proposal for execution.
+    pub fn start_execution(&mut self) -> Result<(), Refusal> {
+        if self.status != Status::Approved {
+            return Err(Refusal::NotExecutable(self.status));
+        }
+        self.status = Status::Executing;
+        self.execution.attempts += 1;
+        Ok(())
+    }
+
+    pub fn finish_execution(&mut self, outcome: Outcome, state: UserState, now: DateTime<Utc>) {
+        self.status = Status::Executed;
+        self.target.state = state;
+        self.execution.outcome = Some(outcome);
+        self.execution.last_error = None;
+        self.execution.at = Some(now);
+    }
+
+    pub fn fail_execution(&mut self, error: String, now: DateTime<Utc>) {
+        self.status = Status::Failed;
+        self.execution.last_error = Some(error);
+        self.execution.at = Some(now);
+    }
+
+    /// An approver asks to run a failed execution again; no new approvals are needed.
+    pub fn retry(&mut self, decider: &Decider) -> Result<(), Refusal> {
+        if self.status != Status::Failed {
+            return Err(Refusal::NotFailed(self.status));
+        }
+        if !decider.is_approver {
+            return Err(Refusal::NotAnApprover);
+        }
+        self.status = Status::Approved;
+        Ok(())
+    }
+
+    pub fn is_requested_by(&self, user: &SlackUserId) -> bool {
+        matches!(&self.requester, Requester::SlackUser { slack_user_id, .. } if slack_user_id == user)
+    }
+
+    fn same_requester(&self, other: &Requester) -> bool {
+        match (&self.requester, other) {
+            (
+                Requester::Integration { token_id: a, .. },
+                Requester::Integration { token_id: b, .. },
+            ) => a == b,
+            (
+                Requester::SlackUser {
+                    slack_user_id: a, ..
+                },
+                Requester::SlackUser {
+                    slack_user_id: b, ..
+                },
+            ) => a == b,
+            _ => false,
+        }
+    }
+
+    pub fn approvals_count(&self) -> u32 {
+        self.approvals.len() as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+            + Duration::minutes(minutes)
+    }
+
+    fn proposal(action: Action, required: u32) -> Proposal {
+        Proposal {
+            id: ProposalId::new(),
+            action,
+            status: Status::Pending,
+            target: Target {
+                id: OnePasswordUserId::parse("IR7VJHJ36JHINBEFLLQ4FJOAHE").unwrap(),
+                email: Email::parse("alice@example.com").unwrap(),
+                display_name: "Alice".into(),
+                state: UserState::Active,
+            },
+            reason: Reason::parse("impossible travel then vault export").unwrap(),
+            requester: Requester::SlackUser {
+                slack_user_id: SlackUserId::parse("U0REQ").unwrap(),
+                name: "Rita".into(),
+            },
+            source: Source {
+                platform: "tines".into(),
+                ..Source::default()
+            },
+            evidence: vec![],
+            approvals_required: required,
+            approvals: vec![],
+            denial: None,
+            created_at: at(0),
+            expires_at: at(30),
+            callback_url: None,
+            execution: Execution::default(),
+            slack: None,
+        }
+    }
+
+    fn approver(id: &str, email: &str) -> Decider {
+        Decider {
+            slack_user_id: SlackUserId::parse(id).unwrap(),
+            name: id.into(),
+            email: Some(Email::parse(email).unwrap()),
+            is_approver: true,
+        }
+    }
+
+    #[test]
+    fn one_approval_approves_a_suspend() {
+        let mut p = proposal(Action::Suspend, 1);
+        assert_eq!(
+            p.approve(&approver("U0BOB", "bob@example.com"), at(1)),
+            Ok(Vote::Approved)
+        );
+        assert_eq!(p.status, Status::Approved);
+    }
+
+    #[test]
+    fn a_restore_stays_pending_after_its_first_approval() {
+        let mut p = proposal(Action::Restore, 2);
+        let vote = p.approve(&approver("U0BOB", "bob@example.com"), at(1));
+        assert_eq!(
+            vote,
+            Ok(Vote::Counted {
+                count: 1,
+                required: 2
+            })
+        );
+        assert_eq!(p.status, Status::Pending);
+        assert_eq!(
+            p.approve(&approver("U0CAT", "cat@example.com"), at(2)),
+            Ok(Vote::Approved)
+        );
+    }
+
+    #[test]
+    fn the_same_person_counts_once() {
+        let mut p = proposal(Action::Restore, 2);
+        let bob = approver("U0BOB", "bob@example.com");
+        p.approve(&bob, at(1)).unwrap();
+        assert_eq!(p.approve(&bob, at(2)), Err(Refusal::AlreadyApproved));
+        assert_eq!(p.approvals.len(), 1);
+    }
+
+    #[test]
+    fn the_target_cannot_approve_or_deny() {
+        let mut p = proposal(Action::Suspend, 1);
+        let alice = approver("U0ALI", "ALICE@example.com");
+        assert_eq!(p.approve(&alice, at(1)), Err(Refusal::IsTarget));
+        let reason = Reason::parse("this is not me at all").unwrap();
+        assert_eq!(p.deny(&alice, reason, at(1)), Err(Refusal::IsTarget));
+        assert_eq!(p.status, Status::Pending);
+    }
+
+    #[test]
+    fn a_decider_without_an_email_is_refused() {
+        let mut p = proposal(Action::Suspend, 1);
+        let mut bob = approver("U0BOB", "bob@example.com");
+        bob.email = None;
+        assert_eq!(p.approve(&bob, at(1)), Err(Refusal::NoEmail));
+    }
+
+    #[test]
+    fn a_non_approver_is_refused() {
+        let mut p = proposal(Action::Suspend, 1);
+        let mut eve = approver("U0EVE", "eve@example.com");
+        eve.is_approver = false;
+        assert_eq!(p.approve(&eve, at(1)), Err(Refusal::NotAnApprover));
+        assert!(p.approvals.is_empty());
+    }
+
+    #[test]
+    fn the_requester_of_a_restore_never_counts() {
+        let mut p = proposal(Action::Restore, 2);
+        assert_eq!(
+            p.approve(&approver("U0REQ", "rita@example.com"), at(1)),
+            Err(Refusal::IsRequester)
+        );
+    }
+
+    #[test]
+    fn a_denial_is_a_veto() {
+        let mut p = proposal(Action::Restore, 2);
+        p.approve(&approver("U0BOB", "bob@example.com"), at(1))
+            .unwrap();
+        let reason = Reason::parse("the laptop is still missing").unwrap();
+        p.deny(&approver("U0CAT", "cat@example.com"), reason, at(2))
+            .unwrap();
+        assert_eq!(p.status, Status::Denied);
+        let late = p.approve(&approver("U0DAN", "dan@example.com"), at(3));
+        assert_eq!(late, Err(Refusal::NotPending(Status::Denied)));
+    }
+
+    #[test]
+    fn an_expired_proposal_cannot_be_approved() {
+        let mut p = proposal(Action::Suspend, 1);
+        let vote = p.approve(&approver("U0BOB", "bob@example.com"), at(30));
+        assert_eq!(vote, Err(Refusal::Expired(at(30))));
+        p.expire(at(30)).unwrap();
+        assert_eq!(p.status, Status::Expired);
+    }
+
+    #[test]
+    fn only_the_requester_can_cancel() {
+        let mut p = proposal(Action::Suspend, 1);
+        let other = Requester::Integration {
+            name: "tines".into(),
+            token_id: "t1".into(),
+        };
+        assert_eq!(p.cancel(&other), Err(Refusal::NotRequester));
+        p.cancel(&p.requester.clone()).unwrap();
+        assert_eq!(p.status, Status::Cancelled);
+    }
+
+    #[test]
+    fn execution_runs_only_once_approved() {
+        let mut p = proposal(Action::Suspend, 1);
+        assert_eq!(
+            p.start_execution(),
+            Err(Refusal::NotExecutable(Status::Pending))
+        );
+        p.approve(&approver("U0BOB", "bob@example.com"), at(1))
+            .unwrap();
+        p.start_execution().unwrap();
+        assert_eq!(p.execution.attempts, 1);
+        assert_eq!(
+            p.start_execution(),
+            Err(Refusal::NotExecutable(Status::Executing))
+        );
+    }
+
+    #[test]
+    fn a_failed_execution_can_be_retried_by_an_approver() {
+        let mut p = proposal(Action::Suspend, 1);
+        p.approve(&approver("U0BOB", "bob@example.com"), at(1))
+            .unwrap();
+        p.start_execution().unwrap();
+        p.fail_execution("403 no_owner_remain".into(), at(2));
+        p.retry(&approver("U0CAT", "cat@example.com")).unwrap();
+        assert_eq!(p.status, Status::Approved);
+    }
+}

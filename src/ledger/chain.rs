@@ -1,0 +1,235 @@
+//! The hash chain over `ledger_events` (DESIGN §6):
+//! `hash = hex(sha256(prev_hash + "\n" + JCS({seq, proposal_id, at, kind, actor, payload})))`.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of the first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One event as its columns hold it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub proposal_id: Option<String>,
+    pub at: String,
+    pub kind: String,
+    pub actor: String,
+    pub payload: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+pub fn event_hash(
+    prev_hash: &str,
+    seq: i64,
+    proposal_id: Option<&str>,
+    at: &str,
+    kind: &str,
+    actor: &str,
+    payload: &Value,
+) -> String {
+    let body = json!({
+        "seq": seq, "proposal_id": proposal_id, "at": at,
+        "kind": kind, "actor": actor, "payload": payload,
+    });
+    let mut digest = Sha256::new();
+    digest.update(prev_hash.as_bytes());
+    digest.update(b"\n");
+    digest.update(canonical_json(&body).as_bytes());
+    hex::encode(digest.finalize())
+}
+
+/// RFC 8785 (JCS) for the values the ledger holds: object keys sorted by UTF-16 code units,
+/// no insignificant white space, strings escaped as ECMAScript does. Payloads carry no floats,
+/// so numbers are integers and serialize as such.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+            out.push('{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        // serde_json writes strings, integers, booleans and null exactly as JCS does.
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// Where and why the chain stops holding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ledger broken at seq {seq}: {why}")]
+pub struct ChainBreak {
+    pub seq: i64,
+    pub why: String,
+}
+
+/// What a verification walked over.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChainHead {
+    pub events: u64,
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// Walks events in `seq` order and checks that each links to the one before and that its
+/// hash still matches its columns.
+pub struct Verifier {
+    head: ChainHead,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self {
+            head: ChainHead {
+                events: 0,
+                seq: 0,
+                hash: GENESIS.to_owned(),
+            },
+        }
+    }
+}
+
+impl Verifier {
+    pub fn check(&mut self, event: &StoredEvent) -> Result<(), ChainBreak> {
+        let expected_seq = self.head.seq + 1;
+        if event.seq != expected_seq {
+            return Err(ChainBreak {
+                seq: expected_seq,
+                why: format!(
+                    "event {expected_seq} is missing (next present is {}): deleted or reordered",
+                    event.seq
+                ),
+            });
+        }
+        if event.prev_hash != self.head.hash {
+            return Err(ChainBreak {
+                seq: event.seq,
+                why: "prev_hash does not match the hash of the event before it: events were removed or reordered".into(),
+            });
+        }
+        let recomputed = event_hash(
+            &event.prev_hash,
+            event.seq,
+            event.proposal_id.as_deref(),
+            &event.at,
+            &event.kind,
+            &event.actor,
+            &event.payload,
+        );
+        if recomputed != event.hash {
+            return Err(ChainBreak {
+                seq: event.seq,
+                why: "its columns no longer match its hash: the row was edited".into(),
+            });
+        }
+        self.head = ChainHead {
+            events: self.head.events + 1,
+            seq: event.seq,
+            hash: event.hash.clone(),
+        };
+        Ok(())
+    }
+
+    pub fn finish(self) -> ChainHead {
+        self.head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_and_drops_white_space() {
+        let value = json!({"b": 1, "a": {"d": [true, null], "c": "x\ny"}});
+        assert_eq!(
+            canonical_json(&value),
+            r#"{"a":{"c":"x\ny","d":[true,null]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn canonical_json_orders_keys_by_utf16_code_units() {
+        // U+1F600 is D83D DE00 in UTF-16, which sorts before U+FB01 although its UTF-8 is larger.
+        let value = json!({"\u{fb01}": 1, "\u{1f600}": 2});
+        assert_eq!(canonical_json(&value), "{\"\u{1f600}\":2,\"\u{fb01}\":1}");
+    }
+
+    fn chain(n: i64) -> Vec<StoredEvent> {
+        let mut prev = GENESIS.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let payload = json!({"n": seq});
+                let at = format!("2026-11-25T12:00:{seq:02}.000000Z");
+                let hash = event_hash(&prev, seq, None, &at, "test", "system", &payload);
+                let event = StoredEvent {
+                    seq,
+                    proposal_id: None,
+                    at,
+                    kind: "test".into(),
+                    actor: "system".into(),
+                    payload,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                };
+                prev = hash;
+                event
+            })
+            .collect()
+    }
+
+    fn verify(events: &[StoredEvent]) -> Result<ChainHead, ChainBreak> {
+        let mut verifier = Verifier::default();
+        events.iter().try_for_each(|e| verifier.check(e))?;
+        Ok(verifier.finish())
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let events = chain(3);
+        let head = verify(&events).unwrap();
+        assert_eq!((head.events, head.seq), (3, 3));
+        assert_eq!(head.hash, events[2].hash);
+    }
+
+    #[test]
+    fn an_edited_payload_is_named() {
+        let mut events = chain(3);
+        events[1].payload = json!({"n": 99});
+        assert_eq!(verify(&events).unwrap_err().seq, 2);
+    }
+
+    #[test]
+    fn a_deleted_event_is_named() {
+        let mut events = chain(3);
+        events.remove(1);
+        let err = verify(&events).unwrap_err();
+        assert_eq!(err.seq, 2);
+        assert!(err.why.contains("missing"));
+    }
+}

@@ -1,0 +1,89 @@
+//! The approvals ledger in SQLite: current proposal state, the append-only hash-chained event
+//! log, API tokens and the outbox. Every write goes through [`Tx`], one `BEGIN IMMEDIATE`
+//! transaction on the single writer connection, so the chain head is read and extended
+//! atomically and a transition's event, state and follow-up jobs commit together or not at all.
+
+pub mod chain;
+mod events;
+mod outbox;
+mod proposals;
+mod tokens;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
+
+pub use events::EventKind;
+pub use outbox::{ClaimedJob, Job, Lane};
+pub use proposals::ProposalQuery;
+pub use tokens::{ApiToken, Scope};
+
+pub type Result<T> = std::result::Result<T, sqlx::Error>;
+
+/// The ledger's one spelling of a time: RFC 3339 UTC with microseconds and `Z`, which also
+/// sorts correctly as text.
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+#[derive(Clone)]
+pub struct Ledger {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl Ledger {
+    pub async fn connect(database_url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(database_url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_lazy_with(options.read_only(true));
+        Ok(Self { writer, reader })
+    }
+
+    pub async fn migrate(&self) -> std::result::Result<(), sqlx::migrate::MigrateError> {
+        sqlx::migrate!("./migrations").run(&self.writer).await
+    }
+
+    /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up front, so two
+    /// processes on one database serialize instead of failing on a lock upgrade.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(Tx {
+            inner: self.writer.begin_with("BEGIN IMMEDIATE").await?,
+        })
+    }
+
+    /// Whether the database answers a write; used by readiness.
+    pub async fn ping(&self) -> Result<()> {
+        let tx = self.begin().await?;
+        tx.inner.rollback().await
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+/// One write transaction. Dropping it without [`Tx::commit`] rolls everything back.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, Sqlite>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        self.inner.commit().await
+    }
+}

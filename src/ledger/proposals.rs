@@ -1,0 +1,154 @@
+//! Proposal state: one row per proposal holding its document, plus the approvals table whose
+//! primary key makes a second vote by the same person impossible at the database level.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{timestamp, Ledger, Result, Tx};
+use crate::domain::{
+    Action, Approval, Email, OnePasswordUserId, Proposal, ProposalId, Requester, Status,
+};
+
+/// Filters for listing proposals, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ProposalQuery {
+    pub status: Option<Status>,
+    pub action: Option<Action>,
+    /// Only proposals older than this one (the previous page's last id).
+    pub before: Option<ProposalId>,
+    pub limit: u32,
+}
+
+fn decode(document: &str) -> Result<Proposal> {
+    serde_json::from_str(document).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn encode(proposal: &Proposal) -> String {
+    serde_json::to_string(proposal).expect("a proposal always serializes")
+}
+
+fn token_id(proposal: &Proposal) -> Option<&str> {
+    match &proposal.requester {
+        Requester::Integration { token_id, .. } => Some(token_id),
+        Requester::SlackUser { .. } => None,
+    }
+}
+
+impl Tx {
+    pub async fn insert_proposal(&mut self, proposal: &Proposal, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO proposals (id, action, status, target_user_id, requester_token_id,
+                 created_at, expires_at, slack_channel, slack_ts, document, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(proposal.id.to_string())
+        .bind(proposal.action.as_str())
+        .bind(proposal.status.as_str())
+        .bind(proposal.target.id.as_str())
+        .bind(token_id(proposal))
+        .bind(timestamp(proposal.created_at))
+        .bind(timestamp(proposal.expires_at))
+        .bind(proposal.slack.as_ref().map(|s| s.channel.as_str()))
+        .bind(proposal.slack.as_ref().map(|s| s.ts.as_str()))
+        .bind(encode(proposal))
+        .bind(timestamp(now))
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes the proposal's new state. The caller read it in this same transaction.
+    pub async fn save_proposal(&mut self, proposal: &Proposal, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE proposals SET status = ?, slack_channel = ?, slack_ts = ?, expires_at = ?,
+                 document = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(proposal.status.as_str())
+        .bind(proposal.slack.as_ref().map(|s| s.channel.as_str()))
+        .bind(proposal.slack.as_ref().map(|s| s.ts.as_str()))
+        .bind(timestamp(proposal.expires_at))
+        .bind(encode(proposal))
+        .bind(timestamp(now))
+        .bind(proposal.id.to_string())
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_approval(
+        &mut self,
+        id: ProposalId,
+        approval: &Approval,
+        email: Option<&Email>,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO approvals (proposal_id, slack_user_id, name, email, at) VALUES (?, ?, ?, ?, ?)")
+            .bind(id.to_string())
+            .bind(approval.slack_user_id.as_str())
+            .bind(&approval.name)
+            .bind(email.map(Email::as_str))
+            .bind(timestamp(approval.at))
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Reads a proposal inside the write transaction, so what the caller decides from it
+    /// cannot be overtaken by another writer.
+    pub async fn proposal(&mut self, id: ProposalId) -> Result<Option<Proposal>> {
+        let row = sqlx::query("SELECT document FROM proposals WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        row.map(|r| decode(r.get("document"))).transpose()
+    }
+
+    /// The pending proposal for this user and action, if there is one.
+    pub async fn pending_for(&mut self, user: &OnePasswordUserId) -> Result<Option<Proposal>> {
+        let row = sqlx::query(
+            "SELECT document FROM proposals WHERE target_user_id = ? AND status = 'pending'
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(user.as_str())
+        .fetch_optional(&mut *self.inner)
+        .await?;
+        row.map(|r| decode(r.get("document"))).transpose()
+    }
+}
+
+impl Ledger {
+    pub async fn proposal(&self, id: ProposalId) -> Result<Option<Proposal>> {
+        let row = sqlx::query("SELECT document FROM proposals WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|r| decode(r.get("document"))).transpose()
+    }
+
+    pub async fn proposals(&self, query: &ProposalQuery) -> Result<Vec<Proposal>> {
+        let rows = sqlx::query(
+            "SELECT document FROM proposals
+             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR id < ?3)
+             ORDER BY id DESC LIMIT ?4",
+        )
+        .bind(query.status.map(Status::as_str))
+        .bind(query.action.map(Action::as_str))
+        .bind(query.before.map(|id| id.to_string()))
+        .bind(query.limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(|r| decode(r.get("document"))).collect()
+    }
+
+    /// Ids of pending proposals whose time ran out by `now`.
+    pub async fn expired_pending(&self, now: DateTime<Utc>) -> Result<Vec<ProposalId>> {
+        let rows =
+            sqlx::query("SELECT id FROM proposals WHERE status = 'pending' AND expires_at <= ?")
+                .bind(timestamp(now))
+                .fetch_all(&self.reader)
+                .await?;
+        rows.iter()
+            .map(|r| ProposalId::parse(r.get("id")).map_err(|e| sqlx::Error::Decode(e.into())))
+            .collect()
+    }
+}

@@ -1,0 +1,383 @@
+//! The approval card, rendered from a proposal by one pure function: every change to a
+//! proposal re-renders the whole card, so what Slack shows can never drift from the ledger.
+
+use slack_morphism::prelude::*;
+
+use crate::domain::{Action, Outcome, Proposal, Requester, Status, UserState};
+
+/// The `action_id`s of the card's buttons; each button's `value` is the proposal id.
+pub const APPROVE: &str = "approve";
+pub const DENY: &str = "deny";
+pub const RETRY: &str = "retry";
+
+/// A rendered card: the notification text and the blocks.
+#[derive(Debug, Clone)]
+pub struct Card {
+    pub text: String,
+    pub blocks: Vec<SlackBlock>,
+}
+
+/// Escapes caller-supplied text for mrkdwn, so it cannot mention `@channel` or hide a link.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn verb(action: Action) -> &'static str {
+    match action {
+        Action::Suspend => "Suspend",
+        Action::Restore => "Restore",
+    }
+}
+
+fn state_name(state: UserState) -> &'static str {
+    match state {
+        UserState::Active => "ACTIVE",
+        UserState::Suspended => "SUSPENDED",
+        UserState::StateUnspecified => "STATE_UNSPECIFIED",
+    }
+}
+
+/// Slack renders this in the reader's time zone; the fallback is UTC.
+fn slack_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "<!date^{}^{{date_short_pretty}} {{time}}|{}>",
+        at.timestamp(),
+        at.format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+fn requester(proposal: &Proposal) -> String {
+    match &proposal.requester {
+        Requester::Integration { name, .. } => format!("automation `{}`", escape(name)),
+        Requester::SlackUser { slack_user_id, .. } => format!("<@{slack_user_id}>"),
+    }
+}
+
+fn source(proposal: &Proposal) -> String {
+    let s = &proposal.source;
+    let mut parts = vec![escape(&s.platform)];
+    if let Some(rule) = &s.rule {
+        parts.push(format!("rule `{}`", escape(rule)));
+    }
+    if let Some(confidence) = s.confidence {
+        parts.push(format!("{confidence:?} confidence").to_lowercase());
+    }
+    if let Some(severity) = &s.severity {
+        parts.push(format!("severity {}", escape(severity)));
+    }
+    match (&s.alert_url, &s.alert_id) {
+        (Some(url), id) => parts.push(format!(
+            "<{}|{}>",
+            escape(url),
+            escape(id.as_deref().unwrap_or("alert"))
+        )),
+        (None, Some(id)) => parts.push(format!("alert {}", escape(id))),
+        (None, None) => {}
+    }
+    parts.join(" · ")
+}
+
+fn plural(n: u32, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// "1 of 2 approvals — needs a second approver".
+pub fn tally(proposal: &Proposal) -> String {
+    let count = proposal.approvals_count();
+    let required = proposal.approvals_required;
+    let need = required.saturating_sub(count);
+    let needs = match (count, need) {
+        (_, 0) => "complete".to_owned(),
+        (0, n) => format!("needs {}", plural(n, "approver")),
+        (1, 1) => "needs a second approver".to_owned(),
+        (_, n) => format!("needs {} more", plural(n, "approver")),
+    };
+    format!("{count} of {} — {needs}", plural(required, "approval"))
+}
+
+fn approvers(proposal: &Proposal) -> String {
+    proposal
+        .approvals
+        .iter()
+        .map(|a| format!("<@{}>", a.slack_user_id))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn outcome_text(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Suspended => "suspended in 1Password",
+        Outcome::Reactivated => "reactivated in 1Password",
+        Outcome::AlreadySuspended => "was already suspended; no change made",
+        Outcome::AlreadyActive => "was already active; no change made",
+    }
+}
+
+/// One line saying where the proposal stands.
+fn status_line(p: &Proposal) -> String {
+    let by = approvers(p);
+    match p.status {
+        Status::Pending => {
+            let mut line = format!(":hourglass_flowing_sand: *{}*", tally(p));
+            if !by.is_empty() {
+                line.push_str(&format!(" · approved by {by}"));
+            }
+            line.push_str(&format!(" · expires {}", slack_time(p.expires_at)));
+            line
+        }
+        Status::Approved => format!(":white_check_mark: *Approved* by {by}; executing shortly"),
+        Status::Executing => format!(":gear: *Executing* in 1Password (approved by {by})"),
+        Status::Executed => {
+            let outcome = p.execution.outcome.map(outcome_text).unwrap_or("done");
+            let at = p.execution.at.map(slack_time).unwrap_or_default();
+            format!(
+                ":white_check_mark: *Executed*: {} {outcome} · 1Password shows {} · {at} · approved by {by}",
+                escape(&p.target.display_name),
+                state_name(p.target.state)
+            )
+        }
+        Status::Failed => format!(
+            ":warning: *Failed*: {} (attempt {}) · an approver may retry",
+            escape(p.execution.last_error.as_deref().unwrap_or("unknown error")),
+            p.execution.attempts
+        ),
+        Status::Denied => match &p.denial {
+            Some(d) => format!(
+                ":no_entry: *Denied* by <@{}> {}: {}",
+                d.slack_user_id,
+                slack_time(d.at),
+                escape(d.reason.as_str())
+            ),
+            None => ":no_entry: *Denied*".to_owned(),
+        },
+        Status::Expired => format!(
+            ":alarm_clock: *Expired* {} with {}",
+            slack_time(p.expires_at),
+            tally(p)
+        ),
+        Status::Cancelled => format!(
+            ":heavy_minus_sign: *Cancelled* by its requester, {}",
+            requester(p)
+        ),
+    }
+}
+
+fn button(action_id: &str, label: &str, proposal: &Proposal) -> SlackBlockButtonElement {
+    SlackBlockButtonElement::new(pt!(label))
+        .with_action_id(SlackActionId(action_id.to_owned()))
+        .with_value(proposal.id.to_string())
+}
+
+fn buttons(p: &Proposal) -> Option<SlackBlock> {
+    let elements: Vec<SlackActionBlockElement> = match p.status {
+        Status::Pending => {
+            let mut approve =
+                button(APPROVE, "Approve", p).with_style(SlackBlockButtonStyle::Primary);
+            if p.action == Action::Restore {
+                // Re-granting access deserves a second look before the click counts.
+                approve = approve.with_confirm(SlackBlockConfirmItem::new(
+                    pt!("Approve this restore?"),
+                    md!(format!(
+                        "This gives *{}* ({}) their 1Password access back once a second approver agrees.",
+                        escape(&p.target.display_name),
+                        escape(p.target.email.as_str())
+                    )),
+                    pt!("Approve restore"),
+                    pt!("Cancel"),
+                ));
+            }
+            vec![
+                approve.into(),
+                button(DENY, "Deny", p)
+                    .with_style(SlackBlockButtonStyle::Danger)
+                    .into(),
+            ]
+        }
+        Status::Failed => vec![button(RETRY, "Retry", p)
+            .with_style(SlackBlockButtonStyle::Primary)
+            .into()],
+        _ => return None,
+    };
+    Some(
+        SlackActionsBlock::new(elements)
+            .with_block_id(SlackBlockId("decision".into()))
+            .into(),
+    )
+}
+
+pub fn render(p: &Proposal) -> Card {
+    let title = format!(
+        "{} {} ({})",
+        verb(p.action),
+        p.target.display_name,
+        p.target.email
+    );
+    let fields = vec![
+        md!(format!("*1Password state*\n{}", state_name(p.target.state))),
+        md!(format!("*Requested by*\n{}", requester(p))),
+        md!(format!("*Source*\n{}", source(p))),
+        md!(format!("*Approvals*\n{}", tally(p))),
+    ];
+    let mut blocks: Vec<SlackBlock> = vec![
+        SlackHeaderBlock::new(pt!(truncate(&title, 150))).into(),
+        SlackSectionBlock::new().with_fields(fields).into(),
+        SlackSectionBlock::new()
+            .with_text(md!(format!("*Reason*\n{}", escape(p.reason.as_str()))))
+            .into(),
+    ];
+    if !p.evidence.is_empty() {
+        blocks.push(
+            SlackContextBlock::new(vec![context(format!(
+                "+{} further report(s) folded in; see the thread",
+                p.evidence.len()
+            ))])
+            .into(),
+        );
+    }
+    blocks.push(
+        SlackSectionBlock::new()
+            .with_text(md!(status_line(p)))
+            .into(),
+    );
+    blocks.extend(buttons(p));
+    blocks.push(SlackContextBlock::new(vec![context(format!("proposal `{}`", p.id))]).into());
+    let text = format!("{title}: {} ({})", p.status, tally(p));
+    Card { text, blocks }
+}
+
+fn context(text: String) -> SlackContextBlockElement {
+    SlackContextBlockElement::MarkDown(SlackBlockMarkDownText::new(text))
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        text.chars()
+            .take(max - 1)
+            .chain(std::iter::once('…'))
+            .collect()
+    }
+}
+
+/// The thread reply announcing an execution's result.
+pub fn outcome_reply(p: &Proposal) -> String {
+    match (p.status, p.execution.outcome) {
+        (Status::Executed, Some(outcome)) => format!(
+            ":white_check_mark: {} ({}) {} · 1Password shows {}",
+            escape(&p.target.display_name),
+            escape(p.target.email.as_str()),
+            outcome_text(outcome),
+            state_name(p.target.state)
+        ),
+        _ => format!(
+            ":warning: Execution failed: {}",
+            escape(p.execution.last_error.as_deref().unwrap_or("unknown error"))
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        Approval, Email, Execution, OnePasswordUserId, ProposalId, Reason, SlackUserId, Source,
+        Target,
+    };
+
+    fn proposal(action: Action, required: u32) -> Proposal {
+        let now = chrono::Utc::now();
+        Proposal {
+            id: ProposalId::new(),
+            action,
+            status: Status::Pending,
+            target: Target {
+                id: OnePasswordUserId::parse("IR7VJHJ36JHINBEFLLQ4FJOAHE").unwrap(),
+                email: Email::parse("alice@example.com").unwrap(),
+                display_name: "Alice".into(),
+                state: UserState::Active,
+            },
+            reason: Reason::parse("<!channel> look at <https://evil.example|this>").unwrap(),
+            requester: Requester::Integration {
+                name: "tines".into(),
+                token_id: "tok_1".into(),
+            },
+            source: Source {
+                platform: "tines".into(),
+                ..Source::default()
+            },
+            evidence: vec![],
+            approvals_required: required,
+            approvals: vec![],
+            denial: None,
+            created_at: now,
+            expires_at: now,
+            callback_url: None,
+            execution: Execution::default(),
+            slack: None,
+        }
+    }
+
+    fn json(card: &Card) -> String {
+        serde_json::to_string(&card.blocks).unwrap()
+    }
+
+    #[test]
+    fn a_pending_card_has_approve_and_deny() {
+        let card = render(&proposal(Action::Suspend, 1));
+        let blocks = json(&card);
+        assert!(blocks.contains(r#""action_id":"approve""#));
+        assert!(blocks.contains(r#""action_id":"deny""#));
+        assert!(!blocks.contains(r#""confirm""#));
+    }
+
+    #[test]
+    fn a_restore_approval_asks_for_confirmation() {
+        let blocks = json(&render(&proposal(Action::Restore, 2)));
+        assert!(blocks.contains(r#""confirm""#));
+    }
+
+    #[test]
+    fn a_decided_card_has_no_buttons() {
+        let mut p = proposal(Action::Suspend, 1);
+        p.status = Status::Executed;
+        p.execution.outcome = Some(Outcome::Suspended);
+        let blocks = json(&render(&p));
+        assert!(!blocks.contains("action_id"));
+        assert!(blocks.contains("Executed"));
+    }
+
+    #[test]
+    fn a_failed_card_offers_retry_only() {
+        let mut p = proposal(Action::Suspend, 1);
+        p.status = Status::Failed;
+        let blocks = json(&render(&p));
+        assert!(blocks.contains(r#""action_id":"retry""#));
+        assert!(!blocks.contains(r#""action_id":"approve""#));
+    }
+
+    #[test]
+    fn caller_text_cannot_mention_or_link() {
+        let blocks = json(&render(&proposal(Action::Suspend, 1)));
+        assert!(!blocks.contains("<!channel>"));
+        assert!(blocks.contains("&lt;!channel&gt;"));
+    }
+
+    #[test]
+    fn the_tally_says_when_a_second_approver_is_needed() {
+        let mut p = proposal(Action::Restore, 2);
+        assert_eq!(tally(&p), "0 of 2 approvals — needs 2 approvers");
+        p.approvals.push(Approval {
+            slack_user_id: SlackUserId::parse("U0BOB").unwrap(),
+            name: "Bob".into(),
+            at: chrono::Utc::now(),
+        });
+        assert_eq!(tally(&p), "1 of 2 approvals — needs a second approver");
+    }
+}

@@ -1,0 +1,217 @@
+//! The Slack Web API calls countersign makes, through slack-morphism. Every call honours a
+//! 429's Retry-After a bounded number of times.
+
+use std::future::Future;
+use std::time::Duration;
+
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+
+use crate::domain::{Email, SlackUserId};
+
+type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
+
+/// Attempts per call when Slack answers 429.
+const RATE_LIMIT_TRIES: u32 = 4;
+/// Longest Retry-After we sleep through inside one call; longer ones go back to the caller.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Slack {method}: {message}")]
+pub struct SlackError {
+    pub method: &'static str,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+/// A person as Slack's profile shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackPerson {
+    pub name: String,
+    pub email: Option<Email>,
+}
+
+pub struct SlackWeb {
+    client: SlackClient<Connector>,
+    token: SlackApiToken,
+}
+
+impl SlackWeb {
+    /// `api_url` is Slack's Web API base without a trailing slash (`https://slack.com/api`).
+    pub fn new(api_url: &str, bot_token: &str) -> Self {
+        // Plain http is allowed so the sandbox and tests can point at a local stand-in.
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .unwrap_or_else(|_| {
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                    rustls::ClientConfig::builder()
+                        .with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth(),
+                )
+            })
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let connector = SlackClientHyperConnector::with_connector(https)
+            .with_slack_api_url(api_url.trim_end_matches('/'));
+        Self {
+            client: SlackClient::new(connector),
+            token: SlackApiToken::new(SlackApiTokenValue(bot_token.to_owned())),
+        }
+    }
+
+    async fn call<T, F, Fut>(&self, method: &'static str, call: F) -> Result<T, SlackError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, SlackClientError>>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(SlackClientError::RateLimitError(limit)) => {
+                    let wait = limit.retry_after.unwrap_or(Duration::from_secs(1));
+                    if tries >= RATE_LIMIT_TRIES || wait > MAX_INLINE_WAIT {
+                        return Err(SlackError {
+                            method,
+                            message: "rate limited".into(),
+                            retry_after: Some(wait),
+                        });
+                    }
+                    tracing::warn!(
+                        method,
+                        wait_ms = wait.as_millis() as u64,
+                        "Slack rate limit; waiting as asked"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Err(SlackClientError::ApiError(api)) => {
+                    return Err(SlackError {
+                        method,
+                        message: api.code,
+                        retry_after: None,
+                    })
+                }
+                Err(other) => {
+                    return Err(SlackError {
+                        method,
+                        message: other.to_string(),
+                        retry_after: None,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Posts a message and returns its `ts`.
+    pub async fn post_message(
+        &self,
+        channel: &str,
+        text: &str,
+        blocks: Vec<SlackBlock>,
+        thread_ts: Option<&str>,
+    ) -> Result<String, SlackError> {
+        let mut content = SlackMessageContent::new().with_text(text.to_owned());
+        if !blocks.is_empty() {
+            content = content.with_blocks(blocks);
+        }
+        let mut request =
+            SlackApiChatPostMessageRequest::new(SlackChannelId(channel.to_owned()), content);
+        if let Some(ts) = thread_ts {
+            request = request.with_thread_ts(SlackTs(ts.to_owned()));
+        }
+        let session = self.client.open_session(&self.token);
+        let response = self
+            .call("chat.postMessage", || session.chat_post_message(&request))
+            .await?;
+        Ok(response.ts.0)
+    }
+
+    pub async fn update_message(
+        &self,
+        channel: &str,
+        ts: &str,
+        text: &str,
+        blocks: Vec<SlackBlock>,
+    ) -> Result<(), SlackError> {
+        let content = SlackMessageContent::new()
+            .with_text(text.to_owned())
+            .with_blocks(blocks);
+        let request = SlackApiChatUpdateRequest::new(
+            SlackChannelId(channel.to_owned()),
+            content,
+            SlackTs(ts.to_owned()),
+        );
+        let session = self.client.open_session(&self.token);
+        self.call("chat.update", || session.chat_update(&request))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &SlackUserId,
+        text: &str,
+    ) -> Result<(), SlackError> {
+        let request = SlackApiChatPostEphemeralRequest::new(
+            SlackChannelId(channel.to_owned()),
+            slack_morphism::SlackUserId(user.to_string()),
+            SlackMessageContent::new().with_text(text.to_owned()),
+        );
+        let session = self.client.open_session(&self.token);
+        self.call("chat.postEphemeral", || {
+            session.chat_post_ephemeral(&request)
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn open_view(&self, trigger_id: &str, view: SlackView) -> Result<(), SlackError> {
+        let request = SlackApiViewsOpenRequest::new(SlackTriggerId(trigger_id.to_owned()), view);
+        let session = self.client.open_session(&self.token);
+        self.call("views.open", || session.views_open(&request))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn person(&self, user: &SlackUserId) -> Result<SlackPerson, SlackError> {
+        let request = SlackApiUsersInfoRequest::new(slack_morphism::SlackUserId(user.to_string()));
+        let session = self.client.open_session(&self.token);
+        let response = self
+            .call("users.info", || session.users_info(&request))
+            .await?;
+        let user = response.user;
+        let (profile_real, profile_display, profile_email) = match user.profile {
+            Some(p) => (p.real_name, p.display_name, p.email),
+            None => (None, None, None),
+        };
+        let name = [profile_real, profile_display, user.real_name, user.name]
+            .into_iter()
+            .flatten()
+            .find(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| user.id.0.clone());
+        // An email Slack shows but we cannot parse counts as none: fail closed.
+        let email = profile_email.and_then(|e| Email::parse(&e.0).ok());
+        Ok(SlackPerson { name, email })
+    }
+
+    pub async fn usergroup_members(&self, group: &str) -> Result<Vec<SlackUserId>, SlackError> {
+        let request = SlackApiUserGroupsUsersListRequest::new(SlackUserGroupId(group.to_owned()));
+        let session = self.client.open_session(&self.token);
+        let response = self
+            .call("usergroups.users.list", || {
+                session.usergroups_users_list(&request)
+            })
+            .await?;
+        Ok(response
+            .users
+            .into_iter()
+            .filter_map(|u| SlackUserId::parse(&u.0).ok())
+            .collect())
+    }
+}

@@ -1,0 +1,201 @@
+//! `POST /slack/interactions`: button clicks and the deny dialog. The signature is checked
+//! before anything is parsed; a decision is recorded before Slack gets its answer, and
+//! refusals reach the clicker as an ephemeral message.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::card::{APPROVE, DENY, RETRY};
+use super::modal::{deny_modal, DENY_CALLBACK, REASON_BLOCK, REASON_INPUT};
+use super::payload::{BlockActions, Interaction, ViewSubmission};
+use super::signature;
+use crate::decisions::{self, DecisionError};
+use crate::domain::{Decider, ProposalId, Reason, SlackUserId};
+use crate::state::AppState;
+
+/// Verifies a Slack request: signature, then workspace. Failures are 401 and nothing else.
+pub(super) fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), Response> {
+    if let Err(error) = signature::verify(&state.slack_settings.signing_secret, headers, body) {
+        tracing::warn!(%error, "refused a Slack request");
+        return Err((StatusCode::UNAUTHORIZED, "invalid Slack signature").into_response());
+    }
+    Ok(())
+}
+
+fn wrong_team(state: &AppState, team: Option<&str>) -> bool {
+    matches!((&state.slack_settings.team_id, team), (Some(expected), actual) if actual != Some(expected.as_str()))
+}
+
+pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refused) = authenticate(&state, &headers, &body) {
+        return refused;
+    }
+    let payload = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+        .ok()
+        .and_then(|fields| fields.into_iter().find(|(k, _)| k == "payload"))
+        .and_then(|(_, json)| serde_json::from_str::<Interaction>(&json).ok());
+    let Some(interaction) = payload else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected a form field `payload` with an interaction",
+        )
+            .into_response();
+    };
+    if wrong_team(&state, interaction.team_id()) {
+        tracing::warn!(
+            team = interaction.team_id(),
+            "refused a Slack request from another workspace"
+        );
+        return (
+            StatusCode::UNAUTHORIZED,
+            "this app serves another Slack workspace",
+        )
+            .into_response();
+    }
+    match interaction {
+        Interaction::BlockActions(actions) => block_actions(&state, actions).await,
+        Interaction::ViewSubmission(submission) => view_submission(&state, submission).await,
+        Interaction::Other => StatusCode::OK.into_response(),
+    }
+}
+
+/// Tells the clicker why nothing happened, without holding up Slack's answer.
+fn tell(state: &AppState, channel: Option<&str>, user: &SlackUserId, text: String) {
+    let Some(channel) = channel.map(str::to_owned) else {
+        return;
+    };
+    let (slack, user) = (state.slack.clone(), user.clone());
+    tokio::spawn(async move {
+        if let Err(error) = slack.post_ephemeral(&channel, &user, &text).await {
+            tracing::warn!(%error, "could not send an ephemeral answer");
+        }
+    });
+}
+
+fn explain(error: &DecisionError) -> String {
+    match error {
+        DecisionError::Refused(refusal) => refusal.to_string(),
+        DecisionError::NotFound => "countersign has no such proposal.".into(),
+        DecisionError::Storage(_) => {
+            "countersign could not record that; nothing was changed. Try again.".into()
+        }
+    }
+}
+
+async fn resolve_decider(state: &AppState, user: &SlackUserId) -> Result<Decider, String> {
+    state
+        .directory
+        .decider(&state.policy, user)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, user = %user, "could not read the clicker from Slack");
+            "countersign could not read your Slack profile, so it refused (fail closed). Try again."
+                .to_owned()
+        })
+}
+
+async fn block_actions(state: &AppState, event: BlockActions) -> Response {
+    let Some(action) = event.actions.first() else {
+        return StatusCode::OK.into_response();
+    };
+    let channel = event.channel_id();
+    let Ok(user) = SlackUserId::parse(&event.user.id) else {
+        return (StatusCode::BAD_REQUEST, "unknown Slack user id").into_response();
+    };
+    let Some(id) = action
+        .value
+        .as_deref()
+        .and_then(|v| ProposalId::parse(v).ok())
+    else {
+        tell(
+            state,
+            channel,
+            &user,
+            "That button carries no proposal id countersign knows.".into(),
+        );
+        return StatusCode::OK.into_response();
+    };
+    let decider = match resolve_decider(state, &user).await {
+        Ok(decider) => decider,
+        Err(message) => {
+            tell(state, channel, &user, message);
+            return StatusCode::OK.into_response();
+        }
+    };
+    let outcome = match action.action_id.as_str() {
+        APPROVE => decisions::approve(state, id, &decider).await.map(|_| ()),
+        RETRY => decisions::retry(state, id, &decider).await.map(|_| ()),
+        DENY => match decisions::may_decide(state, id, &decider).await {
+            Ok(proposal) => {
+                let trigger = event.trigger_id.as_deref().unwrap_or_default();
+                if let Err(error) = state.slack.open_view(trigger, deny_modal(&proposal)).await {
+                    tracing::warn!(proposal_id = %id, %error, "could not open the deny dialog");
+                    tell(
+                        state,
+                        channel,
+                        &user,
+                        "Slack did not open the deny dialog; click Deny again.".into(),
+                    );
+                }
+                Ok(())
+            }
+            Err(error) => Err(error),
+        },
+        other => {
+            tracing::debug!(action_id = other, "ignored an unknown action");
+            Ok(())
+        }
+    };
+    if let Err(error) = outcome {
+        tracing::info!(proposal_id = %id, user = %user, %error, "click refused");
+        tell(state, channel, &user, explain(&error));
+    }
+    StatusCode::OK.into_response()
+}
+
+/// Answers a dialog submission with an error shown under the reason field.
+fn field_error(message: String) -> Response {
+    Json(json!({"response_action": "errors", "errors": {REASON_BLOCK: message}})).into_response()
+}
+
+async fn view_submission(state: &AppState, submission: ViewSubmission) -> Response {
+    if submission.view.callback_id.as_deref() != Some(DENY_CALLBACK) {
+        return StatusCode::OK.into_response();
+    }
+    let Some(id) = submission
+        .view
+        .private_metadata
+        .as_deref()
+        .and_then(|m| ProposalId::parse(m).ok())
+    else {
+        return field_error("This dialog lost its proposal; close it and click Deny again.".into());
+    };
+    let reason = match Reason::parse(
+        submission
+            .view
+            .input(REASON_BLOCK, REASON_INPUT)
+            .unwrap_or_default(),
+    ) {
+        Ok(reason) => reason,
+        Err(message) => return field_error(format!("A denial needs a reason: {message}.")),
+    };
+    let Ok(user) = SlackUserId::parse(&submission.user.id) else {
+        return field_error("Slack sent an unknown user.".into());
+    };
+    let decider = match resolve_decider(state, &user).await {
+        Ok(decider) => decider,
+        Err(message) => return field_error(message),
+    };
+    match decisions::deny(state, id, &decider, reason).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(error) => field_error(explain(&error)),
+    }
+}

@@ -1,0 +1,12 @@
+//! Slack: the approval card, signed requests from Slack, and the Web API calls we make.
+
+pub mod card;
+mod client;
+mod directory;
+pub mod interactions;
+pub mod modal;
+mod payload;
+pub mod signature;
+
+pub use client::{SlackError, SlackPerson, SlackWeb};
+pub use directory::Directory;

@@ -1,0 +1,115 @@
+//! The parts of Slack's interaction payloads countersign reads. Parsed leniently (unknown
+//! fields ignored) because Slack adds fields freely.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Interaction {
+    BlockActions(BlockActions),
+    ViewSubmission(ViewSubmission),
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Team {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct User {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BlockActions {
+    pub team: Option<Team>,
+    pub user: User,
+    pub trigger_id: Option<String>,
+    pub channel: Option<Channel>,
+    pub container: Option<Container>,
+    #[serde(default)]
+    pub actions: Vec<ActionClicked>,
+}
+
+impl BlockActions {
+    /// The channel the clicked card is in, for ephemeral answers.
+    pub fn channel_id(&self) -> Option<&str> {
+        self.channel.as_ref().map(|c| c.id.as_str()).or_else(|| {
+            self.container
+                .as_ref()
+                .and_then(|c| c.channel_id.as_deref())
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Channel {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Container {
+    pub channel_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ActionClicked {
+    pub action_id: String,
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ViewSubmission {
+    pub team: Option<Team>,
+    pub user: User,
+    pub view: View,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct View {
+    #[serde(default)]
+    pub callback_id: Option<String>,
+    #[serde(default)]
+    pub private_metadata: Option<String>,
+    #[serde(default)]
+    pub state: Option<ViewState>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ViewState {
+    #[serde(default)]
+    pub values: HashMap<String, HashMap<String, InputValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InputValue {
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+impl View {
+    pub fn input(&self, block_id: &str, action_id: &str) -> Option<&str> {
+        self.state
+            .as_ref()?
+            .values
+            .get(block_id)?
+            .get(action_id)?
+            .value
+            .as_deref()
+    }
+}
+
+impl Interaction {
+    pub fn team_id(&self) -> Option<&str> {
+        match self {
+            Interaction::BlockActions(a) => a.team.as_ref().map(|t| t.id.as_str()),
+            Interaction::ViewSubmission(v) => v.team.as_ref().map(|t| t.id.as_str()),
+            Interaction::Other => None,
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Building the application from settings: ledger, clients, router and workers.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::config::Settings;
+use crate::ledger::Ledger;
+use crate::onepassword::OnePassword;
+use crate::slack::{self, Directory, SlackWeb};
+use crate::state::AppState;
+use crate::worker::Workers;
+
+/// Slack's and the API's request bodies are small; anything larger is refused unread.
+const BODY_LIMIT: usize = 64 * 1024;
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens and migrates the ledger, builds the clients and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let ledger = Ledger::connect(&settings.database_url).await?;
+        ledger.migrate().await?;
+        let slack = Arc::new(SlackWeb::new(
+            &settings.slack.api_url,
+            &settings.slack.bot_token,
+        ));
+        let state = AppState {
+            ledger,
+            policy: Arc::new(settings.policy),
+            onepassword: Arc::new(OnePassword::new(settings.onepassword)),
+            directory: Arc::new(Directory::new(slack.clone())),
+            slack,
+            slack_settings: Arc::new(settings.slack),
+            callback_hosts: Arc::new(settings.callback_allowed_hosts),
+            wake: Arc::new(Notify::new()),
+        };
+        let listener = TcpListener::bind(settings.bind_addr).await?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` resolves, then drains requests and stops the workers.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let workers = Workers::start(self.state.clone());
+        let app = router(self.state.clone());
+        tracing::info!(addr = %self.listener.local_addr()?, "countersign listening");
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        workers.stop().await;
+        self.state.ledger.close().await;
+        served
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/slack/interactions", post(slack::interactions::handle))
+        .merge(crate::api::routes())
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

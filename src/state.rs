@@ -1,0 +1,31 @@
+//! What every handler and worker shares.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::config::SlackSettings;
+use crate::domain::Policy;
+use crate::ledger::Ledger;
+use crate::onepassword::OnePassword;
+use crate::slack::{Directory, SlackWeb};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ledger: Ledger,
+    pub policy: Arc<Policy>,
+    pub onepassword: Arc<OnePassword>,
+    pub slack: Arc<SlackWeb>,
+    pub slack_settings: Arc<SlackSettings>,
+    pub directory: Arc<Directory>,
+    /// Hosts a proposal's callback_url may name.
+    pub callback_hosts: Arc<Vec<String>>,
+    /// Rung after a commit that enqueued work, so the worker starts at once.
+    pub wake: Arc<Notify>,
+}
+
+impl AppState {
+    pub fn wake_worker(&self) {
+        self.wake.notify_waiters();
+    }
+}

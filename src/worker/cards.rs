@@ -1,0 +1,108 @@
+//! Slack-lane jobs: post the card once, re-render it after every change, reply in its thread.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::{backoff, JobResult};
+use crate::domain::SlackRef;
+use crate::ledger::{ClaimedJob, EventKind, Job};
+use crate::slack::{card, SlackError};
+use crate::state::AppState;
+
+/// After this many tries a Slack job is given up; the ledger already holds the decision.
+const MAX_ATTEMPTS: u32 = 8;
+
+fn retry(claimed: &ClaimedJob, error: SlackError) -> JobResult {
+    if claimed.attempts >= MAX_ATTEMPTS {
+        return JobResult::Abandon(error.to_string());
+    }
+    let after = error
+        .retry_after
+        .unwrap_or_else(|| backoff(claimed.attempts, Duration::from_secs(300)));
+    JobResult::Retry {
+        after,
+        error: error.to_string(),
+    }
+}
+
+pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobResult, sqlx::Error> {
+    let id = claimed.proposal_id;
+    let Some(proposal) = state.ledger.proposal(id).await? else {
+        return Ok(JobResult::Abandon("no such proposal".into()));
+    };
+    let slack = proposal.slack.clone();
+    match (&claimed.job, slack) {
+        (Job::PostCard, Some(_)) => {
+            // Already posted (a retry after the post was recorded): never post a second card.
+            state.ledger.complete_job(claimed.id, Utc::now()).await?;
+        }
+        (Job::PostCard, None) => {
+            let rendered = card::render(&proposal);
+            let channel = state.slack_settings.channel.clone();
+            let ts = match state
+                .slack
+                .post_message(&channel, &rendered.text, rendered.blocks, None)
+                .await
+            {
+                Ok(ts) => ts,
+                Err(error) => return Ok(retry(claimed, error)),
+            };
+            let now = Utc::now();
+            let mut tx = state.ledger.begin().await?;
+            let mut current = tx.proposal(id).await?.expect("the proposal exists");
+            current.slack = Some(SlackRef {
+                channel: channel.clone(),
+                ts: ts.clone(),
+            });
+            tx.save_proposal(&current, now).await?;
+            tx.append(
+                Some(id),
+                EventKind::SlackCardPosted,
+                "system",
+                json!({"channel": channel, "ts": ts}),
+                now,
+            )
+            .await?;
+            tx.complete_job(claimed.id, now).await?;
+            tx.commit().await?;
+            tracing::info!(proposal_id = %id, %channel, %ts, "card posted");
+            // The proposal may have changed while the post was in flight; show its state now.
+            if current.status != proposal.status {
+                let rendered = card::render(&current);
+                if let Err(error) = state
+                    .slack
+                    .update_message(&channel, &ts, &rendered.text, rendered.blocks)
+                    .await
+                {
+                    tracing::warn!(proposal_id = %id, %error, "could not refresh the new card");
+                }
+            }
+        }
+        (_, None) => return Ok(JobResult::Abandon("the proposal has no card".into())),
+        (Job::UpdateCard, Some(at)) => {
+            let rendered = card::render(&proposal);
+            if let Err(error) = state
+                .slack
+                .update_message(&at.channel, &at.ts, &rendered.text, rendered.blocks)
+                .await
+            {
+                return Ok(retry(claimed, error));
+            }
+            state.ledger.complete_job(claimed.id, Utc::now()).await?;
+        }
+        (Job::ThreadReply { text }, Some(at)) => {
+            if let Err(error) = state
+                .slack
+                .post_message(&at.channel, text, vec![], Some(&at.ts))
+                .await
+            {
+                return Ok(retry(claimed, error));
+            }
+            state.ledger.complete_job(claimed.id, Utc::now()).await?;
+        }
+        (Job::Execute, _) => unreachable!("execute jobs run in the 1Password lane"),
+    }
+    Ok(JobResult::Done)
+}

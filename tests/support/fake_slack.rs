@@ -1,0 +1,433 @@
+//! A real HTTP fake of the Slack Web API methods countersign uses, answering in the shapes
+//! slack-morphism 2.31 parses, plus `response_url` endpoints.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+const TEAM_ID: &str = "T0TEST";
+const BOT_USER: &str = "UBOT";
+const BOT_ID: &str = "BBOT";
+/// First message timestamp, in microseconds; each message adds 100 µs.
+const FIRST_TS_MICROS: u64 = 1_732_000_000_000_100;
+
+const KNOWN_METHODS: &[&str] = &[
+    "chat.postMessage",
+    "chat.update",
+    "chat.postEphemeral",
+    "views.open",
+    "users.info",
+    "usergroups.users.list",
+];
+
+pub struct FakeSlack {
+    /// "http://127.0.0.1:PORT/api", no trailing slash.
+    pub api_url: String,
+    base_url: String,
+    state: Arc<Mutex<FakeState>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SlackCall {
+    pub method: String,
+    /// Query, JSON and form parameters merged into one object.
+    pub params: Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct PostedMessage {
+    pub channel: String,
+    pub ts: String,
+    pub thread_ts: Option<String>,
+    pub text: Option<String>,
+    /// `Value::Null` when the message has no blocks.
+    pub blocks: Value,
+}
+
+#[derive(Default)]
+struct FakeState {
+    users: HashMap<String, (String, Option<String>)>,
+    usergroups: HashMap<String, Vec<String>>,
+    calls: Vec<SlackCall>,
+    /// chat.postMessage messages in posting order, edited in place by chat.update.
+    messages: Vec<PostedMessage>,
+    rate_limits: HashMap<String, (usize, u64)>,
+    responses: HashMap<String, Vec<Value>>,
+    next_seq: u64,
+}
+
+type Shared = Arc<Mutex<FakeState>>;
+
+impl FakeSlack {
+    pub const BOT_TOKEN: &'static str = "xoxb-test-bot-token";
+
+    pub async fn start() -> Self {
+        let state = Shared::default();
+        let app = Router::new()
+            .route("/api/{method}", any(api))
+            .route("/response/{id}", post(response_url))
+            .with_state(state.clone());
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake Slack");
+        let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("fake Slack server");
+        });
+        Self {
+            api_url: format!("{base_url}/api"),
+            base_url,
+            state,
+            server,
+        }
+    }
+
+    /// A user for `users.info`; `email: None` gives a profile without email.
+    pub fn add_user(&self, id: &str, name: &str, email: Option<&str>) {
+        self.lock()
+            .users
+            .insert(id.to_owned(), (name.to_owned(), email.map(str::to_owned)));
+    }
+
+    /// A user group for `usergroups.users.list`.
+    pub fn add_usergroup(&self, group_id: &str, members: &[&str]) {
+        let members = members.iter().map(|m| m.to_string()).collect();
+        self.lock().usergroups.insert(group_id.to_owned(), members);
+    }
+
+    /// Every Web API call received, in order (rejected and rate-limited ones included).
+    pub fn calls(&self) -> Vec<SlackCall> {
+        self.lock().calls.clone()
+    }
+
+    pub fn calls_to(&self, method: &str) -> Vec<SlackCall> {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
+    }
+
+    /// Messages from successful chat.postMessage calls, in order, with their current
+    /// content (after any chat.update).
+    pub fn messages(&self) -> Vec<PostedMessage> {
+        self.lock().messages.clone()
+    }
+
+    /// Messages posted outside a thread (the cards).
+    pub fn top_level_messages(&self) -> Vec<PostedMessage> {
+        self.filtered_messages(|m| m.thread_ts.is_none())
+    }
+
+    pub fn thread_replies(&self, ts: &str) -> Vec<PostedMessage> {
+        self.filtered_messages(|m| m.thread_ts.as_deref() == Some(ts))
+    }
+
+    /// Current content of a message, after any chat.update.
+    pub fn message(&self, channel: &str, ts: &str) -> Option<PostedMessage> {
+        self.filtered_messages(|m| m.channel == channel && m.ts == ts)
+            .pop()
+    }
+
+    pub fn updates(&self) -> Vec<SlackCall> {
+        self.calls_to("chat.update")
+    }
+
+    pub fn ephemerals(&self) -> Vec<SlackCall> {
+        self.calls_to("chat.postEphemeral")
+    }
+
+    /// The next `n` calls to `method` answer HTTP 429 with `Retry-After` and
+    /// `{"ok":false,"error":"ratelimited"}`; they are recorded but have no effect.
+    pub fn rate_limit_next(&self, method: &str, n: usize, retry_after_secs: u64) {
+        self.lock()
+            .rate_limits
+            .insert(method.to_owned(), (n, retry_after_secs));
+    }
+
+    /// A `response_url` served by this fake; what is POSTed there is in `responses(id)`.
+    pub fn response_url(&self, id: &str) -> String {
+        format!("{}/response/{id}", self.base_url)
+    }
+
+    pub fn responses(&self, id: &str) -> Vec<Value> {
+        self.lock().responses.get(id).cloned().unwrap_or_default()
+    }
+
+    fn filtered_messages(&self, keep: impl Fn(&PostedMessage) -> bool) -> Vec<PostedMessage> {
+        self.lock()
+            .messages
+            .iter()
+            .filter(|m| keep(m))
+            .cloned()
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FakeState> {
+        self.state.lock().expect("fake Slack state poisoned")
+    }
+}
+
+impl Drop for FakeSlack {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeState {
+    /// Unique, increasing Slack timestamps like "1732000000.000100".
+    fn next_ts(&mut self) -> String {
+        let micros = FIRST_TS_MICROS + self.next_seq * 100;
+        self.next_seq += 1;
+        format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+    }
+}
+
+/// Slack answers API errors with HTTP 200 and `ok: false`.
+fn slack_error(error: &str) -> Response {
+    Json(json!({ "ok": false, "error": error })).into_response()
+}
+
+fn ok(mut body: Value) -> Response {
+    body["ok"] = json!(true);
+    Json(body).into_response()
+}
+
+/// Merges query-string and body parameters. slack-morphism sends JSON for POST methods and
+/// a query string for GET ones; form bodies are accepted too, where Slack JSON-encodes
+/// structured fields such as `blocks` and `view`.
+fn merged_params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Value {
+    let mut params = Map::new();
+    let mut add_pairs = |encoded: &[u8]| {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(encoded).unwrap_or_default();
+        for (key, value) in pairs {
+            let structured = (value.starts_with('[') || value.starts_with('{'))
+                .then(|| serde_json::from_str(&value).ok())
+                .flatten();
+            params.insert(key, structured.unwrap_or(Value::String(value)));
+        }
+    };
+    add_pairs(query.unwrap_or_default().as_bytes());
+
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        if let Ok(Value::Object(fields)) = serde_json::from_slice(body) {
+            params.extend(fields);
+        }
+    } else {
+        add_pairs(body);
+    }
+    Value::Object(params)
+}
+
+fn str_param<'a>(params: &'a Value, name: &str) -> Option<&'a str> {
+    params.get(name).and_then(Value::as_str)
+}
+
+/// Every `/api/<method>`: record, then rate limit, method, token, and finally dispatch.
+async fn api(
+    State(state): State<Shared>,
+    Path(method): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = merged_params(query.as_deref(), &headers, &body);
+    let mut s = state.lock().expect("fake Slack state poisoned");
+    s.calls.push(SlackCall {
+        method: method.clone(),
+        params: params.clone(),
+    });
+
+    if let Some((remaining, retry_after)) = s.rate_limits.get_mut(&method).filter(|(n, _)| *n > 0) {
+        *remaining -= 1;
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({ "ok": false, "error": "ratelimited" })),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        return response;
+    }
+    if !KNOWN_METHODS.contains(&method.as_str()) {
+        return slack_error("unknown_method");
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Slack also accepts the token as a parameter of form-encoded calls.
+    let token = bearer.or_else(|| str_param(&params, "token"));
+    if token != Some(FakeSlack::BOT_TOKEN) {
+        return slack_error("invalid_auth");
+    }
+
+    match method.as_str() {
+        "chat.postMessage" => post_message(&mut s, &params),
+        "chat.update" => update_message(&mut s, &params),
+        "chat.postEphemeral" => post_ephemeral(&mut s, &params),
+        "views.open" => open_view(&mut s, &params),
+        "users.info" => users_info(&s, &params),
+        "usergroups.users.list" => usergroup_members(&s, &params),
+        _ => unreachable!("KNOWN_METHODS and this match list the same methods"),
+    }
+}
+
+/// The message object Slack echoes back (without `ts`, which chat.update leaves out).
+fn bot_message(message: &PostedMessage) -> Value {
+    let mut echoed = json!({
+        "type": "message",
+        "user": BOT_USER,
+        "bot_id": BOT_ID,
+        "text": message.text.clone().unwrap_or_default(),
+    });
+    if let Some(thread_ts) = &message.thread_ts {
+        echoed["thread_ts"] = json!(thread_ts);
+    }
+    if !message.blocks.is_null() {
+        echoed["blocks"] = message.blocks.clone();
+    }
+    echoed
+}
+
+fn post_message(s: &mut FakeState, params: &Value) -> Response {
+    let Some(channel) = str_param(params, "channel").filter(|c| !c.is_empty()) else {
+        return slack_error("channel_not_found");
+    };
+    let message = PostedMessage {
+        channel: channel.to_owned(),
+        ts: s.next_ts(),
+        thread_ts: str_param(params, "thread_ts").map(str::to_owned),
+        text: str_param(params, "text").map(str::to_owned),
+        blocks: params.get("blocks").cloned().unwrap_or(Value::Null),
+    };
+    // slack-morphism requires `message.ts` here.
+    let mut echoed = bot_message(&message);
+    echoed["ts"] = json!(message.ts);
+    let body = json!({ "channel": message.channel, "ts": message.ts, "message": echoed });
+    s.messages.push(message);
+    ok(body)
+}
+
+/// Like Slack, omitted `text` or `blocks` keep their previous value.
+fn update_message(s: &mut FakeState, params: &Value) -> Response {
+    let (Some(channel), Some(ts)) = (str_param(params, "channel"), str_param(params, "ts")) else {
+        return slack_error("message_not_found");
+    };
+    let Some(message) = s
+        .messages
+        .iter_mut()
+        .find(|m| m.channel == channel && m.ts == ts)
+    else {
+        return slack_error("message_not_found");
+    };
+    if let Some(text) = str_param(params, "text") {
+        message.text = Some(text.to_owned());
+    }
+    if let Some(blocks) = params.get("blocks") {
+        message.blocks = blocks.clone();
+    }
+    ok(json!({
+        "channel": message.channel,
+        "ts": message.ts,
+        "text": message.text.clone().unwrap_or_default(),
+        "message": bot_message(message),
+    }))
+}
+
+fn post_ephemeral(s: &mut FakeState, params: &Value) -> Response {
+    if str_param(params, "channel").is_none_or(str::is_empty) {
+        return slack_error("channel_not_found");
+    }
+    if str_param(params, "user").is_none_or(str::is_empty) {
+        return slack_error("user_not_found");
+    }
+    ok(json!({ "message_ts": s.next_ts() }))
+}
+
+/// Echoes the requested view with the fields Slack adds (slack-morphism requires
+/// `id`, `team_id`, `hash`, `type`, `title` and `blocks`).
+fn open_view(s: &mut FakeState, params: &Value) -> Response {
+    let (Some(_trigger), Some(Value::Object(requested))) =
+        (str_param(params, "trigger_id"), params.get("view"))
+    else {
+        return slack_error("invalid_arguments");
+    };
+    let mut view = requested.clone();
+    s.next_seq += 1;
+    view.insert("id".into(), json!(format!("V{:08}", s.next_seq)));
+    view.insert("team_id".into(), json!(TEAM_ID));
+    view.insert("hash".into(), json!("h"));
+    view.insert("state".into(), json!({ "values": {} }));
+    view.entry("type").or_insert_with(|| json!("modal"));
+    view.entry("blocks").or_insert_with(|| json!([]));
+    view.entry("private_metadata").or_insert_with(|| json!(""));
+    view.entry("callback_id").or_insert_with(|| json!(""));
+    ok(json!({ "view": view }))
+}
+
+fn users_info(s: &FakeState, params: &Value) -> Response {
+    let Some((id, (name, email))) =
+        str_param(params, "user").and_then(|id| s.users.get_key_value(id))
+    else {
+        return slack_error("user_not_found");
+    };
+    let mut profile = json!({ "real_name": name, "display_name": name });
+    if let Some(email) = email {
+        profile["email"] = json!(email);
+    }
+    ok(json!({
+        "user": {
+            "id": id,
+            "team_id": TEAM_ID,
+            "name": name,
+            "real_name": name,
+            "deleted": false,
+            "is_bot": false,
+            "profile": profile,
+        }
+    }))
+}
+
+fn usergroup_members(s: &FakeState, params: &Value) -> Response {
+    match str_param(params, "usergroup").and_then(|id| s.usergroups.get(id)) {
+        Some(members) => ok(json!({ "users": members })),
+        None => slack_error("no_such_subteam"),
+    }
+}
+
+/// A `response_url`: Slack accepts a JSON message and answers `{"ok":true}`.
+async fn response_url(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Ok(message) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
+    };
+    state
+        .lock()
+        .expect("fake Slack state poisoned")
+        .responses
+        .entry(id)
+        .or_default()
+        .push(message);
+    Json(json!({ "ok": true })).into_response()
+}

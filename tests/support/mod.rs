@@ -1,0 +1,3 @@
+pub mod fake_onepassword;
+pub mod fake_slack;
+pub mod slack_signing;
