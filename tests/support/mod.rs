@@ -1,3 +1,4 @@
+pub mod app;
 pub mod fake_onepassword;
 pub mod fake_slack;
 pub mod slack_signing;

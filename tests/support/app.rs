@@ -1,0 +1,334 @@
+#![allow(dead_code)]
+//! `spawn_app()`: the real server on a random port, with its own SQLite file, a fake Slack
+//! and a fake 1Password, plus a small client that speaks to it as automation and as Slack.
+
+use std::time::Duration;
+
+use countersign::config::{Settings, SlackSettings};
+use countersign::domain::{AccountId, Policy, Status};
+use countersign::ledger::{Ledger, Scope};
+use countersign::onepassword::OnePasswordConfig;
+use countersign::startup::Application;
+use serde_json::{json, Value};
+
+use super::fake_onepassword::FakeOnePassword;
+use super::fake_slack::{FakeSlack, PostedMessage};
+use super::slack_signing::{self, SIGNING_SECRET};
+
+pub const CHANNEL: &str = "C0APPROVALS";
+pub const TEAM: &str = "T0TEST";
+
+/// 1Password ids of the seeded users.
+pub const ALICE: &str = "ALICEAAAAAAAAAAAAAAAAAAAAA";
+pub const MALLORY: &str = "MALLORYAAAAAAAAAAAAAAAAAAA";
+
+/// Slack users: Bob, Cat and Dan approve; Alice approves but is also a 1Password user;
+/// Eve is not an approver; Nemo has no email on his profile.
+pub const BOB: &str = "U0BOB";
+pub const CAT: &str = "U0CAT";
+pub const DAN: &str = "U0DAN";
+pub const ALICE_SLACK: &str = "U0ALICE";
+pub const EVE: &str = "U0EVE";
+pub const NEMO: &str = "U0NEMO";
+
+const POLICY: &str = r#"
+[approvers]
+users = ["U0BOB", "U0CAT", "U0DAN", "U0ALICE", "U0NEMO"]
+[suspend]
+approvals = 1
+ttl = "30m"
+[restore]
+approvals = 2
+ttl = "24h"
+"#;
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub slack: FakeSlack,
+    pub op: FakeOnePassword,
+    pub database_url: String,
+    pub ledger: Ledger,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let slack = FakeSlack::start().await;
+    for (id, name, email) in [
+        (BOB, "Bob", Some("bob@example.com")),
+        (CAT, "Cat", Some("cat@example.com")),
+        (DAN, "Dan", Some("dan@example.com")),
+        (ALICE_SLACK, "Alice", Some("Alice@Example.com")),
+        (EVE, "Eve", Some("eve@example.com")),
+        (NEMO, "Nemo", None),
+    ] {
+        slack.add_user(id, name, email);
+    }
+    let op = FakeOnePassword::start().await;
+    op.add_user(ALICE, "alice@example.com", "Alice", "ACTIVE");
+    op.add_user(MALLORY, "mallory@example.com", "Mallory", "SUSPENDED");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("countersign.db").display());
+    let settings = Settings {
+        database_url: database_url.clone(),
+        bind_addr: "127.0.0.1:0".parse().unwrap(),
+        slack: SlackSettings {
+            bot_token: FakeSlack::BOT_TOKEN.into(),
+            signing_secret: SIGNING_SECRET.into(),
+            channel: CHANNEL.into(),
+            team_id: Some(TEAM.into()),
+            api_url: slack.api_url.clone(),
+        },
+        onepassword: OnePasswordConfig {
+            base_url: op.base_url.clone(),
+            account: AccountId::parse(FakeOnePassword::ACCOUNT_ID).unwrap(),
+            client_id: FakeOnePassword::CLIENT_ID.into(),
+            client_secret: FakeOnePassword::CLIENT_SECRET.into(),
+            timeout: Duration::from_secs(5),
+        },
+        policy: Policy::parse(POLICY).unwrap(),
+        callback_allowed_hosts: vec!["soar.example.com".into()],
+    };
+    let app = Application::build(settings).await.expect("the app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until(std::future::pending()));
+    let ledger = Ledger::connect(&database_url).await.unwrap();
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        slack,
+        op,
+        database_url,
+        ledger,
+        _dir: dir,
+    }
+}
+
+/// A valid suspension request for Alice.
+pub fn suspend_alice() -> Value {
+    json!({
+        "action": "suspend",
+        "user": {"email": "alice@example.com"},
+        "reason": "Impossible travel followed by vault export",
+        "source": {"platform": "crowdstrike", "alert_id": "ldt:8f2c", "alert_url": "https://falcon.example.com/ldt/8f2c",
+                   "rule": "impossible-travel", "confidence": "high", "severity": "critical"}
+    })
+}
+
+pub fn restore(user: &str) -> Value {
+    json!({
+        "action": "restore",
+        "user": {"email": user},
+        "reason": "Laptop recovered and credentials rotated",
+        "source": {"platform": "tines"}
+    })
+}
+
+impl TestApp {
+    /// A token with these scopes, made the way `countersign token create` makes it.
+    pub async fn token(&self, scopes: &[Scope]) -> String {
+        self.ledger
+            .create_token("tines", scopes, chrono::Utc::now())
+            .await
+            .unwrap()
+            .1
+    }
+
+    pub async fn propose_with(&self, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/proposals", self.address))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Proposes with a fresh all-propose token and returns the new proposal once its card
+    /// is posted, so a test starts from a settled ledger.
+    pub async fn propose(&self, body: &Value) -> Value {
+        let token = self
+            .token(&[Scope::ProposeSuspend, Scope::ProposeRestore])
+            .await;
+        let response = self.propose_with(&token, body).await;
+        assert_eq!(response.status(), 201, "proposal not created");
+        let proposal: Value = response.json().await.unwrap();
+        self.card_ts(proposal["id"].as_str().unwrap()).await;
+        proposal
+    }
+
+    pub async fn post_signed(
+        &self,
+        path: &str,
+        body: &str,
+        timestamp: i64,
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.address))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned());
+        if let Some(signature) = signature {
+            request = request
+                .header("x-slack-request-timestamp", timestamp.to_string())
+                .header("x-slack-signature", signature);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Sends a signed interaction exactly as Slack does.
+    pub async fn interact(&self, payload: &Value) -> reqwest::Response {
+        let body = slack_signing::interaction_body(payload);
+        let now = slack_signing::now();
+        let signature = slack_signing::sign(SIGNING_SECRET, now, &body);
+        self.post_signed("/slack/interactions", &body, now, Some(&signature))
+            .await
+    }
+
+    /// `user` clicks the button `action_id` on the card of `proposal`.
+    pub async fn click(&self, user: &str, action_id: &str, proposal: &str) -> reqwest::Response {
+        let card = self.card_ts(proposal).await;
+        let payload = slack_signing::block_action(
+            TEAM,
+            user,
+            action_id,
+            proposal,
+            CHANNEL,
+            &card,
+            &self.slack.response_url("click"),
+        );
+        let response = self.interact(&payload).await;
+        assert_eq!(response.status(), 200, "Slack would see an error");
+        response
+    }
+
+    /// `user` submits the deny dialog for `proposal` with `reason`.
+    pub async fn submit_denial(
+        &self,
+        user: &str,
+        proposal: &str,
+        reason: &str,
+    ) -> reqwest::Response {
+        let payload = slack_signing::view_submission(
+            TEAM,
+            user,
+            "deny_reason",
+            proposal,
+            &[("reason", "reason", reason)],
+        );
+        self.interact(&payload).await
+    }
+
+    pub async fn status(&self, proposal: &str) -> Status {
+        let id = countersign::domain::ProposalId::parse(proposal).unwrap();
+        self.ledger
+            .proposal(id)
+            .await
+            .unwrap()
+            .expect("proposal exists")
+            .status
+    }
+
+    /// Waits until a condition holds (the worker runs in the background).
+    pub async fn eventually<F: Fn() -> bool>(&self, what: &str, check: F) {
+        for _ in 0..200 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    pub async fn wait_for_status(&self, proposal: &str, status: Status) {
+        for _ in 0..200 {
+            if self.status(proposal).await == status {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "proposal {proposal} never reached {status}; it is {}",
+            self.status(proposal).await
+        );
+    }
+
+    /// The `ts` of the proposal's card, once posted.
+    pub async fn card_ts(&self, proposal: &str) -> String {
+        let id = countersign::domain::ProposalId::parse(proposal).unwrap();
+        for _ in 0..200 {
+            if let Some(slack) = self
+                .ledger
+                .proposal(id)
+                .await
+                .unwrap()
+                .and_then(|p| p.slack)
+            {
+                return slack.ts;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the card of {proposal} was never posted");
+    }
+
+    /// The card as Slack shows it now.
+    pub async fn card(&self, proposal: &str) -> PostedMessage {
+        let ts = self.card_ts(proposal).await;
+        self.slack
+            .message(CHANNEL, &ts)
+            .expect("card is in the fake Slack")
+    }
+
+    /// Waits until the card's blocks contain `text`, and returns them.
+    pub async fn card_shows(&self, proposal: &str, text: &str) -> String {
+        for _ in 0..200 {
+            let blocks = self.card(proposal).await.blocks.to_string();
+            if blocks.contains(text) {
+                return blocks;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "card never showed {text:?}: {}",
+            self.card(proposal).await.blocks
+        );
+    }
+
+    /// Ledger event kinds, in order.
+    pub async fn event_kinds(&self) -> Vec<String> {
+        self.ledger
+            .events(0, 100_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    pub async fn event_count(&self) -> usize {
+        self.ledger.events(0, 100_000).await.unwrap().len()
+    }
+
+    /// Ephemeral texts sent to `user`.
+    pub fn ephemerals_to(&self, user: &str) -> Vec<String> {
+        self.slack
+            .ephemerals()
+            .into_iter()
+            .filter(|c| c.params["user"] == user)
+            .map(|c| c.params["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    pub async fn ephemeral_to(&self, user: &str) -> String {
+        for _ in 0..200 {
+            if let Some(text) = self.ephemerals_to(user).pop() {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no ephemeral reached {user}");
+    }
+}
