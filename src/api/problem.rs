@@ -11,8 +11,12 @@ pub struct FieldError {
     pub detail: String,
 }
 
+/// A problem; boxed so handlers' `Result`s stay small.
+#[derive(Debug, Clone)]
+pub struct Problem(Box<Body>);
+
 #[derive(Debug, Clone, Serialize)]
-pub struct Problem {
+struct Body {
     #[serde(rename = "type")]
     kind: String,
     title: &'static str,
@@ -32,7 +36,7 @@ impl Problem {
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
-        Self {
+        Self(Box::new(Body {
             kind: format!("urn:countersign:problem:{code}"),
             title,
             status: status.as_u16(),
@@ -40,16 +44,16 @@ impl Problem {
             code,
             errors: vec![],
             retry_after: None,
-        }
+        }))
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
-        self.errors = errors;
+        self.0.errors = errors;
         self
     }
 
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after = Some(seconds);
+        self.0.retry_after = Some(seconds);
         self
     }
 
@@ -106,9 +110,10 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let retry_after = self.retry_after;
-        let mut response = (status, axum::Json(self)).into_response();
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.0.retry_after;
+        let mut response = (status, axum::Json(self.0)).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

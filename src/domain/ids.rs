@@ -18,6 +18,13 @@ impl ProposalId {
     }
 }
 
+impl std::str::FromStr for ProposalId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 impl Default for ProposalId {
     fn default() -> Self {
         Self::new()

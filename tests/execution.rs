@@ -1,0 +1,98 @@
+//! Executing an approved action in 1Password: read first, act once, read back, record.
+
+mod support;
+
+use countersign::domain::Status;
+use serde_json::json;
+use support::app::*;
+
+#[tokio::test]
+async fn an_already_suspended_user_is_recorded_as_such_and_no_suspend_call_is_made() {
+    let app = spawn_app().await;
+    let mut body = suspend_alice();
+    body["user"] = json!({"email": "mallory@example.com"});
+    let id = app.propose(&body).await["id"].as_str().unwrap().to_owned();
+
+    app.click(BOB, "approve", &id).await;
+
+    app.wait_for_status(&id, Status::Executed).await;
+    let proposal: serde_json::Value =
+        serde_json::to_value(app.ledger.proposal(id.parse().unwrap()).await.unwrap()).unwrap();
+    assert_eq!(proposal["execution"]["outcome"], "already_suspended");
+    assert_eq!(app.op.mutation_count("suspend"), 0);
+    app.card_shows(&id, "already suspended").await;
+}
+
+#[tokio::test]
+async fn the_read_back_state_is_recorded_with_every_call() {
+    let app = spawn_app().await;
+    let id = app.propose(&suspend_alice()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    app.click(BOB, "approve", &id).await;
+    app.wait_for_status(&id, Status::Executed).await;
+
+    let events = app.ledger.events(0, 1000).await.unwrap();
+    let succeeded = events
+        .iter()
+        .find(|e| e.kind == "execution.succeeded")
+        .unwrap();
+    assert_eq!(succeeded.payload["outcome"], "suspended");
+    let calls: Vec<&str> = succeeded.payload["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["request"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            format!("GET users/{ALICE}"),
+            format!("POST users/{ALICE}:suspend"),
+            format!("GET users/{ALICE}")
+        ]
+    );
+    assert_eq!(succeeded.payload["state"], "SUSPENDED");
+}
+
+#[tokio::test]
+async fn a_permanent_1password_refusal_fails_the_proposal_with_the_message() {
+    let app = spawn_app().await;
+    app.op.fail_user(ALICE, 403, "no_owner_remain");
+    let id = app.propose(&suspend_alice()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    app.click(BOB, "approve", &id).await;
+
+    app.wait_for_status(&id, Status::Failed).await;
+    assert_eq!(app.op.mutation_count("suspend"), 1);
+    let blocks = app.card_shows(&id, "no_owner_remain").await;
+    assert!(
+        blocks.contains("\"action_id\":\"retry\""),
+        "a failed card offers Retry"
+    );
+}
+
+#[tokio::test]
+async fn a_transient_1password_failure_is_retried_to_one_success() {
+    let app = spawn_app().await;
+    let id = app.propose(&suspend_alice()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.op.fail_next(1, 503, Some(0));
+
+    app.click(BOB, "approve", &id).await;
+
+    app.wait_for_status(&id, Status::Executed).await;
+    assert_eq!(app.op.user_state(ALICE).as_deref(), Some("SUSPENDED"));
+    assert_eq!(app.op.mutation_count("suspend"), 1);
+    assert!(app
+        .event_kinds()
+        .await
+        .contains(&"execution.attempt_failed".to_string()));
+}
