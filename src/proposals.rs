@@ -1,15 +1,22 @@
 //! Intake: turning a request to act on a user (from automation or Slack) into a pending
 //! proposal, its `proposal.created` event and the job that posts its card, in one transaction.
+//! Duplicates fold in (DESIGN §2 "Dedupe"), keyed on the resolved 1Password user id, so a
+//! request by email and one by id for the same person land on the same proposal.
 
-use chrono::Utc;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
 
 use crate::domain::{
-    Action, Email, Execution, OnePasswordUserId, Proposal, ProposalId, Reason, Requester, Source,
-    Status, Target,
+    Action, Email, Evidence, Execution, OnePasswordUserId, Proposal, ProposalId, Reason, Requester,
+    Source, Status, Target,
 };
-use crate::ledger::{EventKind, Job};
+use crate::ledger::{EventKind, Job, Tx};
 use crate::onepassword::{OpError, User};
+use crate::slack::card;
 use crate::state::AppState;
+
+/// How long an idempotency key is remembered.
+const KEY_LIFETIME: Duration = Duration::hours(24);
 
 /// Who the proposal is about, as the caller named them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +34,39 @@ pub struct NewProposal {
     pub callback_url: Option<String>,
 }
 
+/// An `Idempotency-Key` as a token sent it, with the SHA-256 of the raw body.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub token_id: String,
+    pub key: String,
+    pub body_sha256: String,
+}
+
+/// What intake did with a request.
+#[derive(Debug, Clone)]
+pub enum Intake {
+    Created(Proposal),
+    /// Folded into an existing pending proposal for the same user and action.
+    FoldedInto(Proposal),
+    /// The same idempotency key and body as an earlier request: its proposal as it is now.
+    Replayed(Proposal),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
     #[error("no 1Password user has {0}")]
     UnknownUser(String),
     #[error(transparent)]
     OnePassword(OpError),
+    #[error("this Idempotency-Key was already used with a different body")]
+    IdempotencyConflict,
+    #[error(
+        "a {action} proposal for this user is already pending ({id}); decide or cancel it first"
+    )]
+    OppositePending {
+        id: ProposalId,
+        action: &'static str,
+    },
     #[error("the ledger could not record the proposal: {0}")]
     Storage(#[from] sqlx::Error),
 }
@@ -69,13 +103,86 @@ fn target(user: User) -> Result<Target, IntakeError> {
     })
 }
 
+/// The proposal an earlier request with this key produced, if the key is known.
+async fn replay(
+    state: &AppState,
+    tx: Option<&mut Tx>,
+    key: &IdempotencyKey,
+    now: DateTime<Utc>,
+) -> Result<Option<Proposal>, IntakeError> {
+    let since = now - KEY_LIFETIME;
+    let remembered = match tx {
+        Some(tx) => tx.idempotency_key(&key.token_id, &key.key, since).await?,
+        None => {
+            state
+                .ledger
+                .idempotency_key(&key.token_id, &key.key, since)
+                .await?
+        }
+    };
+    let Some(remembered) = remembered else {
+        return Ok(None);
+    };
+    if remembered.body_sha256 != key.body_sha256 {
+        return Err(IntakeError::IdempotencyConflict);
+    }
+    Ok(state.ledger.proposal(remembered.proposal_id).await?)
+}
+
 pub async fn propose(
     state: &AppState,
     requester: Requester,
     new: NewProposal,
-) -> Result<Proposal, IntakeError> {
+    key: Option<IdempotencyKey>,
+) -> Result<Intake, IntakeError> {
+    // A replay answers from the ledger without asking 1Password again.
+    if let Some(key) = &key {
+        if let Some(proposal) = replay(state, None, key, Utc::now()).await? {
+            return Ok(Intake::Replayed(proposal));
+        }
+    }
     let target = target(resolve(state, &new.user).await?)?;
     let now = Utc::now();
+    let mut tx = state.ledger.begin().await?;
+    // Checked again inside the write transaction: two concurrent requests with one key
+    // serialize here, and the second sees the first's proposal.
+    if let Some(key) = &key {
+        if let Some(proposal) = replay(state, Some(&mut tx), key, now).await? {
+            return Ok(Intake::Replayed(proposal));
+        }
+    }
+    let intake = match tx.pending_for(&target.id).await? {
+        Some(pending) if pending.action == new.action => {
+            fold_in(&mut tx, pending, &requester, new, now).await?
+        }
+        Some(pending) => {
+            return Err(IntakeError::OppositePending {
+                id: pending.id,
+                action: pending.action.as_str(),
+            });
+        }
+        None => Intake::Created(create(&mut tx, state, target, requester, new, now).await?),
+    };
+    if let Some(key) = &key {
+        let id = match &intake {
+            Intake::Created(p) | Intake::FoldedInto(p) | Intake::Replayed(p) => p.id,
+        };
+        tx.remember_idempotency_key(&key.token_id, &key.key, &key.body_sha256, id, now)
+            .await?;
+    }
+    tx.commit().await?;
+    state.wake_worker();
+    Ok(intake)
+}
+
+async fn create(
+    tx: &mut Tx,
+    state: &AppState,
+    target: Target,
+    requester: Requester,
+    new: NewProposal,
+    now: DateTime<Utc>,
+) -> Result<Proposal, IntakeError> {
     let proposal = Proposal {
         id: ProposalId::new(),
         action: new.action,
@@ -94,7 +201,6 @@ pub async fn propose(
         execution: Execution::default(),
         slack: None,
     };
-    let mut tx = state.ledger.begin().await?;
     tx.insert_proposal(&proposal, now).await?;
     let payload = serde_json::to_value(&proposal).expect("a proposal always serializes");
     tx.append(
@@ -106,8 +212,43 @@ pub async fn propose(
     )
     .await?;
     tx.enqueue(proposal.id, Job::PostCard, now).await?;
-    tx.commit().await?;
-    state.wake_worker();
     tracing::info!(proposal_id = %proposal.id, action = proposal.action.as_str(), "proposal created");
     Ok(proposal)
+}
+
+async fn fold_in(
+    tx: &mut Tx,
+    mut pending: Proposal,
+    requester: &Requester,
+    new: NewProposal,
+    now: DateTime<Utc>,
+) -> Result<Intake, IntakeError> {
+    let evidence = Evidence {
+        source: new.source,
+        reason: new.reason,
+        at: now,
+    };
+    let payload = json!({"evidence": evidence, "requester": requester});
+    let reply = format!(
+        ":heavy_plus_sign: Further report from {}: {}",
+        card::escape(&evidence.source.platform),
+        card::escape(evidence.reason.as_str())
+    );
+    pending
+        .fold_in(evidence)
+        .expect("a pending proposal takes evidence");
+    tx.save_proposal(&pending, now).await?;
+    tx.append(
+        Some(pending.id),
+        EventKind::ProposalEvidenceAdded,
+        &requester.actor(),
+        payload,
+        now,
+    )
+    .await?;
+    tx.enqueue(pending.id, Job::ThreadReply { text: reply }, now)
+        .await?;
+    tx.enqueue(pending.id, Job::UpdateCard, now).await?;
+    tracing::info!(proposal_id = %pending.id, "report folded into a pending proposal");
+    Ok(Intake::FoldedInto(pending))
 }

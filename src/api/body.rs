@@ -9,7 +9,11 @@ use super::problem::{FieldError, Problem};
 
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-pub struct JsonBody<T>(pub T);
+pub struct JsonBody<T> {
+    pub value: T,
+    /// Hex SHA-256 of the raw body, for idempotency keys.
+    pub sha256: String,
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = Problem;
@@ -52,14 +56,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 e.to_string(),
             )
         })?;
-        serde_path_to_error::deserialize(value)
-            .map(JsonBody)
-            .map_err(|e| {
-                Problem::invalid(vec![FieldError {
-                    pointer: pointer(e.path()),
-                    detail: e.inner().to_string(),
-                }])
-            })
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let value = serde_path_to_error::deserialize(value).map_err(|e| {
+            Problem::invalid(vec![FieldError {
+                pointer: pointer(e.path()),
+                detail: e.inner().to_string(),
+            }])
+        })?;
+        Ok(JsonBody { value, sha256 })
     }
 }
 

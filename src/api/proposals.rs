@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
@@ -19,7 +19,7 @@ use crate::domain::{
 };
 use crate::ledger::{ProposalQuery, Scope};
 use crate::onepassword::OpError;
-use crate::proposals::{self, IntakeError, NewProposal, UserRef};
+use crate::proposals::{self, IdempotencyKey, Intake, IntakeError, NewProposal, UserRef};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -143,12 +143,42 @@ fn scope_for(action: Action) -> Scope {
     }
 }
 
+/// An `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+fn idempotency_key(
+    headers: &HeaderMap,
+    caller: &Caller,
+    sha256: String,
+) -> Result<Option<IdempotencyKey>, Problem> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                "Invalid Idempotency-Key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+        })?;
+    Ok(Some(IdempotencyKey {
+        token_id: caller.0.id.clone(),
+        key: key.to_owned(),
+        body_sha256: sha256,
+    }))
+}
+
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody<ProposalBody>,
+    headers: HeaderMap,
+    body: JsonBody<ProposalBody>,
 ) -> Result<impl IntoResponse, Problem> {
-    let new = parse(body, &state.callback_hosts).map_err(Problem::invalid)?;
+    let key = idempotency_key(&headers, &caller, body.sha256)?;
+    let new = parse(body.value, &state.callback_hosts).map_err(Problem::invalid)?;
     caller.require(scope_for(new.action))?;
     let requester = Requester::Integration {
         name: caller.0.name.clone(),
@@ -158,8 +188,19 @@ pub async fn create(
         UserRef::Email(_) => "/user/email",
         UserRef::Id(_) => "/user/id",
     };
-    match proposals::propose(&state, requester, new).await {
-        Ok(proposal) => Ok((StatusCode::CREATED, Json(proposal))),
+    match proposals::propose(&state, requester, new, key).await {
+        Ok(Intake::Created(proposal)) => Ok((StatusCode::CREATED, Json(proposal))),
+        Ok(Intake::FoldedInto(proposal) | Intake::Replayed(proposal)) => {
+            Ok((StatusCode::OK, Json(proposal)))
+        }
+        Err(IntakeError::IdempotencyConflict) => Err(Problem::conflict(
+            "idempotency_conflict",
+            "this Idempotency-Key was already used with a different body",
+        )),
+        Err(error @ IntakeError::OppositePending { .. }) => Err(Problem::conflict(
+            "opposite_action_pending",
+            error.to_string(),
+        )),
         Err(IntakeError::UnknownUser(detail)) => {
             Err(Problem::invalid(vec![field(user_pointer, detail)]))
         }

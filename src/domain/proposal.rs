@@ -365,6 +365,16 @@ impl Proposal {
         Ok(())
     }
 
+    /// A further report about the same user and action joins this proposal as evidence; it
+    /// changes no approvals, TTL or callback.
+    pub fn fold_in(&mut self, evidence: Evidence) -> Result<(), Refusal> {
+        if self.status != Status::Pending {
+            return Err(Refusal::NotPending(self.status));
+        }
+        self.evidence.push(evidence);
+        Ok(())
+    }
+
     pub fn expire(&mut self, now: DateTime<Utc>) -> Result<(), Refusal> {
         if self.status != Status::Pending {
             return Err(Refusal::NotPending(self.status));

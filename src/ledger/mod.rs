@@ -5,6 +5,7 @@
 
 pub mod chain;
 mod events;
+mod idempotency;
 mod outbox;
 mod proposals;
 mod tokens;
@@ -17,6 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool};
 
 pub use events::EventKind;
+pub use idempotency::Remembered;
 pub use outbox::{ClaimedJob, Job, Lane};
 pub use proposals::ProposalQuery;
 pub use tokens::{ApiToken, Scope};

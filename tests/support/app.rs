@@ -30,10 +30,13 @@ pub const DAN: &str = "U0DAN";
 pub const ALICE_SLACK: &str = "U0ALICE";
 pub const EVE: &str = "U0EVE";
 pub const NEMO: &str = "U0NEMO";
+/// The on-call user group named in the policy; empty until a test adds members.
+pub const ONCALL: &str = "S0ONCALL";
 
 const POLICY: &str = r#"
 [approvers]
 users = ["U0BOB", "U0CAT", "U0DAN", "U0ALICE", "U0NEMO"]
+groups = ["S0ONCALL"]
 [suspend]
 approvals = 1
 ttl = "30m"
@@ -65,6 +68,7 @@ pub async fn spawn_app() -> TestApp {
     ] {
         slack.add_user(id, name, email);
     }
+    slack.add_usergroup(ONCALL, &[]);
     let op = FakeOnePassword::start().await;
     op.add_user(ALICE, "alice@example.com", "Alice", "ACTIVE");
     op.add_user(MALLORY, "mallory@example.com", "Mallory", "SUSPENDED");

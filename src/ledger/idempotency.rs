@@ -1,0 +1,83 @@
+//! Idempotency keys: a key per token remembers the proposal its first request produced.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{timestamp, Ledger, Result, Tx};
+use crate::domain::ProposalId;
+
+/// What a key was first used for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remembered {
+    pub body_sha256: String,
+    pub proposal_id: ProposalId,
+}
+
+const LOOKUP: &str = "SELECT body_sha256, proposal_id FROM idempotency_keys
+     WHERE token_id = ? AND key = ? AND created_at > ?";
+
+fn remembered(row: sqlx::sqlite::SqliteRow) -> Result<Remembered> {
+    let id: String = row.get("proposal_id");
+    Ok(Remembered {
+        body_sha256: row.get("body_sha256"),
+        proposal_id: ProposalId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into()))?,
+    })
+}
+
+impl Ledger {
+    /// A live key's record; keys older than `since` are forgotten.
+    pub async fn idempotency_key(
+        &self,
+        token_id: &str,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Remembered>> {
+        let row = sqlx::query(LOOKUP)
+            .bind(token_id)
+            .bind(key)
+            .bind(timestamp(since))
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(remembered).transpose()
+    }
+}
+
+impl Tx {
+    pub async fn idempotency_key(
+        &mut self,
+        token_id: &str,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Remembered>> {
+        let row = sqlx::query(LOOKUP)
+            .bind(token_id)
+            .bind(key)
+            .bind(timestamp(since))
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        row.map(remembered).transpose()
+    }
+
+    /// Remembers a key; an expired record of the same key is replaced.
+    pub async fn remember_idempotency_key(
+        &mut self,
+        token_id: &str,
+        key: &str,
+        body_sha256: &str,
+        proposal_id: ProposalId,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO idempotency_keys (token_id, key, body_sha256, proposal_id, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(token_id)
+        .bind(key)
+        .bind(body_sha256)
+        .bind(proposal_id.to_string())
+        .bind(timestamp(now))
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+}
