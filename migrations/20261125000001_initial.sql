@@ -65,9 +65,9 @@ CREATE TABLE api_tokens (
 CREATE TABLE outbox (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     proposal_id  TEXT REFERENCES proposals (id),
-    -- Jobs of one proposal run in order within a lane; a Slack outage never holds back the
-    -- 1Password lane.
-    lane         TEXT NOT NULL CHECK (lane IN ('slack', 'onepassword')),
+    -- Jobs of one proposal run in order within a lane; a Slack outage or a callback receiver
+    -- that is down never holds back the 1Password lane.
+    lane         TEXT NOT NULL CHECK (lane IN ('slack', 'onepassword', 'callback')),
     kind         TEXT NOT NULL,
     payload      TEXT NOT NULL CHECK (json_valid(payload)),
     created_at   TEXT NOT NULL,

@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// Hosts a proposal's callback_url may name, comma-separated.
     #[arg(long, env = "CALLBACK_ALLOWED_HOSTS", value_delimiter = ',')]
     pub callback_allowed_hosts: Vec<String>,
+    /// How long a worker holds an outbox job before another may take it over; renewed
+    /// while the job runs, so it only bounds how soon a crashed worker's job resumes.
+    #[arg(long, env = "OUTBOX_LEASE_SECS", default_value_t = 30, hide = true)]
+    pub outbox_lease_secs: u64,
     /// Path of the approval policy (TOML).
     #[arg(long, env = "COUNTERSIGN_POLICY")]
     pub policy: Option<String>,
@@ -56,6 +60,8 @@ pub struct Settings {
     pub onepassword: OnePasswordConfig,
     pub policy: Policy,
     pub callback_allowed_hosts: Vec<String>,
+    pub callback_secret: Option<String>,
+    pub outbox_lease: Duration,
 }
 
 /// Why `serve` cannot start.
@@ -97,6 +103,16 @@ impl Settings {
         let client_secret = env_secret("OP_CLIENT_SECRET", &mut missing);
         let account = required(&args.op_account_id, "OP_ACCOUNT_ID", &mut missing);
         let policy_path = required(&args.policy, "COUNTERSIGN_POLICY", &mut missing);
+        // Callbacks are signed; allowing callback hosts without a secret would send them unsigned.
+        let callback_secret = if args
+            .callback_allowed_hosts
+            .iter()
+            .any(|h| !h.trim().is_empty())
+        {
+            Some(env_secret("CALLBACK_SIGNING_SECRET", &mut missing))
+        } else {
+            None
+        };
         if !missing.is_empty() {
             return Err(ConfigError::Missing(missing));
         }
@@ -130,6 +146,8 @@ impl Settings {
                 timeout: Duration::from_secs(20),
             },
             policy,
+            callback_secret,
+            outbox_lease: Duration::from_secs(args.outbox_lease_secs.max(1)),
             callback_allowed_hosts: args
                 .callback_allowed_hosts
                 .iter()

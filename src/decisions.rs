@@ -38,6 +38,7 @@ async fn finish(
 ) -> Result<(), DecisionError> {
     tx.save_proposal(proposal, now).await?;
     tx.enqueue(proposal.id, Job::UpdateCard, now).await?;
+    tx.enqueue_callback(proposal, now).await?;
     tx.commit().await?;
     state.wake_worker();
     Ok(())

@@ -41,7 +41,14 @@ impl Application {
             slack,
             slack_settings: Arc::new(settings.slack),
             callback_hosts: Arc::new(settings.callback_allowed_hosts),
+            callback_secret: settings.callback_secret.map(Arc::from),
+            http: reqwest::Client::builder()
+                .user_agent(concat!("countersign/", env!("CARGO_PKG_VERSION")))
+                .timeout(std::time::Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
             wake: Arc::new(Notify::new()),
+            outbox_lease: settings.outbox_lease,
         };
         let listener = TcpListener::bind(settings.bind_addr).await?;
         Ok(Self { listener, state })

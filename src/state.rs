@@ -18,10 +18,16 @@ pub struct AppState {
     pub slack: Arc<SlackWeb>,
     pub slack_settings: Arc<SlackSettings>,
     pub directory: Arc<Directory>,
+    /// Signs callbacks; `None` when callbacks are not configured.
+    pub callback_secret: Option<Arc<str>>,
+    /// Delivers callbacks.
+    pub http: reqwest::Client,
     /// Hosts a proposal's callback_url may name.
     pub callback_hosts: Arc<Vec<String>>,
     /// Rung after a commit that enqueued work, so the worker starts at once.
     pub wake: Arc<Notify>,
+    /// How long a claimed outbox job stays claimed without a renewal.
+    pub outbox_lease: std::time::Duration,
 }
 
 impl AppState {

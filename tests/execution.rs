@@ -96,3 +96,20 @@ async fn a_transient_1password_failure_is_retried_to_one_success() {
         .await
         .contains(&"execution.attempt_failed".to_string()));
 }
+
+#[tokio::test]
+async fn an_expired_1password_token_is_refreshed_once_and_the_call_retried() {
+    let app = spawn_app().await;
+    let id = app.propose(&suspend_alice()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tokens_before = app.op.token_requests();
+    app.op.revoke_tokens();
+
+    app.click(BOB, "approve", &id).await;
+
+    app.wait_for_status(&id, Status::Executed).await;
+    assert_eq!(app.op.token_requests(), tokens_before + 1);
+    assert_eq!(app.op.mutation_count("suspend"), 1);
+}

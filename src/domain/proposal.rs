@@ -455,6 +455,20 @@ impl Proposal {
         }
     }
 
+    /// The event a callback should announce now: the proposal has a callback_url and has just
+    /// reached a status automation cares about.
+    pub fn callback_event(&self) -> Option<Status> {
+        let announced = matches!(
+            self.status,
+            Status::Executed
+                | Status::Failed
+                | Status::Denied
+                | Status::Expired
+                | Status::Cancelled
+        );
+        (announced && self.callback_url.is_some()).then_some(self.status)
+    }
+
     pub fn approvals_count(&self) -> u32 {
         self.approvals.len() as u32
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{timestamp, Ledger, Result, Tx};
-use crate::domain::ProposalId;
+use crate::domain::{Proposal, ProposalId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -20,18 +20,22 @@ pub enum Job {
     ThreadReply { text: String },
     /// Carry out the approved action in 1Password.
     Execute,
+    /// Tell the proposal's callback_url what happened; `body` is fixed when the event happens.
+    Callback { event: String, body: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
     Slack,
     OnePassword,
+    Callback,
 }
 
 impl Job {
     pub fn lane(&self) -> Lane {
         match self {
             Job::Execute => Lane::OnePassword,
+            Job::Callback { .. } => Lane::Callback,
             _ => Lane::Slack,
         }
     }
@@ -42,6 +46,7 @@ impl Job {
             Job::UpdateCard => "update_card",
             Job::ThreadReply { .. } => "thread_reply",
             Job::Execute => "execute",
+            Job::Callback { .. } => "callback",
         }
     }
 }
@@ -51,6 +56,7 @@ impl Lane {
         match self {
             Lane::Slack => "slack",
             Lane::OnePassword => "onepassword",
+            Lane::Callback => "callback",
         }
     }
 }
@@ -87,6 +93,27 @@ impl Tx {
     }
 
     /// Marks a claimed job done, in the transaction that records its result.
+    /// Enqueues the callback a proposal's new status calls for, if it has a callback_url.
+    pub async fn enqueue_callback(
+        &mut self,
+        proposal: &Proposal,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let Some(event) = proposal.callback_event() else {
+            return Ok(());
+        };
+        let body = serde_json::json!({"event": event.as_str(), "proposal": proposal}).to_string();
+        self.enqueue(
+            proposal.id,
+            Job::Callback {
+                event: event.as_str().to_owned(),
+                body,
+            },
+            now,
+        )
+        .await
+    }
+
     pub async fn complete_job(&mut self, id: i64, now: DateTime<Utc>) -> Result<()> {
         sqlx::query("UPDATE outbox SET done_at = ?, leased_until = NULL WHERE id = ?")
             .bind(timestamp(now))
@@ -142,6 +169,16 @@ impl Ledger {
         let mut tx = self.begin().await?;
         tx.complete_job(id, now).await?;
         tx.commit().await
+    }
+
+    /// Extends a running job's lease.
+    pub async fn renew_lease(&self, id: i64, until: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE outbox SET leased_until = ? WHERE id = ? AND done_at IS NULL")
+            .bind(timestamp(until))
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     /// Puts a job back to run again at `run_after`, noting why.

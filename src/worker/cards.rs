@@ -102,7 +102,9 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
             }
             state.ledger.complete_job(claimed.id, Utc::now()).await?;
         }
-        (Job::Execute, _) => unreachable!("execute jobs run in the 1Password lane"),
+        (Job::Execute | Job::Callback { .. }, _) => {
+            unreachable!("only Slack jobs run in the Slack lane")
+        }
     }
     Ok(JobResult::Done)
 }

@@ -182,6 +182,7 @@ pub(super) async fn execute(
         now,
     )
     .await?;
+    tx.enqueue_callback(&proposal, now).await?;
     tx.complete_job(claimed.id, now).await?;
     tx.commit().await?;
     state.wake_worker();

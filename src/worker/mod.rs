@@ -2,6 +2,7 @@
 //! wake on commit (the state's `Notify`) and poll as a backstop, so nothing waits on a timer
 //! when there is work.
 
+mod callbacks;
 mod cards;
 mod executor;
 mod sweeper;
@@ -15,11 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::ledger::{ClaimedJob, Lane};
 use crate::state::AppState;
 
+pub use callbacks::signature as callback_signature;
 pub use sweeper::sweep_once;
 
-/// Longer than the slowest call a job makes (HTTP timeouts are 20 s), so a live job is never
-/// claimed twice; a dead worker's job is taken again after it.
-const LEASE: chrono::Duration = chrono::Duration::seconds(120);
 const POLL: Duration = Duration::from_millis(500);
 
 /// How a job ended, for the loop to record.
@@ -43,6 +42,7 @@ impl Workers {
         let handles = vec![
             tokio::spawn(run_lane(state.clone(), Lane::OnePassword, shutdown.clone())),
             tokio::spawn(run_lane(state.clone(), Lane::Slack, shutdown.clone())),
+            tokio::spawn(run_lane(state.clone(), Lane::Callback, shutdown.clone())),
             tokio::spawn(sweeper::run(state, shutdown.clone())),
         ];
         Self { shutdown, handles }
@@ -62,7 +62,11 @@ async fn run_lane(state: AppState, lane: Lane, shutdown: CancellationToken) {
         let notified = state.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match state.ledger.claim_job(lane, LEASE, Utc::now()).await {
+        match state
+            .ledger
+            .claim_job(lane, lease(&state), Utc::now())
+            .await
+        {
             Ok(Some(job)) => {
                 run_job(&state, job).await;
                 continue;
@@ -78,17 +82,44 @@ async fn run_lane(state: AppState, lane: Lane, shutdown: CancellationToken) {
     }
 }
 
+fn lease(state: &AppState) -> chrono::Duration {
+    chrono::Duration::from_std(state.outbox_lease).unwrap_or(chrono::Duration::seconds(30))
+}
+
+/// Renews the job's lease while it runs, so a slow call never lets a second worker take it,
+/// while a worker that dies stops renewing and its job resumes after one lease.
+async fn keep_leased(state: &AppState, job_id: i64) {
+    let every = state.outbox_lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(error) = state
+            .ledger
+            .renew_lease(job_id, Utc::now() + lease(state))
+            .await
+        {
+            tracing::warn!(%error, job_id, "could not renew a job's lease");
+        }
+    }
+}
+
 async fn run_job(state: &AppState, claimed: ClaimedJob) {
     let id = claimed.proposal_id;
-    let result = match claimed.job.lane() {
-        Lane::OnePassword => executor::execute(state, &claimed).await,
-        Lane::Slack => cards::run(state, &claimed).await,
+    let work = async {
+        match claimed.job.lane() {
+            Lane::OnePassword => executor::execute(state, &claimed).await,
+            Lane::Slack => cards::run(state, &claimed).await,
+            Lane::Callback => callbacks::deliver(state, &claimed).await,
+        }
+    };
+    let result = tokio::select! {
+        result = work => result,
+        _ = keep_leased(state, claimed.id) => unreachable!("renewal never ends"),
     };
     let recorded = match result {
         Ok(JobResult::Done) => Ok(()),
         Ok(JobResult::Retry { after, error }) => {
             tracing::warn!(proposal_id = %id, job = ?claimed.job, attempt = claimed.attempts, %error, "job will be retried");
-            let after = chrono::Duration::from_std(after).unwrap_or(LEASE);
+            let after = chrono::Duration::from_std(after).unwrap_or(lease(state));
             state
                 .ledger
                 .reschedule_job(claimed.id, Utc::now() + after, &error)

@@ -16,6 +16,7 @@ use super::fake_slack::{FakeSlack, PostedMessage};
 use super::slack_signing::{self, SIGNING_SECRET};
 
 pub const CHANNEL: &str = "C0APPROVALS";
+pub const CALLBACK_SECRET: &str = "callback-secret-for-tests";
 pub const TEAM: &str = "T0TEST";
 
 /// 1Password ids of the seeded users.
@@ -93,7 +94,9 @@ pub async fn spawn_app() -> TestApp {
             timeout: Duration::from_secs(5),
         },
         policy: Policy::parse(POLICY).unwrap(),
-        callback_allowed_hosts: vec!["soar.example.com".into()],
+        callback_allowed_hosts: vec!["soar.example.com".into(), "127.0.0.1".into()],
+        callback_secret: Some(CALLBACK_SECRET.into()),
+        outbox_lease: Duration::from_secs(30),
     };
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -1,4 +1,5 @@
 pub mod app;
+pub mod callback_receiver;
 pub mod fake_onepassword;
 pub mod fake_slack;
 pub mod slack_signing;

@@ -1,0 +1,100 @@
+//! Callbacks to automation (DESIGN §3): POST `{event, proposal}` to the proposal's
+//! callback_url, signed `t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>`. Every attempt
+//! is a ledger event; a receiver that is down is retried with backoff and never holds up
+//! execution, which runs in another lane.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha2::Sha256;
+
+use super::{backoff, JobResult};
+use crate::ledger::{ClaimedJob, EventKind, Job};
+use crate::state::AppState;
+
+/// Attempts before a callback is given up (about an hour with the backoff cap).
+const MAX_ATTEMPTS: u32 = 12;
+
+/// The `X-Countersign-Signature` value for `body` at unix time `t`.
+pub fn signature(secret: &str, t: i64, body: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(format!("{t}.{body}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub(super) async fn deliver(
+    state: &AppState,
+    claimed: &ClaimedJob,
+) -> Result<JobResult, sqlx::Error> {
+    let Job::Callback { event, body } = &claimed.job else {
+        unreachable!("only callbacks run in the callback lane")
+    };
+    let id = claimed.proposal_id;
+    let Some(url) = state
+        .ledger
+        .proposal(id)
+        .await?
+        .and_then(|p| p.callback_url)
+    else {
+        return Ok(JobResult::Abandon(
+            "the proposal has no callback_url".into(),
+        ));
+    };
+    let Some(secret) = state.callback_secret.as_deref() else {
+        return Ok(JobResult::Abandon(
+            "CALLBACK_SIGNING_SECRET is not set".into(),
+        ));
+    };
+    let sent = state
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header(
+            "x-countersign-signature",
+            signature(secret, Utc::now().timestamp(), body),
+        )
+        .body(body.clone())
+        .send()
+        .await;
+    let (delivered, answer) = match &sent {
+        Ok(response) if response.status().is_success() => {
+            (true, json!({"status": response.status().as_u16()}))
+        }
+        Ok(response) => (false, json!({"status": response.status().as_u16()})),
+        Err(error) => (
+            false,
+            json!({"error": if error.is_timeout() { "timed out" } else { "could not connect" }}),
+        ),
+    };
+
+    let now = Utc::now();
+    let mut tx = state.ledger.begin().await?;
+    let payload = json!({"event": event, "url": url, "attempt": claimed.attempts, "delivered": delivered, "answer": answer});
+    tx.append(
+        Some(id),
+        EventKind::CallbackAttempted,
+        "system",
+        payload,
+        now,
+    )
+    .await?;
+    if delivered {
+        tx.complete_job(claimed.id, now).await?;
+    }
+    tx.commit().await?;
+    if delivered {
+        tracing::info!(proposal_id = %id, %event, "callback delivered");
+        return Ok(JobResult::Done);
+    }
+    let error = format!("callback not delivered: {answer}");
+    if claimed.attempts >= MAX_ATTEMPTS {
+        return Ok(JobResult::Abandon(error));
+    }
+    Ok(JobResult::Retry {
+        after: backoff(claimed.attempts, Duration::from_secs(600)),
+        error,
+    })
+}
