@@ -46,17 +46,25 @@ async fn killed_while_1password_holds_the_call_then_restarted_suspends_exactly_o
 
     // Then the new process resumes the execution and suspends Alice, with one suspend call
     let proposal = second.wait_for_status(&token, &id, "executed").await;
-    assert_eq!(proposal["execution"]["outcome"], "suspended", "{proposal:#}");
+    assert_eq!(
+        proposal["execution"]["outcome"], "suspended",
+        "{proposal:#}"
+    );
     assert_eq!(world.op.user_state(ALICE).as_deref(), Some("SUSPENDED"));
-    assert_eq!(world.op.mutation_count("suspend"), 1, "{:#?}", world.op.requests());
+    assert_eq!(
+        world.op.mutation_count("suspend"),
+        1,
+        "{:#?}",
+        world.op.requests()
+    );
     // …and the ledger records one success and still verifies
     assert_eq!(world.events_of_kind("execution.succeeded").await, 1);
     world.assert_ledger_verifies().await;
 }
 
 #[tokio::test]
-async fn killed_after_1password_answered_but_before_recording_then_restarted_makes_no_second_call(
-) {
+async fn killed_after_1password_answered_but_before_recording_then_restarted_makes_no_second_call()
+{
     // Given a pending suspension of Alice, and a 1Password that takes 2 s to answer
     let world = World::start().await;
     let mut first = world.serve("first").await;
@@ -87,7 +95,12 @@ async fn killed_after_1password_answered_but_before_recording_then_restarted_mak
         "{proposal:#}"
     );
     assert_eq!(world.op.user_state(ALICE).as_deref(), Some("SUSPENDED"));
-    assert_eq!(world.op.mutation_count("suspend"), 1, "{:#?}", world.op.requests());
+    assert_eq!(
+        world.op.mutation_count("suspend"),
+        1,
+        "{:#?}",
+        world.op.requests()
+    );
     // …and the ledger records the outcome once and still verifies
     assert_eq!(world.events_of_kind("execution.succeeded").await, 1);
     world.assert_ledger_verifies().await;
@@ -160,11 +173,7 @@ impl World {
     /// Runs a one-shot command (`token create`, `ledger verify`) without blocking the fakes.
     async fn run(&self, args: &[&str]) -> std::process::Output {
         let mut command = tokio::process::Command::from(self.command());
-        command
-            .args(args)
-            .output()
-            .await
-            .expect("the binary runs")
+        command.args(args).output().await.expect("the binary runs")
     }
 
     /// Starts `countersign serve` on a free port and waits until it answers /healthz.
@@ -196,7 +205,14 @@ impl World {
     /// A token that may propose suspensions (and read its own proposals), from the CLI.
     async fn create_token(&self) -> String {
         let output = self
-            .run(&["token", "create", "--name", "tines", "--scope", "propose:suspend"])
+            .run(&[
+                "token",
+                "create",
+                "--name",
+                "tines",
+                "--scope",
+                "propose:suspend",
+            ])
             .await;
         assert!(output.status.success(), "token create failed: {output:?}");
         String::from_utf8(output.stdout)
@@ -232,7 +248,10 @@ impl World {
             .post(format!("{}/slack/interactions", server.address))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("x-slack-request-timestamp", now.to_string())
-            .header("x-slack-signature", slack_signing::sign(SIGNING_SECRET, now, &body))
+            .header(
+                "x-slack-signature",
+                slack_signing::sign(SIGNING_SECRET, now, &body),
+            )
             .body(body)
             .send()
             .await

@@ -24,6 +24,22 @@ fn remembered(row: sqlx::sqlite::SqliteRow) -> Result<Remembered> {
     })
 }
 
+/// Looks a live key up through any connection: the reader pool, or a write transaction.
+async fn lookup<'c>(
+    executor: impl sqlx::SqliteExecutor<'c>,
+    token_id: &str,
+    key: &str,
+    since: DateTime<Utc>,
+) -> Result<Option<Remembered>> {
+    let row = sqlx::query(LOOKUP)
+        .bind(token_id)
+        .bind(key)
+        .bind(timestamp(since))
+        .fetch_optional(executor)
+        .await?;
+    row.map(remembered).transpose()
+}
+
 impl Ledger {
     /// A live key's record; keys older than `since` are forgotten.
     pub async fn idempotency_key(
@@ -32,13 +48,7 @@ impl Ledger {
         key: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<Remembered>> {
-        let row = sqlx::query(LOOKUP)
-            .bind(token_id)
-            .bind(key)
-            .bind(timestamp(since))
-            .fetch_optional(&self.reader)
-            .await?;
-        row.map(remembered).transpose()
+        lookup(&self.reader, token_id, key, since).await
     }
 }
 
@@ -49,13 +59,7 @@ impl Tx {
         key: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<Remembered>> {
-        let row = sqlx::query(LOOKUP)
-            .bind(token_id)
-            .bind(key)
-            .bind(timestamp(since))
-            .fetch_optional(&mut *self.inner)
-            .await?;
-        row.map(remembered).transpose()
+        lookup(&mut *self.inner, token_id, key, since).await
     }
 
     /// Remembers a key; an expired record of the same key is replaced.

@@ -1,0 +1,187 @@
+//! The proposal state machine, as a specification.
+
+use super::*;
+use chrono::Duration;
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+        + Duration::minutes(minutes)
+}
+
+fn proposal(action: Action, required: u32) -> Proposal {
+    Proposal {
+        id: ProposalId::new(),
+        action,
+        status: Status::Pending,
+        target: Target {
+            id: OnePasswordUserId::parse("IR7VJHJ36JHINBEFLLQ4FJOAHE").unwrap(),
+            email: Email::parse("alice@example.com").unwrap(),
+            display_name: "Alice".into(),
+            state: UserState::Active,
+        },
+        reason: Reason::parse("impossible travel then vault export").unwrap(),
+        requester: Requester::SlackUser {
+            slack_user_id: SlackUserId::parse("U0REQ").unwrap(),
+            name: "Rita".into(),
+        },
+        source: Source {
+            platform: "tines".into(),
+            ..Source::default()
+        },
+        evidence: vec![],
+        approvals_required: required,
+        approvals: vec![],
+        denial: None,
+        created_at: at(0),
+        expires_at: at(30),
+        callback_url: None,
+        execution: Execution::default(),
+        slack: None,
+    }
+}
+
+fn approver(id: &str, email: &str) -> Decider {
+    Decider {
+        slack_user_id: SlackUserId::parse(id).unwrap(),
+        name: id.into(),
+        email: Some(Email::parse(email).unwrap()),
+        is_approver: true,
+    }
+}
+
+#[test]
+fn one_approval_approves_a_suspend() {
+    let mut p = proposal(Action::Suspend, 1);
+    assert_eq!(
+        p.approve(&approver("U0BOB", "bob@example.com"), at(1)),
+        Ok(Vote::Approved)
+    );
+    assert_eq!(p.status, Status::Approved);
+}
+
+#[test]
+fn a_restore_stays_pending_after_its_first_approval() {
+    let mut p = proposal(Action::Restore, 2);
+    let vote = p.approve(&approver("U0BOB", "bob@example.com"), at(1));
+    assert_eq!(
+        vote,
+        Ok(Vote::Counted {
+            count: 1,
+            required: 2
+        })
+    );
+    assert_eq!(p.status, Status::Pending);
+    assert_eq!(
+        p.approve(&approver("U0CAT", "cat@example.com"), at(2)),
+        Ok(Vote::Approved)
+    );
+}
+
+#[test]
+fn the_same_person_counts_once() {
+    let mut p = proposal(Action::Restore, 2);
+    let bob = approver("U0BOB", "bob@example.com");
+    p.approve(&bob, at(1)).unwrap();
+    assert_eq!(p.approve(&bob, at(2)), Err(Refusal::AlreadyApproved));
+    assert_eq!(p.approvals.len(), 1);
+}
+
+#[test]
+fn the_target_cannot_approve_or_deny() {
+    let mut p = proposal(Action::Suspend, 1);
+    let alice = approver("U0ALI", "ALICE@example.com");
+    assert_eq!(p.approve(&alice, at(1)), Err(Refusal::IsTarget));
+    let reason = Reason::parse("this is not me at all").unwrap();
+    assert_eq!(p.deny(&alice, reason, at(1)), Err(Refusal::IsTarget));
+    assert_eq!(p.status, Status::Pending);
+}
+
+#[test]
+fn a_decider_without_an_email_is_refused() {
+    let mut p = proposal(Action::Suspend, 1);
+    let mut bob = approver("U0BOB", "bob@example.com");
+    bob.email = None;
+    assert_eq!(p.approve(&bob, at(1)), Err(Refusal::NoEmail));
+}
+
+#[test]
+fn a_non_approver_is_refused() {
+    let mut p = proposal(Action::Suspend, 1);
+    let mut eve = approver("U0EVE", "eve@example.com");
+    eve.is_approver = false;
+    assert_eq!(p.approve(&eve, at(1)), Err(Refusal::NotAnApprover));
+    assert!(p.approvals.is_empty());
+}
+
+#[test]
+fn the_requester_of_a_restore_never_counts() {
+    let mut p = proposal(Action::Restore, 2);
+    assert_eq!(
+        p.approve(&approver("U0REQ", "rita@example.com"), at(1)),
+        Err(Refusal::IsRequester)
+    );
+}
+
+#[test]
+fn a_denial_is_a_veto() {
+    let mut p = proposal(Action::Restore, 2);
+    p.approve(&approver("U0BOB", "bob@example.com"), at(1))
+        .unwrap();
+    let reason = Reason::parse("the laptop is still missing").unwrap();
+    p.deny(&approver("U0CAT", "cat@example.com"), reason, at(2))
+        .unwrap();
+    assert_eq!(p.status, Status::Denied);
+    let late = p.approve(&approver("U0DAN", "dan@example.com"), at(3));
+    assert_eq!(late, Err(Refusal::NotPending(Status::Denied)));
+}
+
+#[test]
+fn an_expired_proposal_cannot_be_approved() {
+    let mut p = proposal(Action::Suspend, 1);
+    let vote = p.approve(&approver("U0BOB", "bob@example.com"), at(30));
+    assert_eq!(vote, Err(Refusal::Expired(at(30))));
+    p.expire(at(30)).unwrap();
+    assert_eq!(p.status, Status::Expired);
+}
+
+#[test]
+fn only_the_requester_can_cancel() {
+    let mut p = proposal(Action::Suspend, 1);
+    let other = Requester::Integration {
+        name: "tines".into(),
+        token_id: "t1".into(),
+    };
+    assert_eq!(p.cancel(&other), Err(Refusal::NotRequester));
+    p.cancel(&p.requester.clone()).unwrap();
+    assert_eq!(p.status, Status::Cancelled);
+}
+
+#[test]
+fn execution_runs_only_once_approved() {
+    let mut p = proposal(Action::Suspend, 1);
+    assert_eq!(
+        p.start_execution(),
+        Err(Refusal::NotExecutable(Status::Pending))
+    );
+    p.approve(&approver("U0BOB", "bob@example.com"), at(1))
+        .unwrap();
+    p.start_execution().unwrap();
+    assert_eq!(p.execution.attempts, 1);
+    assert_eq!(
+        p.start_execution(),
+        Err(Refusal::NotExecutable(Status::Executing))
+    );
+}
+
+#[test]
+fn a_failed_execution_can_be_retried_by_an_approver() {
+    let mut p = proposal(Action::Suspend, 1);
+    p.approve(&approver("U0BOB", "bob@example.com"), at(1))
+        .unwrap();
+    p.start_execution().unwrap();
+    p.fail_execution("403 no_owner_remain".into(), at(2));
+    p.retry(&approver("U0CAT", "cat@example.com")).unwrap();
+    assert_eq!(p.status, Status::Approved);
+}
