@@ -105,7 +105,20 @@ pub(super) async fn execute(
             tx.commit().await?;
             state.wake_worker();
         }
-        Status::Executing => drop(tx),
+        Status::Executing => {
+            // Resumed after a worker died mid-run: say so, since its calls may have reached
+            // 1Password before it could record them; the read-first below finds out.
+            let payload = json!({"attempt": proposal.execution.attempts, "action": proposal.action.as_str(), "resumed": true});
+            tx.append(
+                Some(id),
+                EventKind::ExecutionStarted,
+                "system",
+                payload,
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+        }
         other => {
             // Nothing to do (already executed, or never approved): never act twice.
             tx.complete_job(claimed.id, now).await?;
@@ -119,6 +132,12 @@ pub(super) async fn execute(
     let now = Utc::now();
     let mut tx = state.ledger.begin().await?;
     let mut proposal = tx.proposal(id).await?.expect("the proposal exists");
+    if proposal.status != Status::Executing {
+        // Another worker took this job over and recorded it first; never record twice.
+        tx.complete_job(claimed.id, now).await?;
+        tx.commit().await?;
+        return Ok(JobResult::Done);
+    }
     match result {
         Ok(done) => {
             proposal.finish_execution(done.outcome, done.state, now);
