@@ -85,40 +85,18 @@ pub(super) async fn execute(
     let Some(mut proposal) = tx.proposal(id).await? else {
         return Ok(JobResult::Abandon("no such proposal".into()));
     };
-    match proposal.status {
+    let resumed = match proposal.status {
         Status::Approved => {
             proposal
                 .start_execution()
                 .expect("an approved proposal can start");
             tx.save_proposal(&proposal, now).await?;
-            let payload =
-                json!({"attempt": proposal.execution.attempts, "action": proposal.action.as_str()});
-            tx.append(
-                Some(id),
-                EventKind::ExecutionStarted,
-                "system",
-                payload,
-                now,
-            )
-            .await?;
             tx.enqueue(id, Job::UpdateCard, now).await?;
-            tx.commit().await?;
-            state.wake_worker();
+            false
         }
-        Status::Executing => {
-            // Resumed after a worker died mid-run: say so, since its calls may have reached
-            // 1Password before it could record them; the read-first below finds out.
-            let payload = json!({"attempt": proposal.execution.attempts, "action": proposal.action.as_str(), "resumed": true});
-            tx.append(
-                Some(id),
-                EventKind::ExecutionStarted,
-                "system",
-                payload,
-                now,
-            )
-            .await?;
-            tx.commit().await?;
-        }
+        // Resumed after a worker died mid-run: its calls may have reached 1Password before it
+        // could record them, so the event says so and the read-first below finds out.
+        Status::Executing => true,
         other => {
             // Nothing to do (already executed, or never approved): never act twice.
             tx.complete_job(claimed.id, now).await?;
@@ -126,7 +104,20 @@ pub(super) async fn execute(
             tracing::info!(proposal_id = %id, status = %other, "execute job found nothing to do");
             return Ok(JobResult::Done);
         }
-    }
+    };
+    let payload = json!({
+        "attempt": proposal.execution.attempts, "action": proposal.action.as_str(), "resumed": resumed,
+    });
+    tx.append(
+        Some(id),
+        EventKind::ExecutionStarted,
+        "system",
+        payload,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_worker();
 
     let result = act(state, &proposal).await;
     let now = Utc::now();
