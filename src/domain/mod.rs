@@ -3,6 +3,8 @@
 //! what the domain decides.
 
 mod email;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod ids;
 mod policy;
 mod proposal;

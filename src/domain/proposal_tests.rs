@@ -1,46 +1,7 @@
 //! The proposal state machine, as a specification.
 
 use super::*;
-use chrono::Duration;
-
-fn at(minutes: i64) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
-        + Duration::minutes(minutes)
-}
-
-fn proposal(action: Action, required: u32) -> Proposal {
-    Proposal {
-        id: ProposalId::new(),
-        action,
-        status: Status::Pending,
-        target: Target {
-            id: OnePasswordUserId::parse("IR7VJHJ36JHINBEFLLQ4FJOAHE").unwrap(),
-            email: Email::parse("alice@example.com").unwrap(),
-            display_name: "Alice".into(),
-            state: UserState::Active,
-        },
-        reason: Reason::parse("impossible travel then vault export").unwrap(),
-        requester: Requester::SlackUser {
-            slack_user_id: SlackUserId::parse("U0REQ").unwrap(),
-            name: "Rita".into(),
-        },
-        source: Source {
-            platform: "tines".into(),
-            ..Source::default()
-        },
-        evidence: vec![],
-        approvals_required: required,
-        approvals: vec![],
-        denial: None,
-        created_at: at(0),
-        expires_at: at(30),
-        callback_url: None,
-        execution: Execution::default(),
-        slack: None,
-    }
-}
+use crate::domain::fixtures::{at, proposal};
 
 fn approver(id: &str, email: &str) -> Decider {
     Decider {

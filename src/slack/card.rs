@@ -286,42 +286,14 @@ pub fn outcome_reply(p: &Proposal) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{
-        Approval, Email, Execution, OnePasswordUserId, ProposalId, Reason, SlackUserId, Source,
-        Target,
-    };
+    use crate::domain::fixtures;
+    use crate::domain::{Approval, Reason, SlackUserId};
 
+    /// The domain's sample proposal, with a reason that tries to mention and disguise a link.
     fn proposal(action: Action, required: u32) -> Proposal {
-        let now = chrono::Utc::now();
-        Proposal {
-            id: ProposalId::new(),
-            action,
-            status: Status::Pending,
-            target: Target {
-                id: OnePasswordUserId::parse("IR7VJHJ36JHINBEFLLQ4FJOAHE").unwrap(),
-                email: Email::parse("alice@example.com").unwrap(),
-                display_name: "Alice".into(),
-                state: UserState::Active,
-            },
-            reason: Reason::parse("<!channel> look at <https://evil.example|this>").unwrap(),
-            requester: Requester::Integration {
-                name: "tines".into(),
-                token_id: "tok_1".into(),
-            },
-            source: Source {
-                platform: "tines".into(),
-                ..Source::default()
-            },
-            evidence: vec![],
-            approvals_required: required,
-            approvals: vec![],
-            denial: None,
-            created_at: now,
-            expires_at: now,
-            callback_url: None,
-            execution: Execution::default(),
-            slack: None,
-        }
+        let mut p = fixtures::proposal(action, required);
+        p.reason = Reason::parse("<!channel> look at <https://evil.example|this>").unwrap();
+        p
     }
 
     fn json(card: &Card) -> String {
