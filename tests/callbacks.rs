@@ -34,11 +34,8 @@ async fn an_executed_proposal_is_announced_with_a_verifiable_signature() {
     let app = spawn_app().await;
     let receiver = CallbackReceiver::start(0).await;
     let id = app
-        .propose(&with_callback(suspend_alice(), &receiver.url))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .propose_id(&with_callback(suspend_alice(), &receiver.url))
+        .await;
 
     app.click(BOB, "approve", &id).await;
 
@@ -61,11 +58,8 @@ async fn a_denial_is_announced() {
     let app = spawn_app().await;
     let receiver = CallbackReceiver::start(0).await;
     let id = app
-        .propose(&with_callback(suspend_alice(), &receiver.url))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .propose_id(&with_callback(suspend_alice(), &receiver.url))
+        .await;
 
     app.submit_denial(BOB, &id, "Alice is on a sanctioned trip to Lisbon")
         .await;
@@ -81,11 +75,8 @@ async fn a_receiver_that_is_down_is_retried_until_delivered_without_holding_up_e
     let app = spawn_app().await;
     let receiver = CallbackReceiver::start(2).await;
     let id = app
-        .propose(&with_callback(suspend_alice(), &receiver.url))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .propose_id(&with_callback(suspend_alice(), &receiver.url))
+        .await;
 
     app.click(BOB, "approve", &id).await;
 

@@ -107,10 +107,7 @@ async fn a_hundred_concurrent_approvals_of_a_restore_reactivate_once() {
     }
     let members: Vec<&str> = responders.iter().map(String::as_str).collect();
     app.slack.add_usergroup(ONCALL, &members);
-    let id = app.propose(&restore("mallory@example.com")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&restore("mallory@example.com")).await;
 
     let clicks = responders
         .iter()

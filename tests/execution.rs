@@ -11,7 +11,7 @@ async fn an_already_suspended_user_is_recorded_as_such_and_no_suspend_call_is_ma
     let app = spawn_app().await;
     let mut body = suspend_alice();
     body["user"] = json!({"email": "mallory@example.com"});
-    let id = app.propose(&body).await["id"].as_str().unwrap().to_owned();
+    let id = app.propose_id(&body).await;
 
     app.click(BOB, "approve", &id).await;
 
@@ -26,10 +26,7 @@ async fn an_already_suspended_user_is_recorded_as_such_and_no_suspend_call_is_ma
 #[tokio::test]
 async fn the_read_back_state_is_recorded_with_every_call() {
     let app = spawn_app().await;
-    let id = app.propose(&suspend_alice()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&suspend_alice()).await;
 
     app.click(BOB, "approve", &id).await;
     app.wait_for_status(&id, Status::Executed).await;
@@ -61,10 +58,7 @@ async fn the_read_back_state_is_recorded_with_every_call() {
 async fn a_permanent_1password_refusal_fails_the_proposal_with_the_message() {
     let app = spawn_app().await;
     app.op.fail_user(ALICE, 403, "no_owner_remain");
-    let id = app.propose(&suspend_alice()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&suspend_alice()).await;
 
     app.click(BOB, "approve", &id).await;
 
@@ -80,10 +74,7 @@ async fn a_permanent_1password_refusal_fails_the_proposal_with_the_message() {
 #[tokio::test]
 async fn a_transient_1password_failure_is_retried_to_one_success() {
     let app = spawn_app().await;
-    let id = app.propose(&suspend_alice()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&suspend_alice()).await;
     app.op.fail_next(1, 503, Some(0));
 
     app.click(BOB, "approve", &id).await;
@@ -100,10 +91,7 @@ async fn a_transient_1password_failure_is_retried_to_one_success() {
 #[tokio::test]
 async fn an_expired_1password_token_is_refreshed_once_and_the_call_retried() {
     let app = spawn_app().await;
-    let id = app.propose(&suspend_alice()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&suspend_alice()).await;
     let tokens_before = app.op.token_requests();
     app.op.revoke_tokens();
 

@@ -17,6 +17,23 @@ async fn problem(response: reqwest::Response) -> (u16, Value) {
     (status, response.json().await.unwrap())
 }
 
+/// POSTs a body as-is, with the given content type.
+async fn post_raw(
+    app: &TestApp,
+    token: &str,
+    content_type: &str,
+    body: &'static str,
+) -> reqwest::Response {
+    app.http
+        .post(format!("{}/v1/proposals", app.address))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_valid_proposal_is_created_pending() {
     let app = spawn_app().await;
@@ -107,15 +124,7 @@ async fn an_unknown_field_is_named_in_the_problem() {
 async fn unparseable_json_is_a_400() {
     let app = spawn_app().await;
     let token = app.token(&[Scope::ProposeSuspend]).await;
-    let response = app
-        .http
-        .post(format!("{}/v1/proposals", app.address))
-        .bearer_auth(&token)
-        .header("content-type", "application/json")
-        .body("{\"action\": ")
-        .send()
-        .await
-        .unwrap();
+    let response = post_raw(&app, &token, "application/json", "{\"action\": ").await;
 
     let (status, problem) = problem(response).await;
 
@@ -127,15 +136,7 @@ async fn unparseable_json_is_a_400() {
 async fn a_body_that_is_not_json_is_a_415() {
     let app = spawn_app().await;
     let token = app.token(&[Scope::ProposeSuspend]).await;
-    let response = app
-        .http
-        .post(format!("{}/v1/proposals", app.address))
-        .bearer_auth(&token)
-        .header("content-type", "text/plain")
-        .body("suspend alice")
-        .send()
-        .await
-        .unwrap();
+    let response = post_raw(&app, &token, "text/plain", "suspend alice").await;
 
     assert_eq!(problem(response).await.0, 415);
 }

@@ -71,10 +71,7 @@ async fn a_restore_waits_for_a_second_approver() {
 #[tokio::test]
 async fn the_same_person_clicking_twice_counts_once() {
     let app = spawn_app().await;
-    let id = app.propose(&restore("mallory@example.com")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&restore("mallory@example.com")).await;
 
     app.click(BOB, "approve", &id).await;
     app.click(BOB, "approve", &id).await;
@@ -97,10 +94,7 @@ async fn the_same_person_clicking_twice_counts_once() {
 #[tokio::test]
 async fn an_approver_who_is_the_target_cannot_approve_or_deny() {
     let app = spawn_app().await;
-    let id = app.propose(&suspend_alice()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&suspend_alice()).await;
     let events_before = app.event_count().await;
 
     app.click(ALICE_SLACK, "approve", &id).await;
@@ -121,10 +115,7 @@ async fn an_approver_who_is_the_target_cannot_approve_or_deny() {
 #[tokio::test]
 async fn a_non_approvers_click_changes_nothing() {
     let app = spawn_app().await;
-    let id = app.propose(&suspend_alice()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&suspend_alice()).await;
     let events_before = app.event_count().await;
 
     app.click(EVE, "approve", &id).await;
@@ -138,10 +129,7 @@ async fn a_non_approvers_click_changes_nothing() {
 #[tokio::test]
 async fn an_approver_without_a_profile_email_is_refused() {
     let app = spawn_app().await;
-    let id = app.propose(&suspend_alice()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&suspend_alice()).await;
 
     app.click(NEMO, "approve", &id).await;
 
@@ -152,10 +140,7 @@ async fn an_approver_without_a_profile_email_is_refused() {
 #[tokio::test]
 async fn deny_opens_a_dialog_that_asks_why() {
     let app = spawn_app().await;
-    let id = app.propose(&suspend_alice()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&suspend_alice()).await;
 
     app.click(BOB, "deny", &id).await;
 
@@ -168,10 +153,7 @@ async fn deny_opens_a_dialog_that_asks_why() {
 #[tokio::test]
 async fn a_denial_without_a_reason_is_refused_by_the_dialog() {
     let app = spawn_app().await;
-    let id = app.propose(&suspend_alice()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&suspend_alice()).await;
 
     let answer: serde_json::Value = app
         .submit_denial(BOB, &id, "  no  ")
@@ -191,10 +173,7 @@ async fn a_denial_without_a_reason_is_refused_by_the_dialog() {
 #[tokio::test]
 async fn a_denial_ends_the_proposal_and_nothing_is_executed() {
     let app = spawn_app().await;
-    let id = app.propose(&suspend_alice()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&suspend_alice()).await;
 
     let answer = app
         .submit_denial(BOB, &id, "Alice is on a sanctioned trip to Lisbon")

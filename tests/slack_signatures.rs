@@ -8,10 +8,7 @@ use support::app::*;
 use support::slack_signing::{self, SIGNING_SECRET};
 
 async fn approve_body(app: &TestApp) -> (String, String) {
-    let id = app.propose(&suspend_alice()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&suspend_alice()).await;
     let ts = app.card_ts(&id).await;
     let payload = slack_signing::block_action(
         TEAM,
@@ -101,10 +98,7 @@ async fn a_body_altered_after_signing_is_refused() {
 #[tokio::test]
 async fn a_request_from_another_workspace_is_refused() {
     let app = spawn_app().await;
-    let id = app.propose(&suspend_alice()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.propose_id(&suspend_alice()).await;
     let ts = app.card_ts(&id).await;
     let before = app.event_count().await;
     let payload: Value = slack_signing::block_action(

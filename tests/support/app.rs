@@ -166,6 +166,11 @@ impl TestApp {
         proposal
     }
 
+    /// Proposes like [`TestApp::propose`] and returns only the new proposal's id.
+    pub async fn propose_id(&self, body: &Value) -> String {
+        self.propose(body).await["id"].as_str().unwrap().to_owned()
+    }
+
     pub async fn post_signed(
         &self,
         path: &str,
