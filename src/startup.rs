@@ -81,6 +81,7 @@ impl Application {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/slack/interactions", post(slack::interactions::handle))
+        .route("/slack/commands", post(slack::commands::handle))
         .merge(crate::api::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::trace::TraceLayer::new_for_http())

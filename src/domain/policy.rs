@@ -118,6 +118,21 @@ impl Policy {
         }
     }
 
+    /// Whether a Slack requester's own command counts as their approval (DESIGN §2): only for
+    /// a suspend, when the policy says so, the requester is an approver now and the target is
+    /// not protected. The caller also makes sure the command did not fold into another proposal.
+    pub fn requester_counts(
+        &self,
+        action: Action,
+        target: &Email,
+        requester_is_approver: bool,
+    ) -> bool {
+        action == Action::Suspend
+            && self.suspend_requester_counts
+            && requester_is_approver
+            && !self.is_protected(target)
+    }
+
     pub fn ttl(&self, action: Action) -> Duration {
         match action {
             Action::Suspend => self.suspend_ttl,
@@ -287,6 +302,19 @@ ttl = "24h"
         assert!(parse_duration("30").is_err());
         assert!(parse_duration("0m").is_err());
         assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn a_requesters_own_command_counts_only_for_an_unprotected_suspend() {
+        let policy = Policy::parse(EXAMPLE).unwrap();
+        let alice = Email::parse("alice@example.com").unwrap();
+        let owner = Email::parse("owner@example.com").unwrap();
+        assert!(policy.requester_counts(Action::Suspend, &alice, true));
+        assert!(!policy.requester_counts(Action::Suspend, &alice, false));
+        assert!(!policy.requester_counts(Action::Suspend, &owner, true));
+        assert!(!policy.requester_counts(Action::Restore, &alice, true));
+        let off = Policy::parse("[suspend]\nrequester_counts = false\n").unwrap();
+        assert!(!off.requester_counts(Action::Suspend, &alice, true));
     }
 
     #[test]

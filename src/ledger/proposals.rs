@@ -16,6 +16,8 @@ pub struct ProposalQuery {
     pub action: Option<Action>,
     /// Only proposals older than this one (the previous page's last id).
     pub before: Option<ProposalId>,
+    /// Only proposals about the user with this email.
+    pub target_email: Option<Email>,
     pub limit: u32,
 }
 
@@ -129,12 +131,14 @@ impl Ledger {
         let rows = sqlx::query(
             "SELECT document FROM proposals
              WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR id < ?3)
+               AND (?5 IS NULL OR json_extract(document, '$.target.email') = ?5)
              ORDER BY id DESC LIMIT ?4",
         )
         .bind(query.status.map(Status::as_str))
         .bind(query.action.map(Action::as_str))
         .bind(query.before.map(|id| id.to_string()))
         .bind(query.limit)
+        .bind(query.target_email.as_ref().map(Email::as_str))
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(|r| decode(r.get("document"))).collect()

@@ -28,7 +28,7 @@ pub(super) fn authenticate(
         .inspect_err(|error| tracing::warn!(%error, "refused a Slack request"))
 }
 
-fn wrong_team(state: &AppState, team: Option<&str>) -> bool {
+pub(super) fn wrong_team(state: &AppState, team: Option<&str>) -> bool {
     matches!((&state.slack_settings.team_id, team), (Some(expected), actual) if actual != Some(expected.as_str()))
 }
 

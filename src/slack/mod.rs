@@ -2,6 +2,8 @@
 
 pub mod card;
 mod client;
+mod command;
+pub mod commands;
 mod directory;
 pub mod interactions;
 pub mod modal;

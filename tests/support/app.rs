@@ -200,6 +200,37 @@ impl TestApp {
             .await
     }
 
+    /// `user` runs a slash command; returns Slack's immediate answer. Later answers go to the
+    /// response_url named `response_id` (see [`TestApp::later_answer`]).
+    pub async fn command(&self, user: &str, command: &str, text: &str, response_id: &str) -> Value {
+        let body = slack_signing::slash_command_body(
+            TEAM,
+            user,
+            command,
+            text,
+            CHANNEL,
+            &self.slack.response_url(response_id),
+        );
+        let now = slack_signing::now();
+        let signature = slack_signing::sign(SIGNING_SECRET, now, &body);
+        let response = self
+            .post_signed("/slack/commands", &body, now, Some(&signature))
+            .await;
+        assert_eq!(response.status(), 200, "Slack would see an error");
+        response.json().await.unwrap()
+    }
+
+    /// The text posted to a slash command's response_url, once it arrives.
+    pub async fn later_answer(&self, response_id: &str) -> String {
+        for _ in 0..400 {
+            if let Some(answer) = self.slack.responses(response_id).pop() {
+                return answer["text"].as_str().unwrap_or_default().to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("nothing was posted to the response_url {response_id}");
+    }
+
     /// `user` clicks the button `action_id` on the card of `proposal`.
     pub async fn click(&self, user: &str, action_id: &str, proposal: &str) -> reqwest::Response {
         let card = self.card_ts(proposal).await;

@@ -1,0 +1,310 @@
+//! `POST /slack/commands`: `/suspend`, `/restore` and `/approvals`. Slack wants an answer
+//! within three seconds, so a proposal is acknowledged at once and made in the background
+//! (1Password lookup, card), and the caller is told through `response_url` where the card is.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::card::{self, escape};
+use super::command::{self, Command, Listing};
+use super::interactions::{authenticate, wrong_team};
+use crate::decisions;
+use crate::domain::{Action, Email, Proposal, Reason, Requester, SlackUserId, Source, Status};
+use crate::ledger::ProposalQuery;
+use crate::proposals::{self, Intake, IntakeError, NewProposal, UserRef};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+struct SlashCommand {
+    #[serde(default)]
+    team_id: Option<String>,
+    user_id: String,
+    command: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    response_url: Option<String>,
+}
+
+fn ephemeral(text: impl Into<String>) -> Response {
+    Json(json!({"response_type": "ephemeral", "text": text.into()})).into_response()
+}
+
+/// A link to a message that Slack resolves in any workspace.
+pub fn message_link(channel: &str, ts: &str) -> String {
+    format!(
+        "https://slack.com/archives/{channel}/p{}",
+        ts.replace('.', "")
+    )
+}
+
+pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if authenticate(&state, &headers, &body).is_err() {
+        return (StatusCode::UNAUTHORIZED, "invalid Slack signature").into_response();
+    }
+    let Ok(slash) = serde_urlencoded::from_bytes::<SlashCommand>(&body) else {
+        return (StatusCode::BAD_REQUEST, "expected a slash command form").into_response();
+    };
+    if wrong_team(&state, slash.team_id.as_deref()) {
+        tracing::warn!(
+            team = slash.team_id.as_deref(),
+            "refused a slash command from another workspace"
+        );
+        return (
+            StatusCode::UNAUTHORIZED,
+            "this app serves another Slack workspace",
+        )
+            .into_response();
+    }
+    let Ok(user) = SlackUserId::parse(&slash.user_id) else {
+        return ephemeral("Slack sent an unknown user id; nothing was done.");
+    };
+    match command::parse(&slash.command, &slash.text) {
+        Err(error) => ephemeral(error.0),
+        Ok(Command::Help(usage)) => ephemeral(usage),
+        Ok(Command::Approvals(listing)) => approvals(&state, &user, listing).await,
+        Ok(Command::Propose {
+            action,
+            email,
+            reason,
+        }) => {
+            propose(
+                &state,
+                user,
+                action,
+                email,
+                reason,
+                slash.command,
+                slash.response_url,
+            )
+            .await
+        }
+    }
+}
+
+/// Membership of the policy's requesters or approvers, failing closed when Slack cannot say.
+async fn is_member(
+    state: &AppState,
+    members: &crate::domain::Members,
+    user: &SlackUserId,
+) -> Result<bool, Response> {
+    state.directory.is_member(members, user).await.map_err(|error| {
+        tracing::warn!(%error, %user, "could not read group membership");
+        ephemeral("countersign could not check your permissions with Slack, so it refused (fail closed). Try again.")
+    })
+}
+
+async fn propose(
+    state: &AppState,
+    user: SlackUserId,
+    action: Action,
+    email: Email,
+    reason: Reason,
+    command: String,
+    response_url: Option<String>,
+) -> Response {
+    match is_member(state, state.policy.requesters(), &user).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return ephemeral(format!(
+                "You are not allowed to request a {}; nothing was recorded.",
+                action.as_str()
+            ))
+        }
+        Err(refused) => return refused,
+    }
+    let acknowledged = format!(
+        "Looking up {} in 1Password; the {} proposal will appear in <#{}>.",
+        escape(email.as_str()),
+        action.as_str(),
+        state.slack_settings.channel
+    );
+    let state = state.clone();
+    tokio::spawn(async move {
+        let message = propose_in_background(&state, &user, action, email, reason, &command).await;
+        if let Some(url) = response_url {
+            let body =
+                json!({"response_type": "ephemeral", "replace_original": false, "text": message});
+            if let Err(error) = state.http.post(&url).json(&body).send().await {
+                tracing::warn!(%error, "could not answer a slash command through response_url");
+            }
+        }
+    });
+    ephemeral(acknowledged)
+}
+
+async fn propose_in_background(
+    state: &AppState,
+    user: &SlackUserId,
+    action: Action,
+    email: Email,
+    reason: Reason,
+    command: &str,
+) -> String {
+    let name = match state.directory.person(user).await {
+        Ok(person) => person.name,
+        Err(_) => user.to_string(),
+    };
+    let requester = Requester::SlackUser {
+        slack_user_id: user.clone(),
+        name,
+    };
+    let source = Source {
+        platform: "slack".into(),
+        rule: Some(command.to_owned()),
+        ..Source::default()
+    };
+    let new = NewProposal {
+        action,
+        user: UserRef::Email(email.clone()),
+        reason,
+        source,
+        callback_url: None,
+    };
+    match proposals::propose(state, requester, new, None).await {
+        Ok(Intake::Created(proposal)) => {
+            let counted = count_requester(state, user, &proposal).await;
+            let link = card_link(state, &proposal).await;
+            format!(
+                "Proposed: {} {}. {counted}{link}",
+                proposal.action.as_str(),
+                escape(email.as_str())
+            )
+        }
+        Ok(Intake::FoldedInto(proposal) | Intake::Replayed(proposal)) => format!(
+            "A {} proposal for {} was already pending; your reason was added to it as evidence. {}",
+            proposal.action.as_str(),
+            escape(email.as_str()),
+            card_link(state, &proposal).await
+        ),
+        Err(IntakeError::UnknownUser(what)) => format!(
+            "No 1Password user has {}; nothing was recorded.",
+            escape(&what)
+        ),
+        Err(error @ IntakeError::OppositePending { .. }) => {
+            format!("{error}. Nothing was recorded.")
+        }
+        Err(IntakeError::OnePassword(error)) => {
+            format!("countersign could not look the user up in 1Password ({error}); nothing was recorded. Try again.")
+        }
+        Err(error) => {
+            tracing::error!(%error, "slash command proposal failed");
+            "countersign could not record the proposal; nothing was recorded. Try again.".into()
+        }
+    }
+}
+
+/// Counts the requester's own `/suspend` as their approval when the policy says so.
+async fn count_requester(state: &AppState, user: &SlackUserId, proposal: &Proposal) -> String {
+    let Ok(decider) = state.directory.decider(&state.policy, user).await else {
+        return "Your request was not counted as an approval (Slack could not confirm who you are). ".into();
+    };
+    if !state
+        .policy
+        .requester_counts(proposal.action, &proposal.target.email, decider.is_approver)
+    {
+        return match proposal.action {
+            Action::Restore => "A restore needs two approvers other than you. ".into(),
+            Action::Suspend => format!("It needs {} approval(s). ", proposal.approvals_required),
+        };
+    }
+    match decisions::approve(state, proposal.id, &decider).await {
+        Ok(_) => "Your request counts as your approval. ".into(),
+        Err(error) => format!("Your request was not counted as an approval: {error} "),
+    }
+}
+
+/// Where the card is, once the worker has posted it (a few seconds at most).
+async fn card_link(state: &AppState, proposal: &Proposal) -> String {
+    for _ in 0..50 {
+        if let Ok(Some(current)) = state.ledger.proposal(proposal.id).await {
+            if let Some(slack) = current.slack {
+                return format!("Card: {}", message_link(&slack.channel, &slack.ts));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    format!(
+        "The card will appear in <#{}>.",
+        state.slack_settings.channel
+    )
+}
+
+async fn approvals(state: &AppState, user: &SlackUserId, listing: Listing) -> Response {
+    let is_approver = match is_member(state, &state.policy.approvers, user).await {
+        Ok(member) => member,
+        Err(refused) => return refused,
+    };
+    let allowed = is_approver
+        || match is_member(state, state.policy.requesters(), user).await {
+            Ok(member) => member,
+            Err(refused) => return refused,
+        };
+    if !allowed {
+        return ephemeral("Only approvers and requesters can list proposals.");
+    }
+    let (title, query) = match &listing {
+        Listing::Pending | Listing::Mine => (
+            "Pending proposals",
+            ProposalQuery {
+                status: Some(Status::Pending),
+                limit: 200,
+                ..ProposalQuery::default()
+            },
+        ),
+        Listing::About(email) => (
+            "Proposals about that user",
+            ProposalQuery {
+                target_email: Some(email.clone()),
+                limit: 20,
+                ..ProposalQuery::default()
+            },
+        ),
+    };
+    let found = match state.ledger.proposals(&query).await {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::error!(%error, "could not list proposals");
+            return ephemeral("countersign could not read its ledger; try again.");
+        }
+    };
+    let shown: Vec<_> = match listing {
+        Listing::Mine => found
+            .into_iter()
+            .filter(|p| {
+                p.is_requested_by(user)
+                    || (is_approver && !p.approvals.iter().any(|a| a.slack_user_id == *user))
+            })
+            .take(20)
+            .collect(),
+        _ => found.into_iter().take(20).collect(),
+    };
+    if shown.is_empty() {
+        return ephemeral("No proposals match.");
+    }
+    let lines: Vec<String> = shown.iter().map(line).collect();
+    ephemeral(format!("*{title}*\n{}", lines.join("\n")))
+}
+
+fn line(p: &Proposal) -> String {
+    let link = p
+        .slack
+        .as_ref()
+        .map(|s| format!(" · <{}|card>", message_link(&s.channel, &s.ts)))
+        .unwrap_or_default();
+    format!(
+        "• {} {} ({}): {} · {}{link}",
+        p.action.as_str(),
+        escape(&p.target.display_name),
+        escape(p.target.email.as_str()),
+        p.status,
+        card::tally(p)
+    )
+}
