@@ -38,6 +38,12 @@ pub struct ServeArgs {
     /// while the job runs, so it only bounds how soon a crashed worker's job resumes.
     #[arg(long, env = "OUTBOX_LEASE_SECS", default_value_t = 30, hide = true)]
     pub outbox_lease_secs: u64,
+    /// How long Slack profiles and user-group membership are cached (at most 60 s).
+    #[arg(long, env = "SLACK_CACHE_SECS", default_value_t = 60, hide = true)]
+    pub slack_cache_secs: u64,
+    /// How often overdue proposals are expired and reminders sent.
+    #[arg(long, env = "SWEEP_INTERVAL_MS", default_value_t = 15_000, hide = true)]
+    pub sweep_interval_ms: u64,
     /// Path of the approval policy (TOML).
     #[arg(long, env = "COUNTERSIGN_POLICY")]
     pub policy: Option<String>,
@@ -61,7 +67,28 @@ pub struct Settings {
     pub policy: Policy,
     pub callback_allowed_hosts: Vec<String>,
     pub callback_secret: Option<String>,
+    pub timing: Timing,
+}
+
+/// Intervals of the background work; defaults suit production, tests shorten them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// How long a claimed outbox job stays claimed without a renewal.
     pub outbox_lease: Duration,
+    /// How long Slack profiles and group membership are trusted.
+    pub directory_cache: Duration,
+    /// How often the sweeper expires proposals and sends reminders.
+    pub sweep_every: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            outbox_lease: Duration::from_secs(30),
+            directory_cache: Duration::from_secs(60),
+            sweep_every: Duration::from_secs(15),
+        }
+    }
 }
 
 /// Why `serve` cannot start.
@@ -147,7 +174,12 @@ impl Settings {
             },
             policy,
             callback_secret,
-            outbox_lease: Duration::from_secs(args.outbox_lease_secs.max(1)),
+            timing: Timing {
+                outbox_lease: Duration::from_secs(args.outbox_lease_secs.max(1)),
+                // Membership is re-read at least every minute, as DESIGN §4 promises.
+                directory_cache: Duration::from_secs(args.slack_cache_secs.min(60)),
+                sweep_every: Duration::from_millis(args.sweep_interval_ms.max(50)),
+            },
             callback_allowed_hosts: args
                 .callback_allowed_hosts
                 .iter()

@@ -37,7 +37,10 @@ impl Application {
             ledger,
             policy: Arc::new(settings.policy),
             onepassword: Arc::new(OnePassword::new(settings.onepassword)),
-            directory: Arc::new(Directory::new(slack.clone())),
+            directory: Arc::new(Directory::with_cache_ttl(
+                slack.clone(),
+                settings.timing.directory_cache,
+            )),
             slack,
             slack_settings: Arc::new(settings.slack),
             callback_hosts: Arc::new(settings.callback_allowed_hosts),
@@ -48,7 +51,7 @@ impl Application {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             wake: Arc::new(Notify::new()),
-            outbox_lease: settings.outbox_lease,
+            timing: settings.timing,
         };
         let listener = TcpListener::bind(settings.bind_addr).await?;
         Ok(Self { listener, state })

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::config::SlackSettings;
+use crate::config::{SlackSettings, Timing};
 use crate::domain::Policy;
 use crate::ledger::Ledger;
 use crate::onepassword::OnePassword;
@@ -26,8 +26,7 @@ pub struct AppState {
     pub callback_hosts: Arc<Vec<String>>,
     /// Rung after a commit that enqueued work, so the worker starts at once.
     pub wake: Arc<Notify>,
-    /// How long a claimed outbox job stays claimed without a renewal.
-    pub outbox_lease: std::time::Duration,
+    pub timing: Timing,
 }
 
 impl AppState {

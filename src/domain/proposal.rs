@@ -293,6 +293,12 @@ pub enum Refusal {
 }
 
 impl Proposal {
+    /// Half way to expiry, when the approvers get one reminder.
+    pub fn reminder_due(&self, now: DateTime<Utc>) -> bool {
+        self.status == Status::Pending
+            && now >= self.created_at + (self.expires_at - self.created_at) / 2
+    }
+
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         now >= self.expires_at
     }

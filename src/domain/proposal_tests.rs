@@ -146,3 +146,10 @@ fn a_failed_execution_can_be_retried_by_an_approver() {
     p.retry(&approver("U0CAT", "cat@example.com")).unwrap();
     assert_eq!(p.status, Status::Approved);
 }
+
+#[test]
+fn the_reminder_is_due_half_way_to_expiry() {
+    let p = proposal(Action::Suspend, 1);
+    assert!(!p.reminder_due(at(14)));
+    assert!(p.reminder_due(at(15)));
+}

@@ -105,6 +105,16 @@ impl Tx {
         row.map(|r| decode(r.get("document"))).transpose()
     }
 
+    /// Marks a pending proposal reminded; false when it was already, or is no longer pending.
+    pub async fn mark_reminded(&mut self, id: ProposalId, now: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query("UPDATE proposals SET reminded_at = ? WHERE id = ? AND status = 'pending' AND reminded_at IS NULL")
+            .bind(timestamp(now))
+            .bind(id.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The pending proposal for this user and action, if there is one.
     pub async fn pending_for(&mut self, user: &OnePasswordUserId) -> Result<Option<Proposal>> {
         let row = sqlx::query(
@@ -141,6 +151,14 @@ impl Ledger {
         .bind(query.target_email.as_ref().map(Email::as_str))
         .fetch_all(&self.reader)
         .await?;
+        rows.iter().map(|r| decode(r.get("document"))).collect()
+    }
+
+    /// Pending proposals not yet reminded about, oldest first.
+    pub async fn unreminded_pending(&self) -> Result<Vec<Proposal>> {
+        let rows = sqlx::query("SELECT document FROM proposals WHERE status = 'pending' AND reminded_at IS NULL ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?;
         rows.iter().map(|r| decode(r.get("document"))).collect()
     }
 

@@ -266,6 +266,22 @@ fn truncate(text: &str, max: usize) -> String {
     }
 }
 
+/// The half-TTL reminder, mentioning whoever may still decide.
+pub fn reminder(p: &Proposal, approvers: &crate::domain::Members) -> String {
+    let mentions: Vec<String> = approvers
+        .groups
+        .iter()
+        .map(|g| format!("<!subteam^{g}>"))
+        .chain(approvers.users.iter().map(|u| format!("<@{u}>")))
+        .collect();
+    format!(
+        ":bell: Still waiting for a decision: {} · expires {} · {}",
+        tally(p),
+        slack_time(p.expires_at),
+        mentions.join(" ")
+    )
+}
+
 /// The thread reply announcing an execution's result.
 pub fn outcome_reply(p: &Proposal) -> String {
     match (p.status, p.execution.outcome) {

@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use super::{SlackError, SlackPerson, SlackWeb};
 use crate::domain::{Decider, Members, Policy, SlackUserId};
 
-const CACHE_FOR: Duration = Duration::from_secs(60);
-
 struct Cache<K, V> {
     entries: Mutex<HashMap<K, (Instant, V)>>,
     ttl: Duration,
@@ -47,10 +45,6 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn new(slack: Arc<SlackWeb>) -> Self {
-        Self::with_cache_ttl(slack, CACHE_FOR)
-    }
-
     pub fn with_cache_ttl(slack: Arc<SlackWeb>, ttl: Duration) -> Self {
         Self {
             slack,

@@ -17,7 +17,7 @@ use crate::ledger::{ClaimedJob, Lane};
 use crate::state::AppState;
 
 pub use callbacks::signature as callback_signature;
-pub use sweeper::sweep_once;
+pub use sweeper::{remind_once, sweep_once};
 
 const POLL: Duration = Duration::from_millis(500);
 
@@ -83,13 +83,13 @@ async fn run_lane(state: AppState, lane: Lane, shutdown: CancellationToken) {
 }
 
 fn lease(state: &AppState) -> chrono::Duration {
-    chrono::Duration::from_std(state.outbox_lease).unwrap_or(chrono::Duration::seconds(30))
+    chrono::Duration::from_std(state.timing.outbox_lease).unwrap_or(chrono::Duration::seconds(30))
 }
 
 /// Renews the job's lease while it runs, so a slow call never lets a second worker take it,
 /// while a worker that dies stops renewing and its job resumes after one lease.
 async fn keep_leased(state: &AppState, job_id: i64) {
-    let every = state.outbox_lease / 3;
+    let every = state.timing.outbox_lease / 3;
     loop {
         tokio::time::sleep(every).await;
         if let Err(error) = state

@@ -1,15 +1,36 @@
 //! Expires pending proposals whose time ran out, so their cards lose their buttons even when
 //! nobody clicks.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::decisions;
+use crate::ledger::Job;
+use crate::slack::card;
 use crate::state::AppState;
 
-const EVERY: Duration = Duration::from_secs(15);
+/// Posts the half-TTL reminder for every pending proposal that is due one; returns how many.
+pub async fn remind_once(state: &AppState) -> Result<usize, sqlx::Error> {
+    let now = Utc::now();
+    let mut reminded = 0;
+    for proposal in state.ledger.unreminded_pending().await? {
+        if !proposal.reminder_due(now) || proposal.is_expired(now) {
+            continue;
+        }
+        let mut tx = state.ledger.begin().await?;
+        if tx.mark_reminded(proposal.id, now).await? {
+            let text = card::reminder(&proposal, &state.policy.approvers);
+            tx.enqueue(proposal.id, Job::ThreadReply { text }, now)
+                .await?;
+            reminded += 1;
+        }
+        tx.commit().await?;
+    }
+    if reminded > 0 {
+        state.wake_worker();
+    }
+    Ok(reminded)
+}
 
 /// Expires every overdue proposal once; returns how many it expired.
 pub async fn sweep_once(state: &AppState) -> Result<usize, sqlx::Error> {
@@ -29,8 +50,11 @@ pub(super) async fn run(state: AppState, shutdown: CancellationToken) {
         if let Err(error) = sweep_once(&state).await {
             tracing::error!(%error, "expiry sweep failed");
         }
+        if let Err(error) = remind_once(&state).await {
+            tracing::error!(%error, "reminder sweep failed");
+        }
         tokio::select! {
-            _ = tokio::time::sleep(EVERY) => {}
+            _ = tokio::time::sleep(state.timing.sweep_every) => {}
             _ = shutdown.cancelled() => return,
         }
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use countersign::config::{Settings, SlackSettings};
+use countersign::config::{Settings, SlackSettings, Timing};
 use countersign::domain::{AccountId, Policy, Status};
 use countersign::ledger::{Ledger, Scope};
 use countersign::onepassword::OnePasswordConfig;
@@ -56,7 +56,26 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+/// The approvers' policy above, with a short sweep so expiry shows within a test.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(POLICY, test_timing()).await
+}
+
+pub fn test_timing() -> Timing {
+    Timing {
+        sweep_every: Duration::from_millis(100),
+        ..Timing::default()
+    }
+}
+
+/// The same approvers with other TTLs (for expiry and reminders).
+pub fn policy_with_ttls(suspend: &str, restore: &str) -> String {
+    POLICY
+        .replace("ttl = \"30m\"", &format!("ttl = \"{suspend}\""))
+        .replace("ttl = \"24h\"", &format!("ttl = \"{restore}\""))
+}
+
+pub async fn spawn_app_with(policy: &str, timing: Timing) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let slack = FakeSlack::start().await;
     for (id, name, email) in [
@@ -93,10 +112,10 @@ pub async fn spawn_app() -> TestApp {
             client_secret: FakeOnePassword::CLIENT_SECRET.into(),
             timeout: Duration::from_secs(5),
         },
-        policy: Policy::parse(POLICY).unwrap(),
+        policy: Policy::parse(policy).unwrap(),
         callback_allowed_hosts: vec!["soar.example.com".into(), "127.0.0.1".into()],
         callback_secret: Some(CALLBACK_SECRET.into()),
-        outbox_lease: Duration::from_secs(30),
+        timing,
     };
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
