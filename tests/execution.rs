@@ -101,3 +101,27 @@ async fn an_expired_1password_token_is_refreshed_once_and_the_call_retried() {
     assert_eq!(app.op.token_requests(), tokens_before + 1);
     assert_eq!(app.op.mutation_count("suspend"), 1);
 }
+
+#[tokio::test]
+async fn an_approver_can_retry_a_failed_execution_and_a_non_approver_cannot() {
+    let app = spawn_app().await;
+    app.op.fail_user(ALICE, 403, "externally managed admin");
+    let id = app.propose_id(&suspend_alice()).await;
+    app.click(BOB, "approve", &id).await;
+    app.wait_for_status(&id, Status::Failed).await;
+    app.op.clear_user_failure(ALICE);
+
+    app.click(EVE, "retry", &id).await;
+    assert!(app.ephemeral_to(EVE).await.contains("not an approver"));
+    assert_eq!(app.status(&id).await, Status::Failed);
+    app.click(CAT, "retry", &id).await;
+
+    app.wait_for_status(&id, Status::Executed).await;
+    assert_eq!(app.op.user_state(ALICE).as_deref(), Some("SUSPENDED"));
+    let events = app.ledger.events(0, 1000).await.unwrap();
+    let retry = events
+        .iter()
+        .find(|e| e.kind == "execution.retry_requested")
+        .unwrap();
+    assert_eq!(retry.actor, "slack:U0CAT");
+}

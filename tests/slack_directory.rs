@@ -32,20 +32,3 @@ async fn a_group_member_may_approve_and_a_removed_member_may_not_after_the_cache
     assert!(app.ephemeral_to(ROSA).await.contains("not an approver"));
     assert_eq!(app.status(&second).await, Status::Pending);
 }
-
-#[tokio::test]
-async fn a_rate_limited_card_post_leads_to_exactly_one_card() {
-    let app = spawn_app().await;
-    app.slack.rate_limit_next("chat.postMessage", 2, 1);
-
-    let id = app.propose_id(&suspend_alice()).await;
-
-    app.card_ts(&id).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.slack.top_level_messages().len(), 1);
-    assert_eq!(
-        app.slack.calls_to("chat.postMessage").len(),
-        3,
-        "two refused, one posted"
-    );
-}

@@ -247,7 +247,8 @@ pub fn render(p: &Proposal) -> Card {
     );
     blocks.extend(buttons(p));
     blocks.push(SlackContextBlock::new(vec![context(format!("proposal `{}`", p.id))]).into());
-    let text = format!("{title}: {} ({})", p.status, tally(p));
+    // The id in the text lets a lost post be found again in the channel's history.
+    let text = format!("{title}: {} ({}) · proposal {}", p.status, tally(p), p.id);
     Card { text, blocks }
 }
 
@@ -284,7 +285,7 @@ pub fn reminder(p: &Proposal, approvers: &crate::domain::Members) -> String {
 
 /// The thread reply announcing an execution's result.
 pub fn outcome_reply(p: &Proposal) -> String {
-    match (p.status, p.execution.outcome) {
+    let text = match (p.status, p.execution.outcome) {
         (Status::Executed, Some(outcome)) => format!(
             ":white_check_mark: {} ({}) {} · 1Password shows {}",
             escape(&p.target.display_name),
@@ -293,9 +294,14 @@ pub fn outcome_reply(p: &Proposal) -> String {
             state_name(p.target.state)
         ),
         _ => format!(
-            ":warning: Execution failed: {}",
+            ":warning: Execution failed: {} · an approver may retry",
             escape(p.execution.last_error.as_deref().unwrap_or("unknown error"))
         ),
+    };
+    // A Slack requester hears how their request ended.
+    match &p.requester {
+        Requester::SlackUser { slack_user_id, .. } => format!("{text} · cc <@{slack_user_id}>"),
+        Requester::Integration { .. } => text,
     }
 }
 

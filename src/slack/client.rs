@@ -131,6 +131,41 @@ impl SlackWeb {
         Ok(response.ts.0)
     }
 
+    /// The `ts` of the newest top-level message in `channel` since `oldest` whose text contains
+    /// `needle`: how a card whose post answer was lost is found again.
+    pub async fn find_message(
+        &self,
+        channel: &str,
+        oldest: chrono::DateTime<chrono::Utc>,
+        needle: &str,
+    ) -> Result<Option<String>, SlackError> {
+        let oldest = format!(
+            "{}.{:06}",
+            oldest.timestamp(),
+            oldest.timestamp_subsec_micros()
+        );
+        let request = SlackApiConversationsHistoryRequest::new()
+            .with_channel(SlackChannelId(channel.to_owned()))
+            .with_oldest(SlackTs(oldest))
+            .with_limit(200);
+        let session = self.client.open_session(&self.token);
+        let response = self
+            .call("conversations.history", || {
+                session.conversations_history(&request)
+            })
+            .await?;
+        Ok(response
+            .messages
+            .into_iter()
+            .find(|m| {
+                m.content
+                    .text
+                    .as_deref()
+                    .is_some_and(|t| t.contains(needle))
+            })
+            .map(|m| m.origin.ts.0))
+    }
+
     pub async fn update_message(
         &self,
         channel: &str,

@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::{backoff, JobResult};
-use crate::domain::SlackRef;
+use crate::domain::{Proposal, SlackRef};
 use crate::ledger::{ClaimedJob, EventKind, Job};
 use crate::slack::{card, SlackError};
 use crate::state::AppState;
@@ -27,6 +27,42 @@ fn retry(claimed: &ClaimedJob, error: SlackError) -> JobResult {
     }
 }
 
+/// Posts the card, unless an earlier attempt already did. `chat.postMessage` has no
+/// idempotency key, and the claim of this job was recorded before the earlier attempt posted;
+/// so a retried claim first looks for the card in the channel, where the earlier attempt may
+/// have put it before its answer was lost or the process died.
+async fn post_card_once(
+    state: &AppState,
+    claimed: &ClaimedJob,
+    proposal: &Proposal,
+    channel: &str,
+) -> Result<String, SlackError> {
+    if claimed.attempts > 1 {
+        let since = proposal.created_at - chrono::Duration::minutes(1);
+        match state
+            .slack
+            .find_message(channel, since, &proposal.id.to_string())
+            .await
+        {
+            Ok(Some(ts)) => {
+                tracing::info!(proposal_id = %proposal.id, %ts, "found the card an earlier attempt posted");
+                return Ok(ts);
+            }
+            Ok(None) => {}
+            // Without history (e.g. the channels:history scope missing) a lost card is worse
+            // than a duplicate one: responders could not act at all.
+            Err(error) => {
+                tracing::warn!(proposal_id = %proposal.id, %error, "could not look for an earlier card")
+            }
+        }
+    }
+    let rendered = card::render(proposal);
+    state
+        .slack
+        .post_message(channel, &rendered.text, rendered.blocks, None)
+        .await
+}
+
 pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobResult, sqlx::Error> {
     let id = claimed.proposal_id;
     let Some(proposal) = state.ledger.proposal(id).await? else {
@@ -39,13 +75,8 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
             state.ledger.complete_job(claimed.id, Utc::now()).await?;
         }
         (Job::PostCard, None) => {
-            let rendered = card::render(&proposal);
             let channel = state.slack_settings.channel.clone();
-            let ts = match state
-                .slack
-                .post_message(&channel, &rendered.text, rendered.blocks, None)
-                .await
-            {
+            let ts = match post_card_once(state, claimed, &proposal, &channel).await {
                 Ok(ts) => ts,
                 Err(error) => return Ok(retry(claimed, error)),
             };

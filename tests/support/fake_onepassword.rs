@@ -177,6 +177,11 @@ impl FakeOnePassword {
             .insert(id.to_owned(), (status, message.to_owned()));
     }
 
+    /// Lifts a `fail_user` fault, as when an admin fixes what 1Password refused.
+    pub fn clear_user_failure(&self, id: &str) {
+        self.lock().user_failures.remove(id);
+    }
+
     /// Every `/v1beta1/accounts/...` answer waits this long first.
     pub fn set_delay(&self, d: Duration) {
         self.lock().delay = d;

@@ -16,10 +16,8 @@ use serde_json::{json, Map, Value};
 const TEAM_ID: &str = "T0TEST";
 const BOT_USER: &str = "UBOT";
 const BOT_ID: &str = "BBOT";
-/// First message timestamp, in microseconds; each message adds 100 µs.
-const FIRST_TS_MICROS: u64 = 1_732_000_000_000_100;
-
 const KNOWN_METHODS: &[&str] = &[
+    "conversations.history",
     "chat.postMessage",
     "chat.update",
     "chat.postEphemeral",
@@ -61,7 +59,10 @@ struct FakeState {
     /// chat.postMessage messages in posting order, edited in place by chat.update.
     messages: Vec<PostedMessage>,
     rate_limits: HashMap<String, (usize, u64)>,
+    /// Calls that take effect but whose answer is lost (HTTP 500), per method.
+    lost_answers: HashMap<String, usize>,
     responses: HashMap<String, Vec<Value>>,
+    /// The last ts handed out, in microseconds; also numbers views.
     next_seq: u64,
 }
 
@@ -157,6 +158,12 @@ impl FakeSlack {
     }
 
     /// A `response_url` served by this fake; what is POSTed there is in `responses(id)`.
+    /// The next `n` calls to `method` take effect but answer HTTP 500, as when a response is
+    /// lost on the way back.
+    pub fn lose_answer_next(&self, method: &str, n: usize) {
+        self.lock().lost_answers.insert(method.to_owned(), n);
+    }
+
     pub fn response_url(&self, id: &str) -> String {
         format!("{}/response/{id}", self.base_url)
     }
@@ -187,9 +194,14 @@ impl Drop for FakeSlack {
 
 impl FakeState {
     /// Unique, increasing Slack timestamps like "1732000000.000100".
+    /// Like Slack: the posting time, unique and increasing within the channel.
     fn next_ts(&mut self) -> String {
-        let micros = FIRST_TS_MICROS + self.next_seq * 100;
-        self.next_seq += 1;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_micros() as u64;
+        let micros = now.max(self.next_seq + 100);
+        self.next_seq = micros;
         format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
     }
 }
@@ -279,15 +291,45 @@ async fn api(
         return slack_error("invalid_auth");
     }
 
-    match method.as_str() {
+    let answer = match method.as_str() {
         "chat.postMessage" => post_message(&mut s, &params),
         "chat.update" => update_message(&mut s, &params),
         "chat.postEphemeral" => post_ephemeral(&mut s, &params),
         "views.open" => open_view(&mut s, &params),
         "users.info" => users_info(&s, &params),
+        "conversations.history" => history(&s, &params),
         "usergroups.users.list" => usergroup_members(&s, &params),
         _ => unreachable!("KNOWN_METHODS and this match list the same methods"),
+    };
+    // The call took effect, but the caller never learns it did.
+    if let Some(remaining) = s.lost_answers.get_mut(&method).filter(|n| **n > 0) {
+        *remaining -= 1;
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
+    answer
+}
+
+/// Messages of a channel newest first, as conversations.history lists them (`oldest` honoured).
+fn history(s: &FakeState, params: &Value) -> Response {
+    let Some(channel) = str_param(params, "channel") else {
+        return slack_error("channel_not_found");
+    };
+    let oldest: f64 = str_param(params, "oldest")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0.0);
+    let messages: Vec<Value> = s
+        .messages
+        .iter()
+        .rev()
+        .filter(|m| m.channel == channel && m.thread_ts.is_none())
+        .filter(|m| m.ts.parse::<f64>().unwrap_or(0.0) >= oldest)
+        .map(|m| {
+            let mut echoed = bot_message(m);
+            echoed["ts"] = json!(m.ts);
+            echoed
+        })
+        .collect();
+    ok(json!({ "messages": messages, "has_more": false }))
 }
 
 /// The message object Slack echoes back (without `ts`, which chat.update leaves out).
