@@ -4,7 +4,8 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 
 use crate::config::{ServeArgs, Settings};
-use crate::ledger::{Ledger, Scope};
+use crate::domain::ProposalId;
+use crate::ledger::{EventQuery, ExportFormat, Ledger, Scope};
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
@@ -40,9 +41,12 @@ pub enum Command {
     /// Manage automation API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Check the ledger.
+    /// Verify or export the ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Check a policy file.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,7 +69,28 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
     /// Recompute every event's hash and report the first broken link.
-    Verify,
+    Verify {
+        /// A checkpoint `<seq>:<hash>` copied from the audit channel; the chain must still hold it.
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<String>,
+    },
+    /// Write the history for auditors to stdout.
+    Export {
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// Only events at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events of this proposal.
+        #[arg(long)]
+        proposal: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file without starting; errors name the line.
+    Check { file: String },
 }
 
 /// Runs the command; the exit code is 0 on success, 1 on failure.
@@ -79,7 +104,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Some(Command::Token(command)) => token(&cli.database_url, command).await,
-        Some(Command::Ledger(LedgerCommand::Verify)) => verify(&cli.database_url).await,
+        Some(Command::Ledger(LedgerCommand::Verify { checkpoints })) => {
+            verify(&cli.database_url, &checkpoints).await
+        }
+        Some(Command::Ledger(LedgerCommand::Export {
+            format,
+            since,
+            proposal,
+        })) => export(&cli.database_url, format, since, proposal).await,
+        Some(Command::Policy(PolicyCommand::Check { file })) => policy_check(&file),
     }
 }
 
@@ -190,9 +223,26 @@ fn scope_list(scopes: &[Scope]) -> String {
         .join(",")
 }
 
-async fn verify(database_url: &str) -> anyhow::Result<i32> {
+fn parse_checkpoint(raw: &str) -> Option<(i64, String)> {
+    let (seq, hash) = raw.trim().split_once(':')?;
+    let hash = hash.trim().to_ascii_lowercase();
+    let shaped = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+    Some((seq.trim().parse().ok().filter(|s| *s > 0)?, hash)).filter(|_| shaped)
+}
+
+async fn verify(database_url: &str, checkpoints: &[String]) -> anyhow::Result<i32> {
+    let mut parsed = vec![];
+    for raw in checkpoints {
+        match parse_checkpoint(raw) {
+            Some(checkpoint) => parsed.push(checkpoint),
+            None => {
+                eprintln!("--checkpoint {raw:?} is not <seq>:<64 hex characters>");
+                return Ok(2);
+            }
+        }
+    }
     let ledger = open(database_url).await?;
-    match ledger.verify().await? {
+    match ledger.verify(&parsed).await? {
         Ok(head) => {
             println!(
                 "ledger ok: {} events verified; head seq {} hash {}",
@@ -201,7 +251,63 @@ async fn verify(database_url: &str) -> anyhow::Result<i32> {
             Ok(0)
         }
         Err(broken) => {
-            println!("ledger BROKEN at seq {}: {}", broken.seq, broken.why);
+            println!(
+                "ledger BROKEN at seq {} ({}): {}",
+                broken.seq,
+                broken.kind.as_str(),
+                broken.why
+            );
+            Ok(1)
+        }
+    }
+}
+
+async fn export(
+    database_url: &str,
+    format: ExportFormat,
+    since: Option<String>,
+    proposal: Option<String>,
+) -> anyhow::Result<i32> {
+    let since = match since
+        .map(|s| chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)))
+    {
+        Some(Err(_)) => {
+            eprintln!("--since must be an RFC 3339 time such as 2026-11-25T00:00:00Z");
+            return Ok(2);
+        }
+        other => other.transpose().expect("errors handled above"),
+    };
+    let proposal_id = match proposal.map(|p| ProposalId::parse(&p)) {
+        Some(Err(error)) => {
+            eprintln!("--proposal: {error}");
+            return Ok(2);
+        }
+        other => other.transpose().expect("errors handled above"),
+    };
+    let ledger = open(database_url).await?;
+    let query = EventQuery {
+        since,
+        proposal_id,
+        ..EventQuery::default()
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = crate::ledger::export(&ledger, format, query, &mut out).await?;
+    eprintln!("exported {written} events");
+    Ok(0)
+}
+
+fn policy_check(file: &str) -> anyhow::Result<i32> {
+    match crate::config::load_policy(file) {
+        Ok(policy) => {
+            println!(
+                "{file}: ok ({} approver users, {} approver groups)",
+                policy.approvers.users.len(),
+                policy.approvers.groups.len()
+            );
+            Ok(0)
+        }
+        Err(error) => {
+            println!("{error}");
             Ok(1)
         }
     }

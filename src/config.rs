@@ -16,6 +16,9 @@ pub struct ServeArgs {
     /// Slack channel id (C…) where approval cards are posted.
     #[arg(long, env = "SLACK_CHANNEL")]
     pub slack_channel: Option<String>,
+    /// Channel id for hourly ledger checkpoints (optional).
+    #[arg(long, env = "SLACK_AUDIT_CHANNEL")]
+    pub slack_audit_channel: Option<String>,
     /// Refuse Slack requests from any other workspace.
     #[arg(long, env = "SLACK_TEAM_ID")]
     pub slack_team_id: Option<String>,
@@ -44,6 +47,14 @@ pub struct ServeArgs {
     /// How often overdue proposals are expired and reminders sent.
     #[arg(long, env = "SWEEP_INTERVAL_MS", default_value_t = 15_000, hide = true)]
     pub sweep_interval_ms: u64,
+    /// How often a ledger checkpoint is written and posted to the audit channel.
+    #[arg(
+        long,
+        env = "CHECKPOINT_INTERVAL_SECS",
+        default_value_t = 3600,
+        hide = true
+    )]
+    pub checkpoint_interval_secs: u64,
     /// Path of the approval policy (TOML).
     #[arg(long, env = "COUNTERSIGN_POLICY")]
     pub policy: Option<String>,
@@ -54,6 +65,7 @@ pub struct SlackSettings {
     pub bot_token: String,
     pub signing_secret: String,
     pub channel: String,
+    pub audit_channel: Option<String>,
     pub team_id: Option<String>,
     pub api_url: String,
 }
@@ -79,6 +91,8 @@ pub struct Timing {
     pub directory_cache: Duration,
     /// How often the sweeper expires proposals and sends reminders.
     pub sweep_every: Duration,
+    /// How often a ledger checkpoint is written.
+    pub checkpoint_every: Duration,
 }
 
 impl Default for Timing {
@@ -87,6 +101,7 @@ impl Default for Timing {
             outbox_lease: Duration::from_secs(30),
             directory_cache: Duration::from_secs(60),
             sweep_every: Duration::from_secs(15),
+            checkpoint_every: Duration::from_secs(3600),
         }
     }
 }
@@ -162,6 +177,10 @@ impl Settings {
                 bot_token,
                 signing_secret,
                 channel,
+                audit_channel: args
+                    .slack_audit_channel
+                    .clone()
+                    .filter(|c| !c.trim().is_empty()),
                 team_id: args.slack_team_id.clone().filter(|t| !t.is_empty()),
                 api_url: args.slack_api_url.clone(),
             },
@@ -179,6 +198,7 @@ impl Settings {
                 // Membership is re-read at least every minute, as DESIGN §4 promises.
                 directory_cache: Duration::from_secs(args.slack_cache_secs.min(60)),
                 sweep_every: Duration::from_millis(args.sweep_interval_ms.max(50)),
+                checkpoint_every: Duration::from_secs(args.checkpoint_interval_secs.max(1)),
             },
             callback_allowed_hosts: args
                 .callback_allowed_hosts

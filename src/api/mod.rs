@@ -2,6 +2,7 @@
 
 mod auth;
 mod body;
+mod ledger;
 mod problem;
 mod proposals;
 
@@ -21,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/proposals/{id}", get(proposals::get))
         .route("/v1/proposals/{id}/cancel", post(proposals::cancel))
+        .route("/v1/ledger", get(ledger::events))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .fallback(|| async { Problem::not_found("no such route") })
 }

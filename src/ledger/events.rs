@@ -4,9 +4,19 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
 
-use super::chain::{self, ChainBreak, ChainHead, StoredEvent, Verifier};
+use super::chain::{self, BreakKind, ChainBreak, ChainHead, StoredEvent, Verifier};
 use super::{timestamp, Ledger, Result, Tx};
 use crate::domain::ProposalId;
+
+/// Which events to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub after_seq: i64,
+    pub limit: i64,
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    pub proposal_id: Option<ProposalId>,
+}
 
 /// Every kind of event the ledger holds (DESIGN §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +65,17 @@ impl EventKind {
 }
 
 impl Tx {
+    /// The last event's seq and hash (0 and the genesis hash when empty).
+    pub async fn head(&mut self) -> Result<(i64, String)> {
+        let head = sqlx::query("SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        Ok(match head {
+            Some(row) => (row.get("seq"), row.get("hash")),
+            None => (0, chain::GENESIS.to_owned()),
+        })
+    }
+
     /// Appends one event after the current head and returns its seq.
     pub async fn append(
         &mut self,
@@ -65,13 +86,7 @@ impl Tx {
         at: DateTime<Utc>,
     ) -> Result<i64> {
         debug_assert!(payload.is_object(), "ledger payloads are JSON objects");
-        let head = sqlx::query("SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *self.inner)
-            .await?;
-        let (prev_seq, prev_hash) = match head {
-            Some(row) => (row.get::<i64, _>("seq"), row.get::<String, _>("hash")),
-            None => (0, chain::GENESIS.to_owned()),
-        };
+        let (prev_seq, prev_hash) = self.head().await?;
         let seq = prev_seq + 1;
         let at = timestamp(at);
         let proposal_id = proposal_id.map(|id| id.to_string());
@@ -103,14 +118,40 @@ impl Tx {
 }
 
 impl Ledger {
+    /// Writes a `ledger.checkpoint` naming the current head, and returns that seq and hash:
+    /// copied outside the database, they make a truncated or rewritten tail detectable.
+    pub async fn checkpoint(&self, at: DateTime<Utc>) -> Result<(i64, String)> {
+        let mut tx = self.begin().await?;
+        let (seq, hash) = tx.head().await?;
+        let payload = serde_json::json!({"head_seq": seq, "head_hash": hash});
+        tx.append(None, EventKind::LedgerCheckpoint, "system", payload, at)
+            .await?;
+        tx.commit().await?;
+        Ok((seq, hash))
+    }
+
     /// Events with `seq > after_seq`, oldest first, at most `limit`.
     pub async fn events(&self, after_seq: i64, limit: i64) -> Result<Vec<StoredEvent>> {
+        self.events_where(&EventQuery {
+            after_seq,
+            limit,
+            ..EventQuery::default()
+        })
+        .await
+    }
+
+    /// Events matching `query`, oldest first.
+    pub async fn events_where(&self, query: &EventQuery) -> Result<Vec<StoredEvent>> {
         let rows = sqlx::query(
             "SELECT seq, proposal_id, at, kind, actor, payload, prev_hash, hash
-             FROM ledger_events WHERE seq > ? ORDER BY seq LIMIT ?",
+             FROM ledger_events
+             WHERE seq > ?1 AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR proposal_id = ?4)
+             ORDER BY seq LIMIT ?2",
         )
-        .bind(after_seq)
-        .bind(limit)
+        .bind(query.after_seq)
+        .bind(query.limit)
+        .bind(query.since.map(timestamp))
+        .bind(query.proposal_id.map(|id| id.to_string()))
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter()
@@ -145,8 +186,12 @@ impl Ledger {
             .collect())
     }
 
-    /// Recomputes the whole chain, a page at a time so memory stays flat at any size.
-    pub async fn verify(&self) -> Result<std::result::Result<ChainHead, ChainBreak>> {
+    /// Recomputes the whole chain, a page at a time so memory stays flat at any size, and
+    /// checks that it still holds each `checkpoint` (a seq and the hash it had).
+    pub async fn verify(
+        &self,
+        checkpoints: &[(i64, String)],
+    ) -> Result<std::result::Result<ChainHead, ChainBreak>> {
         const PAGE: i64 = 10_000;
         let mut verifier = Verifier::default();
         let mut after = 0;
@@ -156,10 +201,69 @@ impl Ledger {
             after = last.seq;
             for event in &page {
                 if let Err(broken) = verifier.check(event) {
-                    return Ok(Err(broken));
+                    return Ok(Err(self.explain(broken, event).await?));
                 }
             }
         }
-        Ok(Ok(verifier.finish()))
+        let head = verifier.finish();
+        for (seq, hash) in checkpoints {
+            if let Some(broken) = self.check_checkpoint(&head, *seq, hash).await? {
+                return Ok(Err(broken));
+            }
+        }
+        Ok(Ok(head))
+    }
+
+    /// Tells a deleted event from a reordered one: a row whose prev_hash is another row's
+    /// hash was moved; one whose prev_hash is nowhere lost its predecessor.
+    async fn explain(&self, broken: ChainBreak, event: &StoredEvent) -> Result<ChainBreak> {
+        if broken.kind != BreakKind::Unlinked {
+            return Ok(broken);
+        }
+        let linked: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM ledger_events WHERE hash = ?")
+                .bind(&event.prev_hash)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(match linked {
+            Some(seq) => ChainBreak {
+                seq: broken.seq,
+                kind: BreakKind::Reordered,
+                why: format!("it links to the event now at seq {seq}: events were reordered"),
+            },
+            None => ChainBreak {
+                seq: broken.seq,
+                kind: BreakKind::Deleted,
+                why: "the event it links to is gone: an event before it was deleted".into(),
+            },
+        })
+    }
+
+    async fn check_checkpoint(
+        &self,
+        head: &ChainHead,
+        seq: i64,
+        hash: &str,
+    ) -> Result<Option<ChainBreak>> {
+        if seq > head.seq {
+            return Ok(Some(ChainBreak {
+                seq,
+                kind: BreakKind::Truncated,
+                why: format!("the checkpoint names seq {seq} but the chain ends at seq {}: its tail was removed", head.seq),
+            }));
+        }
+        let held: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM ledger_events WHERE seq = ?")
+                .bind(seq)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok((held.as_deref() != Some(hash)).then(|| ChainBreak {
+            seq,
+            kind: BreakKind::Rewritten,
+            why: format!(
+                "the checkpoint says {hash} but the chain holds {}",
+                held.unwrap_or_default()
+            ),
+        }))
     }
 }

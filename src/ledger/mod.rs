@@ -5,6 +5,7 @@
 
 pub mod chain;
 mod events;
+mod export;
 mod idempotency;
 mod outbox;
 mod proposals;
@@ -17,7 +18,8 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
-pub use events::EventKind;
+pub use events::{EventKind, EventQuery};
+pub use export::{export, ExportFormat};
 pub use idempotency::Remembered;
 pub use outbox::{ClaimedJob, Job, Lane};
 pub use proposals::ProposalQuery;

@@ -4,6 +4,7 @@
 
 mod callbacks;
 mod cards;
+mod checkpoint;
 mod executor;
 mod sweeper;
 
@@ -17,6 +18,7 @@ use crate::ledger::{ClaimedJob, Lane};
 use crate::state::AppState;
 
 pub use callbacks::signature as callback_signature;
+pub use checkpoint::checkpoint_once;
 pub use sweeper::{remind_once, sweep_once};
 
 const POLL: Duration = Duration::from_millis(500);
@@ -43,7 +45,8 @@ impl Workers {
             tokio::spawn(run_lane(state.clone(), Lane::OnePassword, shutdown.clone())),
             tokio::spawn(run_lane(state.clone(), Lane::Slack, shutdown.clone())),
             tokio::spawn(run_lane(state.clone(), Lane::Callback, shutdown.clone())),
-            tokio::spawn(sweeper::run(state, shutdown.clone())),
+            tokio::spawn(sweeper::run(state.clone(), shutdown.clone())),
+            tokio::spawn(checkpoint::run(state, shutdown.clone())),
         ];
         Self { shutdown, handles }
     }

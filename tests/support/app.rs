@@ -16,6 +16,7 @@ use super::fake_slack::{FakeSlack, PostedMessage};
 use super::slack_signing::{self, SIGNING_SECRET};
 
 pub const CHANNEL: &str = "C0APPROVALS";
+pub const AUDIT_CHANNEL: &str = "C0AUDIT";
 pub const CALLBACK_SECRET: &str = "callback-secret-for-tests";
 pub const TEAM: &str = "T0TEST";
 
@@ -102,6 +103,7 @@ pub async fn spawn_app_with(policy: &str, timing: Timing) -> TestApp {
             bot_token: FakeSlack::BOT_TOKEN.into(),
             signing_secret: SIGNING_SECRET.into(),
             channel: CHANNEL.into(),
+            audit_channel: Some(AUDIT_CHANNEL.into()),
             team_id: Some(TEAM.into()),
             api_url: slack.api_url.clone(),
         },
