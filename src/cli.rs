@@ -32,6 +32,8 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+// Parsed once at start; the size of the serve variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the bot: HTTP API, Slack endpoints and workers (the default).
