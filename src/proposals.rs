@@ -200,6 +200,7 @@ async fn create(
         callback_url: new.callback_url,
         execution: Execution::default(),
         slack: None,
+        auto_approved_by: None,
     };
     tx.insert_proposal(&proposal, now).await?;
     let payload = serde_json::to_value(&proposal).expect("a proposal always serializes");
@@ -212,7 +213,54 @@ async fn create(
     )
     .await?;
     tx.enqueue(proposal.id, Job::PostCard, now).await?;
+    let proposal = auto_approve(tx, state, proposal, now).await?;
     tracing::info!(proposal_id = %proposal.id, action = proposal.action.as_str(), "proposal created");
+    Ok(proposal)
+}
+
+/// Applies an operator's auto-approve rule (DESIGN §2) if one matches this proposal's token
+/// and confidence and the rule is under its hourly cap. Counted inside the write
+/// transaction, so concurrent proposals cannot overrun the cap.
+async fn auto_approve(
+    tx: &mut Tx,
+    state: &AppState,
+    mut proposal: Proposal,
+    now: DateTime<Utc>,
+) -> Result<Proposal, IntakeError> {
+    let Requester::Integration { name, .. } = &proposal.requester else {
+        return Ok(proposal);
+    };
+    let Some(rule) = state.policy.auto_approve_rule(
+        proposal.action,
+        &proposal.target.email,
+        name,
+        proposal.source.confidence,
+    ) else {
+        return Ok(proposal);
+    };
+    let actor = format!("policy:{}", rule.name);
+    let used = tx
+        .approvals_by_since(&actor, now - Duration::hours(1))
+        .await?;
+    if used >= u64::from(rule.max_per_hour) {
+        tracing::info!(proposal_id = %proposal.id, rule = %rule.name, "auto-approve cap reached; waiting for humans");
+        return Ok(proposal);
+    }
+    proposal
+        .auto_approve(&rule.name)
+        .expect("a new proposal is pending");
+    tx.save_proposal(&proposal, now).await?;
+    let payload = json!({"rule": rule.name, "integration": rule.integration, "confidence": proposal.source.confidence});
+    tx.append(
+        Some(proposal.id),
+        EventKind::ProposalApproved,
+        &actor,
+        payload,
+        now,
+    )
+    .await?;
+    tx.enqueue(proposal.id, Job::Execute, now).await?;
+    tracing::info!(proposal_id = %proposal.id, rule = %rule.name, "auto-approved by policy");
     Ok(proposal)
 }
 

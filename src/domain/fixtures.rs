@@ -46,5 +46,6 @@ pub fn proposal(action: Action, required: u32) -> Proposal {
         callback_url: None,
         execution: Execution::default(),
         slack: None,
+        auto_approved_by: None,
     }
 }

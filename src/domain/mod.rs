@@ -12,7 +12,7 @@ mod reason;
 
 pub use email::Email;
 pub use ids::{AccountId, OnePasswordUserId, ProposalId, SlackUserId};
-pub use policy::{parse_duration, Members, Policy, PolicyError};
+pub use policy::{parse_duration, AutoApproveRule, Members, Policy, PolicyError};
 pub use proposal::{
     Action, Approval, Confidence, Decider, Denial, Evidence, Execution, Outcome, Proposal, Refusal,
     Requester, SlackRef, Source, Status, Target, UserState, Vote,

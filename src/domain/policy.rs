@@ -5,7 +5,7 @@
 use chrono::Duration;
 use serde::Deserialize;
 
-use super::{Action, Email, SlackUserId};
+use super::{Action, Confidence, Email, SlackUserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Members {
@@ -30,6 +30,17 @@ pub struct Policy {
     pub suspend_requester_counts: bool,
     pub restore_approvals: u32,
     pub restore_ttl: Duration,
+    pub auto_approve: Vec<AutoApproveRule>,
+}
+
+/// An operator's explicit rule that approves matching suspensions without a human: the
+/// proposing *token's* name and the alert's confidence must match, under an hourly cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoApproveRule {
+    pub name: String,
+    pub integration: String,
+    pub min_confidence: Confidence,
+    pub max_per_hour: u32,
 }
 
 impl Default for Policy {
@@ -44,6 +55,7 @@ impl Default for Policy {
             suspend_requester_counts: true,
             restore_approvals: 2,
             restore_ttl: Duration::hours(24),
+            auto_approve: vec![],
         }
     }
 }
@@ -102,7 +114,56 @@ impl Policy {
         if let Some(ttl) = restore.ttl {
             policy.restore_ttl = parse_duration(ttl.get_ref()).map_err(|e| at(ttl.span(), e))?;
         }
+        for rule in file.auto_approve {
+            let name = rule.name.get_ref().trim();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(at(
+                    rule.name.span(),
+                    "auto_approve.name must be letters, digits, '-', '_' or '.'".into(),
+                ));
+            }
+            if policy.auto_approve.iter().any(|r| r.name == name) {
+                return Err(at(
+                    rule.name.span(),
+                    format!("auto_approve rule {name:?} is defined twice"),
+                ));
+            }
+            if *rule.max_per_hour.get_ref() < 1 {
+                return Err(at(
+                    rule.max_per_hour.span(),
+                    "auto_approve.max_per_hour must be at least 1".into(),
+                ));
+            }
+            policy.auto_approve.push(AutoApproveRule {
+                name: name.to_owned(),
+                integration: rule.integration.trim().to_owned(),
+                min_confidence: rule.min_confidence,
+                max_per_hour: *rule.max_per_hour.get_ref(),
+            });
+        }
         Ok(policy)
+    }
+
+    /// The auto-approve rule for a proposal by the token named `integration`, if one applies:
+    /// never for a restore, never for a protected user.
+    pub fn auto_approve_rule(
+        &self,
+        action: Action,
+        target: &Email,
+        integration: &str,
+        confidence: Option<Confidence>,
+    ) -> Option<&AutoApproveRule> {
+        if action != Action::Suspend || self.is_protected(target) {
+            return None;
+        }
+        let confidence = confidence?;
+        self.auto_approve
+            .iter()
+            .find(|r| r.integration == integration && confidence >= r.min_confidence)
     }
 
     pub fn is_protected(&self, email: &Email) -> bool {
@@ -209,10 +270,17 @@ struct PolicyFile {
     requesters: Option<MembersFile>,
     suspend: Option<SuspendFile>,
     restore: Option<RestoreFile>,
-    /// Auto-approve rules are parsed by a later version; accepted here so files stay valid.
     #[serde(default)]
-    #[allow(dead_code)]
-    auto_approve: Vec<toml::Value>,
+    auto_approve: Vec<AutoApproveFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutoApproveFile {
+    name: Spanned<String>,
+    integration: String,
+    min_confidence: Confidence,
+    max_per_hour: Spanned<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -315,6 +383,73 @@ ttl = "24h"
         assert!(!policy.requester_counts(Action::Restore, &alice, true));
         let off = Policy::parse("[suspend]\nrequester_counts = false\n").unwrap();
         assert!(!off.requester_counts(Action::Suspend, &alice, true));
+    }
+
+    const RULES: &str = r#"
+protected = ["owner@example.com"]
+[[auto_approve]]
+name = "crowdstrike-high"
+integration = "crowdstrike"
+min_confidence = "high"
+max_per_hour = 5
+"#;
+
+    #[test]
+    fn an_auto_approve_rule_matches_the_tokens_name_and_confidence() {
+        let policy = Policy::parse(RULES).unwrap();
+        let alice = Email::parse("alice@example.com").unwrap();
+        let rule = policy.auto_approve_rule(
+            Action::Suspend,
+            &alice,
+            "crowdstrike",
+            Some(Confidence::High),
+        );
+        assert_eq!(rule.map(|r| r.name.as_str()), Some("crowdstrike-high"));
+        assert!(policy
+            .auto_approve_rule(Action::Suspend, &alice, "tines", Some(Confidence::High))
+            .is_none());
+        assert!(policy
+            .auto_approve_rule(
+                Action::Suspend,
+                &alice,
+                "crowdstrike",
+                Some(Confidence::Medium)
+            )
+            .is_none());
+        assert!(policy
+            .auto_approve_rule(Action::Suspend, &alice, "crowdstrike", None)
+            .is_none());
+    }
+
+    #[test]
+    fn auto_approve_never_applies_to_restores_or_protected_users() {
+        let policy = Policy::parse(RULES).unwrap();
+        let alice = Email::parse("alice@example.com").unwrap();
+        let owner = Email::parse("owner@example.com").unwrap();
+        assert!(policy
+            .auto_approve_rule(
+                Action::Restore,
+                &alice,
+                "crowdstrike",
+                Some(Confidence::High)
+            )
+            .is_none());
+        assert!(policy
+            .auto_approve_rule(
+                Action::Suspend,
+                &owner,
+                "crowdstrike",
+                Some(Confidence::High)
+            )
+            .is_none());
+    }
+
+    #[test]
+    fn an_invalid_auto_approve_rule_names_its_line() {
+        let err = Policy::parse("[[auto_approve]]\nname = \"x\"\nintegration = \"c\"\nmin_confidence = \"high\"\nmax_per_hour = 0\n").unwrap_err();
+        assert_eq!(err.line, Some(5), "{err}");
+        let err = Policy::parse("[[auto_approve]]\nname = \"x\"\nintegration = \"c\"\nmin_confidence = \"certain\"\nmax_per_hour = 1\n").unwrap_err();
+        assert_eq!(err.line, Some(4), "{err}");
     }
 
     #[test]

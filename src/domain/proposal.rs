@@ -246,6 +246,9 @@ pub struct Proposal {
     pub callback_url: Option<String>,
     pub execution: Execution,
     pub slack: Option<SlackRef>,
+    /// The policy rule that approved this proposal, when no human did.
+    #[serde(default)]
+    pub auto_approved_by: Option<String>,
 }
 
 /// A Slack user asking to approve or deny, as the adapter resolved them: `is_approver` is the
@@ -351,6 +354,17 @@ impl Proposal {
                 required: self.approvals_required,
             })
         }
+    }
+
+    /// An operator's auto-approve rule approves this proposal; the intake checked the rule
+    /// applies and its hourly cap.
+    pub fn auto_approve(&mut self, rule: &str) -> Result<(), Refusal> {
+        if self.status != Status::Pending {
+            return Err(Refusal::NotPending(self.status));
+        }
+        self.auto_approved_by = Some(rule.to_owned());
+        self.status = Status::Approved;
+        Ok(())
     }
 
     /// A denial is a veto: one approver ends the proposal.

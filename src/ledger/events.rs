@@ -76,6 +76,18 @@ impl Tx {
         })
     }
 
+    /// How many proposals `actor` approved since `since` (an auto-approve rule's hourly use).
+    pub async fn approvals_by_since(&mut self, actor: &str, since: DateTime<Utc>) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM ledger_events WHERE kind = 'proposal.approved' AND actor = ? AND at >= ?",
+        )
+        .bind(actor)
+        .bind(timestamp(since))
+        .fetch_one(&mut *self.inner)
+        .await?;
+        Ok(count as u64)
+    }
+
     /// Appends one event after the current head and returns its seq.
     pub async fn append(
         &mut self,

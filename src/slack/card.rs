@@ -101,7 +101,11 @@ pub fn tally(proposal: &Proposal) -> String {
     format!("{count} of {} — {needs}", plural(required, "approval"))
 }
 
+/// Who approved: the people, or the operator's policy rule when no human did.
 fn approvers(proposal: &Proposal) -> String {
+    if let Some(rule) = &proposal.auto_approved_by {
+        return format!("policy rule `{}`", escape(rule));
+    }
     proposal
         .approvals
         .iter()

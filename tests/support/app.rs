@@ -76,6 +76,11 @@ pub fn policy_with_ttls(suspend: &str, restore: &str) -> String {
         .replace("ttl = \"24h\"", &format!("ttl = \"{restore}\""))
 }
 
+/// The approvers' policy with top-level keys (like `protected`) before it and tables after.
+pub fn policy_with(top_level: &str, tables: &str) -> String {
+    format!("{top_level}\n{POLICY}\n{tables}")
+}
+
 pub async fn spawn_app_with(policy: &str, timing: Timing) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let slack = FakeSlack::start().await;
@@ -155,10 +160,14 @@ pub fn restore(user: &str) -> Value {
 }
 
 impl TestApp {
-    /// A token with these scopes, made the way `countersign token create` makes it.
+    /// A token for "tines" with these scopes, made the way `countersign token create` makes it.
     pub async fn token(&self, scopes: &[Scope]) -> String {
+        self.token_named("tines", scopes).await
+    }
+
+    pub async fn token_named(&self, name: &str, scopes: &[Scope]) -> String {
         self.ledger
-            .create_token("tines", scopes, chrono::Utc::now())
+            .create_token(name, scopes, chrono::Utc::now())
             .await
             .unwrap()
             .1
