@@ -100,6 +100,9 @@ pub async fn approve(
     )
     .await?;
     if vote == Vote::Approved {
+        state
+            .metrics
+            .decided(proposal.action.as_str(), "approved", proposal.created_at);
         let approvers: Vec<_> = proposal
             .approvals
             .iter()
@@ -166,6 +169,9 @@ pub async fn deny(
         "slack_user_id": decider.slack_user_id, "name": decider.name, "email": decider.email,
         "reason": reason.as_str(),
     });
+    state
+        .metrics
+        .decided(proposal.action.as_str(), "denied", proposal.created_at);
     tx.append(
         Some(id),
         EventKind::ProposalDenied,

@@ -7,6 +7,7 @@ pub mod config;
 pub mod decisions;
 pub mod domain;
 pub mod ledger;
+pub mod metrics;
 pub mod onepassword;
 pub mod proposals;
 pub mod slack;

@@ -249,6 +249,9 @@ async fn auto_approve(
     proposal
         .auto_approve(&rule.name)
         .expect("a new proposal is pending");
+    state
+        .metrics
+        .decided(proposal.action.as_str(), "approved", proposal.created_at);
     tx.save_proposal(&proposal, now).await?;
     let payload = json!({"rule": rule.name, "integration": rule.integration, "confidence": proposal.source.confidence});
     tx.append(

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::config::Settings;
 use crate::ledger::Ledger;
+use crate::metrics::Metrics;
 use crate::onepassword::OnePassword;
 use crate::slack::{self, Directory, SlackWeb};
 use crate::state::AppState;
@@ -29,14 +30,17 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let ledger = Ledger::connect(&settings.database_url).await?;
         ledger.migrate().await?;
+        let metrics = Arc::new(Metrics::default());
         let slack = Arc::new(SlackWeb::new(
             &settings.slack.api_url,
             &settings.slack.bot_token,
+            metrics.clone(),
         ));
         let state = AppState {
             ledger,
             policy: Arc::new(settings.policy),
-            onepassword: Arc::new(OnePassword::new(settings.onepassword)),
+            onepassword: Arc::new(OnePassword::new(settings.onepassword, metrics.clone())),
+            metrics,
             directory: Arc::new(Directory::with_cache_ttl(
                 slack.clone(),
                 settings.timing.directory_cache,

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use crate::config::{SlackSettings, Timing};
 use crate::domain::Policy;
 use crate::ledger::Ledger;
+use crate::metrics::Metrics;
 use crate::onepassword::OnePassword;
 use crate::slack::{Directory, SlackWeb};
 
@@ -27,6 +28,7 @@ pub struct AppState {
     /// Rung after a commit that enqueued work, so the worker starts at once.
     pub wake: Arc<Notify>,
     pub timing: Timing,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {

@@ -3,12 +3,12 @@
 mod auth;
 mod body;
 mod ledger;
+mod ops;
 mod problem;
 mod proposals;
 
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Router;
 
 pub use problem::{FieldError, Problem};
 
@@ -23,6 +23,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/proposals/{id}", get(proposals::get))
         .route("/v1/proposals/{id}/cancel", post(proposals::cancel))
         .route("/v1/ledger", get(ledger::events))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(ops::health))
+        .route("/readyz", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
         .fallback(|| async { Problem::not_found("no such route") })
 }

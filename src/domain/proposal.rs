@@ -489,6 +489,15 @@ impl Proposal {
         (announced && self.callback_url.is_some()).then_some(self.status)
     }
 
+    /// When the proposal became approved: its last approval, or its creation when a policy
+    /// rule approved it.
+    pub fn approved_at(&self) -> DateTime<Utc> {
+        self.approvals
+            .last()
+            .map(|a| a.at)
+            .unwrap_or(self.created_at)
+    }
+
     pub fn approvals_count(&self) -> u32 {
         self.approvals.len() as u32
     }

@@ -212,10 +212,13 @@ impl Ledger {
         Ok(())
     }
 
-    /// Jobs not yet done.
-    pub async fn outbox_depth(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE done_at IS NULL")
-            .fetch_one(&self.reader)
-            .await
+    /// Jobs not yet done, per lane.
+    pub async fn outbox_depth(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT lane, COUNT(*) AS n FROM outbox WHERE done_at IS NULL GROUP BY lane",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get("lane"), r.get("n"))).collect())
     }
 }

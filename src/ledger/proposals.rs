@@ -154,6 +154,19 @@ impl Ledger {
         rows.iter().map(|r| decode(r.get("document"))).collect()
     }
 
+    /// How many proposals there are per action and status.
+    pub async fn proposal_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT action, status, COUNT(*) AS n FROM proposals GROUP BY action, status",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("action"), r.get("status"), r.get("n")))
+            .collect())
+    }
+
     /// Pending proposals not yet reminded about, oldest first.
     pub async fn unreminded_pending(&self) -> Result<Vec<Proposal>> {
         let rows = sqlx::query("SELECT document FROM proposals WHERE status = 'pending' AND reminded_at IS NULL ORDER BY id")

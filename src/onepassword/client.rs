@@ -1,6 +1,7 @@
 //! A client for the Users API: a client-credentials token cached until shortly before it
 //! expires and refreshed once on a 401, then list, get, suspend and reactivate.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -9,6 +10,7 @@ use tokio::sync::Mutex;
 
 use super::model::{ErrorBody, OpError, TokenResponse, User, UserPage};
 use crate::domain::{AccountId, Email, OnePasswordUserId};
+use crate::metrics::Metrics;
 
 /// Refresh this long before the token's stated expiry, so a request never carries a token
 /// that dies in flight.
@@ -44,10 +46,11 @@ pub struct OnePassword {
     http: reqwest::Client,
     config: OnePasswordConfig,
     token: Mutex<Option<CachedToken>>,
+    metrics: Arc<Metrics>,
 }
 
 impl OnePassword {
-    pub fn new(config: OnePasswordConfig) -> Self {
+    pub fn new(config: OnePasswordConfig, metrics: Arc<Metrics>) -> Self {
         let http = reqwest::Client::builder()
             .user_agent(concat!("countersign/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
@@ -57,6 +60,7 @@ impl OnePassword {
             http,
             config,
             token: Mutex::new(None),
+            metrics,
         }
     }
 
@@ -69,12 +73,18 @@ impl OnePassword {
     }
 
     pub async fn get_user(&self, id: &OnePasswordUserId) -> Result<User, OpError> {
-        self.call(Method::GET, &format!("{}/{id}", self.users_url()), &[])
-            .await
+        self.call(
+            "get_user",
+            Method::GET,
+            &format!("{}/{id}", self.users_url()),
+            &[],
+        )
+        .await
     }
 
     pub async fn suspend(&self, id: &OnePasswordUserId) -> Result<User, OpError> {
         self.call(
+            "suspend",
             Method::POST,
             &format!("{}/{id}:suspend", self.users_url()),
             &[],
@@ -84,6 +94,7 @@ impl OnePassword {
 
     pub async fn reactivate(&self, id: &OnePasswordUserId) -> Result<User, OpError> {
         self.call(
+            "reactivate",
             Method::POST,
             &format!("{}/{id}:reactivate", self.users_url()),
             &[],
@@ -103,7 +114,9 @@ impl OnePassword {
             if !page_token.is_empty() {
                 query.push(("page_token", page_token.clone()));
             }
-            let page: UserPage = self.call(Method::GET, &self.users_url(), &query).await?;
+            let page: UserPage = self
+                .call("list_users", Method::GET, &self.users_url(), &query)
+                .await?;
             users.extend(page.results);
             match page.next_page_token {
                 Some(next) if !next.is_empty() => page_token = next,
@@ -120,7 +133,23 @@ impl OnePassword {
             .find(|u| u.email.eq_ignore_ascii_case(email.as_str())))
     }
 
+    /// One API call, timed and counted by `endpoint`.
     async fn call<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        url: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, OpError> {
+        let started = std::time::Instant::now();
+        let result = self.call_with_fresh_token(method, url, query).await;
+        let error = result.as_ref().err().map(ToString::to_string);
+        self.metrics
+            .call("onepassword", endpoint, started.elapsed(), error);
+        result
+    }
+
+    async fn call_with_fresh_token<T: DeserializeOwned>(
         &self,
         method: Method,
         url: &str,
@@ -161,6 +190,23 @@ impl OnePassword {
                 return Ok(token.value.clone());
             }
         }
+        let started = Instant::now();
+        let fetched = self.fetch_token().await;
+        let error = fetched.as_ref().err().map(ToString::to_string);
+        self.metrics
+            .call("onepassword", "token", started.elapsed(), error);
+        let fresh = fetched?;
+        let lifetime = Duration::from_secs(fresh.expires_in);
+        let refresh_at = Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN);
+        *cached = Some(CachedToken {
+            value: fresh.access_token.clone(),
+            refresh_at,
+        });
+        Ok(fresh.access_token)
+    }
+
+    /// The client-credentials grant, with HTTP Basic client authentication.
+    async fn fetch_token(&self) -> Result<TokenResponse, OpError> {
         let url = format!(
             "{}/v1beta1/users/oauth2/token",
             self.config.base_url.trim_end_matches('/')
@@ -173,22 +219,13 @@ impl OnePassword {
             .send()
             .await
             .map_err(transport_error)?;
-        let fresh: TokenResponse = match response.status() {
-            StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN => {
-                return Err(OpError::Permanent {
-                    status: response.status().as_u16(),
-                    message: "the OAuth client credentials were refused (check OP_CLIENT_ID and OP_CLIENT_SECRET)".into(),
-                })
-            }
-            _ => parse(response).await?,
-        };
-        let lifetime = Duration::from_secs(fresh.expires_in);
-        let refresh_at = Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN);
-        *cached = Some(CachedToken {
-            value: fresh.access_token.clone(),
-            refresh_at,
-        });
-        Ok(fresh.access_token)
+        match response.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN => Err(OpError::Permanent {
+                status: response.status().as_u16(),
+                message: "the OAuth client credentials were refused (check OP_CLIENT_ID and OP_CLIENT_SECRET)".into(),
+            }),
+            _ => parse(response).await,
+        }
     }
 }
 

@@ -9,7 +9,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 
+use std::sync::Arc;
+
 use crate::domain::{Email, SlackUserId};
+use crate::metrics::Metrics;
 
 type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
 
@@ -36,11 +39,12 @@ pub struct SlackPerson {
 pub struct SlackWeb {
     client: SlackClient<Connector>,
     token: SlackApiToken,
+    metrics: Arc<Metrics>,
 }
 
 impl SlackWeb {
     /// `api_url` is Slack's Web API base without a trailing slash (`https://slack.com/api`).
-    pub fn new(api_url: &str, bot_token: &str) -> Self {
+    pub fn new(api_url: &str, bot_token: &str, metrics: Arc<Metrics>) -> Self {
         // Plain http is allowed so the sandbox and tests can point at a local stand-in.
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
@@ -60,10 +64,28 @@ impl SlackWeb {
         Self {
             client: SlackClient::new(connector),
             token: SlackApiToken::new(SlackApiTokenValue(bot_token.to_owned())),
+            metrics,
         }
     }
 
+    /// One Web API call, timed and counted, honouring rate limits.
     async fn call<T, F, Fut>(&self, method: &'static str, call: F) -> Result<T, SlackError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, SlackClientError>>,
+    {
+        let started = std::time::Instant::now();
+        let result = self.call_within_rate_limits(method, call).await;
+        let error = result.as_ref().err().map(|e| e.message.clone());
+        self.metrics.call("slack", method, started.elapsed(), error);
+        result
+    }
+
+    async fn call_within_rate_limits<T, F, Fut>(
+        &self,
+        method: &'static str,
+        call: F,
+    ) -> Result<T, SlackError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, SlackClientError>>,

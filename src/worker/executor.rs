@@ -182,6 +182,11 @@ pub(super) async fn execute(
             tracing::error!(proposal_id = %id, %error, "execution failed");
         }
     }
+    state.metrics.executed(
+        proposal.action.as_str(),
+        proposal.status.as_str(),
+        proposal.approved_at(),
+    );
     tx.save_proposal(&proposal, now).await?;
     tx.enqueue(id, Job::UpdateCard, now).await?;
     tx.enqueue(

@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::ledger::{ClaimedJob, Lane};
 use crate::state::AppState;
@@ -114,8 +115,10 @@ async fn run_job(state: &AppState, claimed: ClaimedJob) {
             Lane::Callback => callbacks::deliver(state, &claimed).await,
         }
     };
+    // Every log line of the job carries its proposal id.
+    let span = tracing::info_span!("job", proposal_id = %id, job_id = claimed.id);
     let result = tokio::select! {
-        result = work => result,
+        result = work.instrument(span) => result,
         _ = keep_leased(state, claimed.id) => unreachable!("renewal never ends"),
     };
     let recorded = match result {

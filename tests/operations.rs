@@ -1,0 +1,142 @@
+//! Running countersign: metrics, readiness, and logs that never hold a secret.
+
+mod support;
+
+use countersign::domain::Status;
+use support::app::*;
+use support::process::{self, World};
+use support::slack_signing::{self, SIGNING_SECRET};
+
+fn sample<'a>(metrics: &'a str, series: &str) -> Option<&'a str> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+}
+
+async fn metrics(app: &TestApp) -> String {
+    let response = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn metrics_change_after_a_proposals_life() {
+    let app = spawn_app().await;
+    let executed = "countersign_proposals{action=\"suspend\",status=\"executed\"}";
+    assert_eq!(sample(&metrics(&app).await, executed), Some("0"));
+
+    let id = app.propose_id(&suspend_alice()).await;
+    app.click(BOB, "approve", &id).await;
+    app.wait_for_status(&id, Status::Executed).await;
+
+    let after = metrics(&app).await;
+    assert_eq!(sample(&after, executed), Some("1"));
+    assert_eq!(
+        sample(
+            &after,
+            "countersign_decision_seconds_count{action=\"suspend\",decision=\"approved\"}"
+        ),
+        Some("1")
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "countersign_execution_seconds_count{action=\"suspend\",status=\"executed\"}"
+        ),
+        Some("1")
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "countersign_external_call_seconds_count{service=\"onepassword\",endpoint=\"suspend\"}"
+        ),
+        Some("1")
+    );
+    assert!(after.contains(
+        "countersign_external_call_seconds_count{service=\"slack\",endpoint=\"chat.postMessage\"}"
+    ));
+    assert!(after.contains("countersign_outbox_depth{lane=\"onepassword\"} 0"));
+    assert!(!after.contains("alice"), "metrics never name a user");
+}
+
+#[tokio::test]
+async fn readiness_reports_the_database_and_the_last_calls_out() {
+    let app = spawn_app().await;
+    app.propose(&suspend_alice()).await;
+
+    let response = app
+        .http
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["database"], "writable");
+    assert_eq!(body["onepassword"]["ok"], true);
+    assert_eq!(body["slack"]["ok"], true);
+}
+
+#[tokio::test]
+async fn a_full_run_never_logs_a_secret() {
+    let world = World::start().await;
+    let server = world
+        .serve_with("server", &[("RUST_LOG", "debug"), ("LOG_FORMAT", "json")])
+        .await;
+    let token = world.create_token().await;
+    let id = server.propose_suspend_alice(&token).await;
+    let card = world.card_ts().await;
+    // A forged click: its expected signature must not be logged either.
+    let payload = slack_signing::block_action(
+        process::TEAM,
+        process::BOB,
+        "approve",
+        &id,
+        process::CHANNEL,
+        &card,
+        "http://127.0.0.1:9/",
+    );
+    let body = slack_signing::interaction_body(&payload);
+    let now = slack_signing::now();
+    let forged = world
+        .http
+        .post(format!("{}/slack/interactions", server.address))
+        .header("x-slack-request-timestamp", now.to_string())
+        .header("x-slack-signature", "v0=0000")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    world.approve(&server, &id, &card).await;
+    server.wait_for_status(&token, &id, "executed").await;
+
+    let logs = server.logs();
+    let expected_signature = slack_signing::sign(SIGNING_SECRET, now, &body);
+    let secrets = [
+        support::fake_slack::FakeSlack::BOT_TOKEN,
+        SIGNING_SECRET,
+        support::fake_onepassword::FakeOnePassword::CLIENT_SECRET,
+        token.as_str(),
+        expected_signature.as_str(),
+    ];
+    assert!(logs.lines().count() > 10, "the run logged: {logs}");
+    for secret in secrets {
+        assert!(!logs.contains(secret), "a secret appears in the logs");
+    }
+    let executed = logs
+        .lines()
+        .find(|l| l.contains("\"executed\"") || l.contains("\"message\":\"executed\""))
+        .expect("the executed line");
+    assert!(
+        executed.contains(&id),
+        "the executed line names its proposal: {executed}"
+    );
+}
