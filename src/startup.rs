@@ -4,7 +4,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::post;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -13,7 +12,7 @@ use crate::config::Settings;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::onepassword::OnePassword;
-use crate::slack::{self, Directory, SlackWeb};
+use crate::slack::{Directory, SlackWeb};
 use crate::state::AppState;
 use crate::worker::Workers;
 
@@ -86,10 +85,8 @@ impl Application {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/slack/interactions", post(slack::interactions::handle))
-        .route("/slack/commands", post(slack::commands::handle))
-        .merge(crate::api::routes())
+    crate::api::routes()
+        .0
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

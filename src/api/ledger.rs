@@ -4,20 +4,38 @@ use std::collections::HashMap;
 
 use axum::extract::{Query, State};
 use axum::Json;
-use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::problem::{FieldError, Problem};
+use crate::ledger::chain::StoredEvent;
 use crate::ledger::{EventQuery, Scope};
 use crate::state::AppState;
 
 const MAX_LIMIT: i64 = 1000;
 
+/// One page of ledger events, oldest first.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EventPage {
+    events: Vec<StoredEvent>,
+    /// Pass as `after_seq` for the next page.
+    next_after_seq: i64,
+}
+
+/// The ledger's events after a seq (`audit:read`).
+#[utoipa::path(
+    get, path = "/v1/ledger", tag = "ledger",
+    params(
+        ("after_seq" = Option<i64>, Query, description = "Events after this seq (default 0)"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 100"),
+    ),
+    responses((status = 200, body = EventPage), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []))
+)]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<EventPage>, Problem> {
     caller.require(Scope::AuditRead)?;
     let mut query = EventQuery {
         limit: 100,
@@ -48,7 +66,8 @@ pub async fn events(
     }
     let events = state.ledger.events_where(&query).await?;
     let next_after_seq = events.last().map(|e| e.seq).unwrap_or(query.after_seq);
-    Ok(Json(
-        json!({"events": events, "next_after_seq": next_after_seq}),
-    ))
+    Ok(Json(EventPage {
+        events,
+        next_after_seq,
+    }))
 }

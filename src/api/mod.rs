@@ -3,28 +3,39 @@
 mod auth;
 mod body;
 mod ledger;
+mod openapi;
 mod ops;
 mod problem;
 mod proposals;
 
-use axum::routing::{get, post};
-use axum::Router;
+use std::sync::Arc;
+
+use axum::{Extension, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use problem::{FieldError, Problem};
 
+use crate::slack;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/proposals",
-            post(proposals::create).get(proposals::list),
-        )
-        .route("/v1/proposals/{id}", get(proposals::get))
-        .route("/v1/proposals/{id}/cancel", post(proposals::cancel))
-        .route("/v1/ledger", get(ledger::events))
-        .route("/healthz", get(ops::health))
-        .route("/readyz", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
-        .fallback(|| async { Problem::not_found("no such route") })
+/// Every HTTP route, with the OpenAPI document built from the same registrations.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(proposals::create, proposals::list))
+        .routes(routes!(proposals::get))
+        .routes(routes!(proposals::cancel))
+        .routes(routes!(ledger::events))
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(openapi::document))
+        .routes(routes!(slack::interactions::handle))
+        .routes(routes!(slack::commands::handle))
+        .split_for_parts();
+    let router = router
+        .layer(Extension(Arc::new(document.clone())))
+        .fallback(|| async { Problem::not_found("no such route") });
+    (router, document)
 }

@@ -10,12 +10,16 @@ use crate::domain::{Action, Status};
 use crate::metrics::Gauge;
 use crate::state::AppState;
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]
 pub async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready when the database takes a write (it is open and migrated); the body also reports the
 /// last Slack and 1Password call results, so an operator sees a failing dependency at once.
+/// Readiness: the database takes writes; also the last Slack and 1Password call results.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "The database is not writable")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let database = state.ledger.ping().await;
     let status = if database.is_ok() {
@@ -35,6 +39,8 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Prometheus metrics (text format); labels carry action and status, never a user.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let (counts, depth) = match (
         state.ledger.proposal_counts().await,

@@ -4,7 +4,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
     /// A JSON Pointer into the request body (`/user/email`).
     pub pointer: String,
@@ -15,7 +15,8 @@ pub struct FieldError {
 #[derive(Debug, Clone)]
 pub struct Problem(Box<Body>);
 
-#[derive(Debug, Clone, Serialize)]
+/// RFC 9457 problem details.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 struct Body {
     #[serde(rename = "type")]
     kind: String,
@@ -26,6 +27,7 @@ struct Body {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<FieldError>,
     #[serde(skip)]
+    #[schema(ignore)]
     retry_after: Option<u64>,
 }
 
@@ -105,6 +107,27 @@ impl Problem {
             "Internal error",
             "countersign could not complete the request; nothing was recorded",
         )
+    }
+}
+
+// The document shows a problem's body under the name Problem.
+impl utoipa::PartialSchema for Problem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <Body as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Problem {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            FieldError::name().into(),
+            <FieldError as utoipa::PartialSchema>::schema(),
+        ));
     }
 }
 

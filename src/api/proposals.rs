@@ -7,7 +7,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::Caller;
 use super::body::JsonBody;
@@ -22,9 +21,12 @@ use crate::onepassword::OpError;
 use crate::proposals::{self, IdempotencyKey, Intake, IntakeError, NewProposal, UserRef};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+/// A request to act on a user. `user` names them by email or by 1Password id.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposalBody {
+    /// `suspend` or `restore`.
+    #[schema(example = "suspend")]
     action: String,
     user: UserBody,
     reason: String,
@@ -33,7 +35,8 @@ pub struct ProposalBody {
     callback_url: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Exactly one of `email` or `id`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserBody {
     #[serde(default)]
@@ -171,6 +174,33 @@ fn idempotency_key(
     }))
 }
 
+/// One page of proposals, newest first.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ProposalPage {
+    proposals: Vec<Proposal>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<ProposalId>,
+}
+
+/// Propose an action. Automation proposes; humans decide in Slack.
+#[utoipa::path(
+    post, path = "/v1/proposals", tag = "proposals",
+    request_body = ProposalBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h returns the same proposal")),
+    responses(
+        (status = 201, description = "Created", body = Proposal),
+        (status = 200, description = "Replayed, or folded into a pending proposal for the same user and action", body = Proposal),
+        (status = 400, description = "Unparseable JSON", body = Problem),
+        (status = 401, description = "Missing or bad token", body = Problem),
+        (status = 403, description = "The token lacks propose:<action>", body = Problem),
+        (status = 409, description = "Idempotency or opposite-action conflict", body = Problem),
+        (status = 413, description = "Body over 64 KiB", body = Problem),
+        (status = 415, description = "Not JSON", body = Problem),
+        (status = 422, description = "Invalid or unknown fields, or unknown 1Password user", body = Problem),
+        (status = 503, description = "1Password unreachable; retry after Retry-After", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -234,6 +264,13 @@ fn is_own(caller: &Caller, proposal: &Proposal) -> bool {
     matches!(&proposal.requester, Requester::Integration { token_id, .. } if *token_id == caller.0.id)
 }
 
+/// Read one proposal: `read`, or a proposing token for its own.
+#[utoipa::path(
+    get, path = "/v1/proposals/{id}", tag = "proposals",
+    params(("id" = String, Path, description = "Proposal id")),
+    responses((status = 200, body = Proposal), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -253,11 +290,23 @@ pub async fn get(
     Ok(Json(proposal))
 }
 
+/// List proposals, newest first (`read`).
+#[utoipa::path(
+    get, path = "/v1/proposals", tag = "proposals",
+    params(
+        ("status" = Option<Status>, Query, description = "Only this status"),
+        ("action" = Option<Action>, Query, description = "Only this action"),
+        ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = ProposalPage), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<ProposalPage>, Problem> {
     caller.require(Scope::Read)?;
     let mut errors = vec![];
     let mut query = ProposalQuery {
@@ -295,11 +344,19 @@ pub async fn list(
     let next_cursor = (proposals.len() == query.limit as usize)
         .then(|| proposals.last().map(|p| p.id))
         .flatten();
-    Ok(Json(
-        json!({"proposals": proposals, "next_cursor": next_cursor}),
-    ))
+    Ok(Json(ProposalPage {
+        proposals,
+        next_cursor,
+    }))
 }
 
+/// Cancel a pending proposal; only the token that proposed it may.
+#[utoipa::path(
+    post, path = "/v1/proposals/{id}/cancel", tag = "proposals",
+    params(("id" = String, Path, description = "Proposal id")),
+    responses((status = 200, body = Proposal), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "No longer pending", body = Problem)),
+    security(("bearer" = []))
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,

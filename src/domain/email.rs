@@ -58,6 +58,13 @@ impl std::fmt::Display for Email {
     }
 }
 
+super::schema::string_schema!(
+    Email,
+    "An email address, lowercased.",
+    super::schema::custom("email"),
+    None
+);
+
 #[cfg(test)]
 mod tests {
     use super::Email;

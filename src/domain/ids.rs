@@ -118,6 +118,31 @@ string_id!(
     }
 );
 
+super::schema::string_schema!(
+    ProposalId,
+    "A proposal id (UUIDv7).",
+    super::schema::uuid(),
+    None
+);
+super::schema::string_schema!(
+    OnePasswordUserId,
+    "A 1Password user id: 26 uppercase letters and digits.",
+    None,
+    Some((26, 26))
+);
+super::schema::string_schema!(
+    AccountId,
+    "A 1Password account id: 26 uppercase letters and digits.",
+    None,
+    Some((26, 26))
+);
+super::schema::string_schema!(
+    SlackUserId,
+    "A Slack user id (U… or W…).",
+    None,
+    Some((2, 32))
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ mod ids;
 mod policy;
 mod proposal;
 mod reason;
+mod schema;
 
 pub use email::Email;
 pub use ids::{AccountId, OnePasswordUserId, ProposalId, SlackUserId};

@@ -46,6 +46,13 @@ impl From<Reason> for String {
     }
 }
 
+super::schema::string_schema!(
+    Reason,
+    "Why; trimmed.",
+    None,
+    Some((Reason::MIN, Reason::MAX))
+);
+
 #[cfg(test)]
 mod tests {
     use super::Reason;

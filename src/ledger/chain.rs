@@ -8,13 +8,15 @@ use sha2::{Digest, Sha256};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One event as its columns hold it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = LedgerEvent)]
 pub struct StoredEvent {
     pub seq: i64,
     pub proposal_id: Option<String>,
     pub at: String,
     pub kind: String,
     pub actor: String,
+    #[schema(value_type = Object)]
     pub payload: Value,
     pub prev_hash: String,
     pub hash: String,

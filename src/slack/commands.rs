@@ -45,6 +45,12 @@ pub fn message_link(channel: &str, ts: &str) -> String {
     )
 }
 
+/// Slack's slash command request URL: `/suspend`, `/restore`, `/approvals`, signed by Slack.
+#[utoipa::path(
+    post, path = "/slack/commands", tag = "slack",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Slack's slash command form"),
+    responses((status = 200, description = "An ephemeral answer"), (status = 401, description = "Bad, stale or missing Slack signature"))
+)]
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if authenticate(&state, &headers, &body).is_err() {
         return (StatusCode::UNAUTHORIZED, "invalid Slack signature").into_response();

@@ -32,6 +32,12 @@ pub(super) fn wrong_team(state: &AppState, team: Option<&str>) -> bool {
     matches!((&state.slack_settings.team_id, team), (Some(expected), actual) if actual != Some(expected.as_str()))
 }
 
+/// Slack's interactivity request URL: button clicks and the deny dialog, signed by Slack.
+#[utoipa::path(
+    post, path = "/slack/interactions", tag = "slack",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "payload=<interaction JSON>"),
+    responses((status = 200, description = "Handled (refusals reach the clicker as ephemeral messages)"), (status = 401, description = "Bad, stale or missing Slack signature"))
+)]
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if authenticate(&state, &headers, &body).is_err() {
         return (StatusCode::UNAUTHORIZED, "invalid Slack signature").into_response();

@@ -1,0 +1,46 @@
+//! The OpenAPI 3.1 document, generated from the handlers' own annotations and types: every
+//! route is registered through [`OpenApiRouter`], so a route cannot exist without being in
+//! the document.
+
+use std::sync::Arc;
+
+use axum::{Extension, Json};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as Document;
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "countersign",
+        description = "Automation proposes suspensions and restores of 1Password users; responders decide in Slack; \
+                       countersign executes and records every step in a verifiable ledger.",
+    ),
+    modifiers(&BearerToken),
+    tags(
+        (name = "proposals", description = "Propose, read and cancel (automation tokens)"),
+        (name = "ledger", description = "The event log, for auditors (audit:read)"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+        (name = "slack", description = "Slack's request URLs; signed by Slack, not for other callers"),
+    )
+)]
+pub struct ApiDoc;
+
+/// API tokens are bearer tokens made by `countersign token create`.
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, document: &mut Document) {
+        let components = document.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// This document, as JSON.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document")))]
+pub async fn document(Extension(document): Extension<Arc<Document>>) -> Json<Document> {
+    Json(document.as_ref().clone())
+}
