@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod onepassword;
 pub mod proposals;
+pub mod sandbox;
 pub mod slack;
 pub mod startup;
 pub mod state;

@@ -1,6 +1,15 @@
+#![allow(dead_code)]
 pub mod app;
 pub mod callback_receiver;
-pub mod fake_onepassword;
-pub mod fake_slack;
 pub mod process;
-pub mod slack_signing;
+
+/// The stand-ins live in the product (the sandbox uses them too); tests name them as before.
+pub mod fake_onepassword {
+    pub use countersign::sandbox::onepassword::*;
+}
+pub mod fake_slack {
+    pub use countersign::sandbox::slack::*;
+}
+pub mod slack_signing {
+    pub use countersign::sandbox::signing::*;
+}

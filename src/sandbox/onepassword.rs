@@ -2,7 +2,6 @@
 //!
 //! It checks credentials and tokens the way the real service does, keeps users in memory,
 //! records every request, and can inject failures, token expiry and latency.
-#![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};

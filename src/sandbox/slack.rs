@@ -1,6 +1,5 @@
 //! A real HTTP fake of the Slack Web API methods countersign uses, answering in the shapes
 //! slack-morphism 2.31 parses, plus `response_url` endpoints.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -64,6 +63,16 @@ struct FakeState {
     responses: HashMap<String, Vec<Value>>,
     /// The last ts handed out, in microseconds; also numbers views.
     next_seq: u64,
+    /// Modals opened with views.open, in order.
+    views: Vec<OpenedView>,
+}
+
+/// A modal the bot opened, with the trigger it answered.
+#[derive(Clone, Debug)]
+pub struct OpenedView {
+    pub id: String,
+    pub trigger_id: String,
+    pub view: Value,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -162,6 +171,11 @@ impl FakeSlack {
     /// lost on the way back.
     pub fn lose_answer_next(&self, method: &str, n: usize) {
         self.lock().lost_answers.insert(method.to_owned(), n);
+    }
+
+    /// Modals opened so far, in order.
+    pub fn views(&self) -> Vec<OpenedView> {
+        self.lock().views.clone()
     }
 
     pub fn response_url(&self, id: &str) -> String {
@@ -407,7 +421,7 @@ fn post_ephemeral(s: &mut FakeState, params: &Value) -> Response {
 /// Echoes the requested view with the fields Slack adds (slack-morphism requires
 /// `id`, `team_id`, `hash`, `type`, `title` and `blocks`).
 fn open_view(s: &mut FakeState, params: &Value) -> Response {
-    let (Some(_trigger), Some(Value::Object(requested))) =
+    let (Some(trigger), Some(Value::Object(requested))) =
         (str_param(params, "trigger_id"), params.get("view"))
     else {
         return slack_error("invalid_arguments");
@@ -422,6 +436,12 @@ fn open_view(s: &mut FakeState, params: &Value) -> Response {
     view.entry("blocks").or_insert_with(|| json!([]));
     view.entry("private_metadata").or_insert_with(|| json!(""));
     view.entry("callback_id").or_insert_with(|| json!(""));
+    let view = Value::Object(view);
+    s.views.push(OpenedView {
+        id: view["id"].as_str().unwrap_or_default().to_owned(),
+        trigger_id: trigger.to_owned(),
+        view: view.clone(),
+    });
     ok(json!({ "view": view }))
 }
 

@@ -1,6 +1,5 @@
 //! Builds requests the way Slack sends them to `/slack/interactions` and `/slack/commands`:
 //! signed bodies, interaction payloads and slash-command forms.
-#![allow(dead_code)]
 
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
