@@ -38,6 +38,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the bot: HTTP API, Slack endpoints and workers (the default).
     Serve(ServeArgs),
+    /// Try countersign locally: local stand-ins for Slack and 1Password, and a page at /sandbox.
+    Sandbox {
+        /// Loopback address to serve the bot and the page on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage automation API tokens.
@@ -100,6 +106,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         None => serve(&cli.database_url, &cli.serve).await,
         Some(Command::Serve(args)) => serve(&cli.database_url, &args).await,
+        Some(Command::Sandbox { bind }) => {
+            crate::sandbox::run(bind, shutdown_signal()).await?;
+            Ok(0)
+        }
         Some(Command::Migrate) => {
             open(&cli.database_url).await?;
             eprintln!("migrations applied to {}", cli.database_url);

@@ -22,6 +22,8 @@ const BODY_LIMIT: usize = 64 * 1024;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// More routes served beside the app's (the sandbox's page); none for `serve`.
+    extra: Option<Router>,
 }
 
 impl Application {
@@ -57,7 +59,17 @@ impl Application {
             timing: settings.timing,
         };
         let listener = TcpListener::bind(settings.bind_addr).await?;
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            extra: None,
+        })
+    }
+
+    /// Serves `routes` beside the app's own.
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.extra = Some(routes);
+        self
     }
 
     pub fn port(&self) -> u16 {
@@ -73,7 +85,10 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let workers = Workers::start(self.state.clone());
-        let app = router(self.state.clone());
+        let mut app = router(self.state.clone());
+        if let Some(extra) = self.extra {
+            app = app.merge(extra);
+        }
         tracing::info!(addr = %self.listener.local_addr()?, "countersign listening");
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)

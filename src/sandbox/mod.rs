@@ -4,5 +4,8 @@
 //! tests) start them; `serve` never does.
 
 pub mod onepassword;
+mod run;
 pub mod signing;
 pub mod slack;
+
+pub use run::{run, CHANNEL, TEAM};

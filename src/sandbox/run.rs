@@ -1,0 +1,469 @@
+//! `countersign sandbox`: the bot on a fresh SQLite file with local stand-ins for Slack and
+//! 1Password, seeded users, a default policy, and a page at `/sandbox` that shows the
+//! approvals channel and sends *signed* Slack requests to the bot exactly as Slack would.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::Html;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::onepassword::FakeOnePassword;
+use super::signing;
+use super::slack::FakeSlack;
+use crate::config::{Settings, SlackSettings, Timing};
+use crate::domain::{AccountId, Policy};
+use crate::ledger::{Ledger, Scope};
+use crate::onepassword::OnePasswordConfig;
+use crate::startup::Application;
+
+pub const CHANNEL: &str = "C0SANDBOX";
+pub const TEAM: &str = "T0SANDBOX";
+
+/// Slack people: three approvers, one who is also a 1Password user, one who may not decide.
+const SLACK_USERS: [(&str, &str, &str, bool); 5] = [
+    ("U0BOB", "Bob (on call)", "bob@example.com", true),
+    ("U0CAT", "Cat (security)", "cat@example.com", true),
+    ("U0DAN", "Dan (IT)", "dan@example.com", true),
+    ("U0ALICE", "Alice", "alice@example.com", false),
+    ("U0EVE", "Eve (not an approver)", "eve@example.com", false),
+];
+
+/// The 1Password directory: ids are 26 uppercase letters and digits, as 1Password's are.
+const ONEPASSWORD_USERS: [(&str, &str, &str, &str); 5] = [
+    (
+        "ALICE0000000000000000000AA",
+        "alice@example.com",
+        "Alice Example",
+        "ACTIVE",
+    ),
+    (
+        "MALLORY00000000000000000AA",
+        "mallory@example.com",
+        "Mallory Example",
+        "SUSPENDED",
+    ),
+    (
+        "CAROL0000000000000000000AA",
+        "carol@example.com",
+        "Carol Example",
+        "ACTIVE",
+    ),
+    (
+        "DAVE00000000000000000000AA",
+        "dave@example.com",
+        "Dave Example",
+        "ACTIVE",
+    ),
+    (
+        "BOB000000000000000000000AA",
+        "bob@example.com",
+        "Bob Example",
+        "ACTIVE",
+    ),
+];
+
+const POLICY: &str = r#"
+protected = ["dave@example.com"]
+[approvers]
+users = ["U0BOB", "U0CAT", "U0DAN"]
+[suspend]
+approvals = 1
+ttl = "30m"
+[restore]
+approvals = 2
+ttl = "24h"
+"#;
+
+/// What the page's backend needs: the stand-ins, the bot's address and secrets, and which
+/// Slack user opened which modal.
+struct Sandbox {
+    slack: FakeSlack,
+    op: FakeOnePassword,
+    http: reqwest::Client,
+    bot: String,
+    signing_secret: String,
+    token: String,
+    triggers: Mutex<HashMap<String, String>>,
+    submitted: Mutex<HashSet<String>>,
+    answers: Mutex<Vec<(String, String)>>,
+}
+
+type Shared = Arc<Sandbox>;
+
+fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// Starts everything and serves until `shutdown` resolves. `bind` must be a loopback address.
+pub async fn run(
+    bind: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        bind.ip().is_loopback(),
+        "the sandbox only listens on a loopback address, not {bind}"
+    );
+    let slack = FakeSlack::start().await;
+    for (id, name, email, _) in SLACK_USERS {
+        slack.add_user(id, name, Some(email));
+    }
+    let op = FakeOnePassword::start().await;
+    for (id, email, name, state) in ONEPASSWORD_USERS {
+        op.add_user(id, email, name, state);
+    }
+    let dir = sandbox_dir()?;
+    let database_url = format!("sqlite://{}", dir.join("sandbox.db").display());
+    let signing_secret = random_hex(16);
+    let settings = Settings {
+        database_url: database_url.clone(),
+        bind_addr: bind,
+        slack: SlackSettings {
+            bot_token: FakeSlack::BOT_TOKEN.into(),
+            signing_secret: signing_secret.clone(),
+            channel: CHANNEL.into(),
+            audit_channel: None,
+            team_id: Some(TEAM.into()),
+            api_url: slack.api_url.clone(),
+        },
+        onepassword: OnePasswordConfig {
+            base_url: op.base_url.clone(),
+            account: AccountId::parse(FakeOnePassword::ACCOUNT_ID).expect("a valid account id"),
+            client_id: FakeOnePassword::CLIENT_ID.into(),
+            client_secret: FakeOnePassword::CLIENT_SECRET.into(),
+            timeout: Duration::from_secs(10),
+        },
+        policy: Policy::parse(POLICY).expect("the sandbox policy parses"),
+        callback_allowed_hosts: vec![],
+        callback_secret: None,
+        timing: Timing {
+            sweep_every: Duration::from_secs(2),
+            ..Timing::default()
+        },
+    };
+    let app = Application::build(settings).await?;
+    let port = app.port();
+    let ledger = Ledger::connect(&database_url).await?;
+    let scopes = [
+        Scope::ProposeSuspend,
+        Scope::ProposeRestore,
+        Scope::Read,
+        Scope::AuditRead,
+    ];
+    let (_, token) = ledger.create_token("sandbox", &scopes, Utc::now()).await?;
+    ledger.close().await;
+
+    let bot = format!("http://{}:{port}", bind.ip());
+    print_welcome(&bot, &token, &database_url);
+    let sandbox = Arc::new(Sandbox {
+        slack,
+        op,
+        http: reqwest::Client::new(),
+        bot,
+        signing_secret,
+        token,
+        triggers: Mutex::default(),
+        submitted: Mutex::default(),
+        answers: Mutex::default(),
+    });
+    let served = app.with_routes(routes(sandbox)).run_until(shutdown).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(served?)
+}
+
+/// A fresh directory for this run's database, removed when the sandbox stops.
+fn sandbox_dir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "countersign-sandbox-{}-{}",
+        std::process::id(),
+        random_hex(4)
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn print_welcome(bot: &str, token: &str, database_url: &str) {
+    println!("countersign sandbox is running.\n");
+    println!("  Open the approvals channel:  {bot}/sandbox");
+    println!("  Ledger (deleted at exit):    {database_url}\n");
+    println!("  Propose as automation:");
+    println!(
+        "    curl -sS {bot}/v1/proposals -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n      -d '{{\"action\": \"suspend\", \"user\": {{\"email\": \"alice@example.com\"}}, \"reason\": \"Impossible travel followed by vault export\", \"source\": {{\"platform\": \"sandbox\", \"confidence\": \"high\"}}}}'\n"
+    );
+    println!("  Press Ctrl-C to stop.");
+}
+
+fn routes(sandbox: Shared) -> Router {
+    Router::new()
+        .route(
+            "/sandbox",
+            get(|| async { Html(include_str!("page.html")) }),
+        )
+        .route("/sandbox/api/state", get(state))
+        .route("/sandbox/api/click", post(click))
+        .route("/sandbox/api/view", post(submit_view))
+        .route("/sandbox/api/propose", post(propose))
+        .route("/sandbox/api/command", post(command))
+        .with_state(sandbox)
+}
+
+fn text(value: &Option<String>) -> Value {
+    json!(value.clone().unwrap_or_default())
+}
+
+async fn state(State(sandbox): State<Shared>) -> Json<Value> {
+    let slack = &sandbox.slack;
+    let users: Vec<Value> = SLACK_USERS
+        .iter()
+        .map(|(id, name, email, approver)| json!({"id": id, "name": name, "email": email, "approver": approver}))
+        .collect();
+    let onepassword: Vec<Value> = ONEPASSWORD_USERS
+        .iter()
+        .map(|(id, email, name, _)| {
+            json!({"id": id, "email": email, "display_name": name, "state": sandbox.op.user_state(id)})
+        })
+        .collect();
+    let messages: Vec<Value> = slack
+        .top_level_messages()
+        .into_iter()
+        .filter(|m| m.channel == CHANNEL)
+        .map(|m| {
+            let replies: Vec<Value> = slack
+                .thread_replies(&m.ts)
+                .into_iter()
+                .map(|r| json!({"ts": r.ts, "text": text(&r.text), "blocks": r.blocks}))
+                .collect();
+            json!({"ts": m.ts, "text": text(&m.text), "blocks": m.blocks, "replies": replies})
+        })
+        .collect();
+    let ephemerals: Vec<Value> = slack
+        .ephemerals()
+        .into_iter()
+        .map(|c| json!({"user": c.params["user"], "text": c.params["text"]}))
+        .collect();
+    let triggers = sandbox.triggers.lock().expect("sandbox lock").clone();
+    let submitted = sandbox.submitted.lock().expect("sandbox lock").clone();
+    let views: Vec<Value> = slack
+        .views()
+        .into_iter()
+        .filter(|v| !submitted.contains(&v.id))
+        .filter_map(|v| {
+            triggers
+                .get(&v.trigger_id)
+                .map(|user| json!({"id": v.id, "user": user, "view": v.view}))
+        })
+        .collect();
+    let mut answers: Vec<Value> = sandbox
+        .answers
+        .lock()
+        .expect("sandbox lock")
+        .iter()
+        .map(|(user, text)| json!({"user": user, "text": text}))
+        .collect();
+    for (id, ..) in SLACK_USERS {
+        for response in slack.responses(&format!("command-{id}")) {
+            answers.push(json!({"user": id, "text": response["text"]}));
+        }
+    }
+    Json(json!({
+        "channel": CHANNEL, "users": users, "onepassword": onepassword, "messages": messages,
+        "ephemerals": ephemerals, "views": views, "answers": answers,
+    }))
+}
+
+impl Sandbox {
+    /// Sends a form to the bot signed with the app's signing secret, as Slack does.
+    async fn signed(&self, path: &str, body: String) -> anyhow::Result<(u16, Value)> {
+        let now = signing::now();
+        let response = self
+            .http
+            .post(format!("{}{path}", self.bot))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", now.to_string())
+            .header(
+                "x-slack-signature",
+                signing::sign(&self.signing_secret, now, &body),
+            )
+            .body(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+}
+
+fn failed(error: anyhow::Error) -> Json<Value> {
+    Json(json!({"status": 502, "body": {"detail": error.to_string()}}))
+}
+
+#[derive(Deserialize)]
+struct Click {
+    user: String,
+    action_id: String,
+    value: String,
+    message_ts: String,
+}
+
+async fn click(State(sandbox): State<Shared>, Json(click): Json<Click>) -> Json<Value> {
+    let response_url = sandbox.slack.response_url(&format!("click-{}", click.user));
+    let mut payload = signing::block_action(
+        TEAM,
+        &click.user,
+        &click.action_id,
+        &click.value,
+        CHANNEL,
+        &click.message_ts,
+        &response_url,
+    );
+    // A trigger per click, so the page knows whose modal a views.open answered.
+    let trigger = format!("trigger.{}", random_hex(8));
+    payload["trigger_id"] = json!(trigger);
+    sandbox
+        .triggers
+        .lock()
+        .expect("sandbox lock")
+        .insert(trigger, click.user.clone());
+    match sandbox
+        .signed("/slack/interactions", signing::interaction_body(&payload))
+        .await
+    {
+        Ok((status, body)) => Json(json!({"status": status, "body": body})),
+        Err(error) => failed(error),
+    }
+}
+
+#[derive(Deserialize)]
+struct ViewSubmission {
+    user: String,
+    view_id: String,
+    values: HashMap<String, HashMap<String, String>>,
+}
+
+async fn submit_view(
+    State(sandbox): State<Shared>,
+    Json(submission): Json<ViewSubmission>,
+) -> Json<Value> {
+    let Some(opened) = sandbox
+        .slack
+        .views()
+        .into_iter()
+        .find(|v| v.id == submission.view_id)
+    else {
+        return Json(json!({"status": 404, "body": {"detail": "no such view"}}));
+    };
+    let values: Vec<(&str, &str, &str)> = submission
+        .values
+        .iter()
+        .flat_map(|(block, inputs)| {
+            inputs
+                .iter()
+                .map(move |(action, value)| (block.as_str(), action.as_str(), value.as_str()))
+        })
+        .collect();
+    let view = &opened.view;
+    let payload = signing::view_submission(
+        TEAM,
+        &submission.user,
+        view["callback_id"].as_str().unwrap_or_default(),
+        view["private_metadata"].as_str().unwrap_or_default(),
+        &values,
+    );
+    match sandbox
+        .signed("/slack/interactions", signing::interaction_body(&payload))
+        .await
+    {
+        Ok((status, body)) => {
+            if body["response_action"] != "errors" {
+                sandbox
+                    .submitted
+                    .lock()
+                    .expect("sandbox lock")
+                    .insert(opened.id);
+            }
+            Json(json!({"status": status, "body": body}))
+        }
+        Err(error) => failed(error),
+    }
+}
+
+#[derive(Deserialize)]
+struct Propose {
+    action: String,
+    email: String,
+    reason: String,
+    #[serde(default)]
+    platform: Option<String>,
+    #[serde(default)]
+    confidence: Option<String>,
+}
+
+async fn propose(State(sandbox): State<Shared>, Json(form): Json<Propose>) -> Json<Value> {
+    let body = json!({
+        "action": form.action, "user": {"email": form.email}, "reason": form.reason,
+        "source": {"platform": form.platform.filter(|p| !p.trim().is_empty()).unwrap_or_else(|| "sandbox".into()),
+                   "confidence": form.confidence.unwrap_or_else(|| "high".into())},
+    });
+    let sent = sandbox
+        .http
+        .post(format!("{}/v1/proposals", sandbox.bot))
+        .bearer_auth(&sandbox.token)
+        .json(&body)
+        .send()
+        .await;
+    match sent {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            Json(json!({"status": status, "body": body}))
+        }
+        Err(error) => failed(error.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct Command {
+    user: String,
+    command: String,
+    text: String,
+}
+
+async fn command(State(sandbox): State<Shared>, Json(command): Json<Command>) -> Json<Value> {
+    let response_url = sandbox
+        .slack
+        .response_url(&format!("command-{}", command.user));
+    let body = signing::slash_command_body(
+        TEAM,
+        &command.user,
+        &command.command,
+        &command.text,
+        CHANNEL,
+        &response_url,
+    );
+    match sandbox.signed("/slack/commands", body).await {
+        Ok((status, answer)) => {
+            let text = answer["text"].as_str().unwrap_or_default().to_owned();
+            sandbox
+                .answers
+                .lock()
+                .expect("sandbox lock")
+                .push((command.user, text.clone()));
+            Json(json!({"status": status, "answer": text}))
+        }
+        Err(error) => failed(error),
+    }
+}

@@ -1,0 +1,211 @@
+//! `countersign sandbox`: the whole product locally, driven through the page's own endpoints
+//! the way the browser drives them.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::app::spawn_app;
+
+struct Sandbox {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Sandbox {
+    async fn start() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bind = format!("127.0.0.1:{port}").parse().unwrap();
+        tokio::spawn(countersign::sandbox::run(bind, std::future::pending()));
+        let sandbox = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        for _ in 0..200 {
+            if sandbox
+                .http
+                .get(format!("{}/healthz", sandbox.base))
+                .send()
+                .await
+                .is_ok()
+            {
+                return sandbox;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the sandbox never answered");
+    }
+
+    async fn state(&self) -> Value {
+        self.http
+            .get(format!("{}/sandbox/api/state", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.http
+            .post(format!("{}/sandbox/api/{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits for the state to satisfy `check`, and returns it.
+    async fn until(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let state = self.state().await;
+            if check(&state) {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the sandbox never showed {what}: {}", self.state().await);
+    }
+}
+
+fn onepassword_state(state: &Value, email: &str) -> String {
+    let user = state["onepassword"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == email)
+        .unwrap();
+    user["state"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_restore_proposed_on_the_page_and_approved_by_two_reactivates_the_user() {
+    let sandbox = Sandbox::start().await;
+    let page = sandbox
+        .http
+        .get(format!("{}/sandbox", sandbox.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+
+    let proposed = sandbox
+        .post("propose", json!({"action": "restore", "email": "mallory@example.com", "reason": "Laptop recovered and wiped"}))
+        .await;
+    assert_eq!(proposed["status"], 201, "{proposed}");
+    let id = proposed["body"]["id"].as_str().unwrap().to_owned();
+    let state = sandbox
+        .until("the card", |s| {
+            !s["messages"].as_array().unwrap().is_empty()
+        })
+        .await;
+    let ts = state["messages"][0]["ts"].as_str().unwrap().to_owned();
+
+    for user in ["U0BOB", "U0CAT"] {
+        let click = sandbox
+            .post(
+                "click",
+                json!({"user": user, "action_id": "approve", "value": id, "message_ts": ts}),
+            )
+            .await;
+        assert_eq!(click["status"], 200);
+    }
+
+    let state = sandbox
+        .until("Mallory reactivated", |s| {
+            onepassword_state(s, "mallory@example.com") == "ACTIVE"
+        })
+        .await;
+    assert!(state["messages"][0]["blocks"]
+        .to_string()
+        .contains("Executed"));
+}
+
+#[tokio::test]
+async fn deny_on_the_page_opens_the_dialog_and_its_reason_is_recorded() {
+    let sandbox = Sandbox::start().await;
+    let proposed = sandbox
+        .post("propose", json!({"action": "suspend", "email": "carol@example.com", "reason": "Phishing link clicked", "confidence": "low"}))
+        .await;
+    let id = proposed["body"]["id"].as_str().unwrap().to_owned();
+    let state = sandbox
+        .until("the card", |s| {
+            !s["messages"].as_array().unwrap().is_empty()
+        })
+        .await;
+    let ts = state["messages"][0]["ts"].as_str().unwrap().to_owned();
+
+    sandbox
+        .post(
+            "click",
+            json!({"user": "U0CAT", "action_id": "deny", "value": id, "message_ts": ts}),
+        )
+        .await;
+    let state = sandbox
+        .until("the deny dialog", |s| {
+            !s["views"].as_array().unwrap().is_empty()
+        })
+        .await;
+    assert_eq!(state["views"][0]["user"], "U0CAT");
+    let view = state["views"][0]["id"].as_str().unwrap().to_owned();
+    let refused = sandbox
+        .post(
+            "view",
+            json!({"user": "U0CAT", "view_id": view, "values": {"reason": {"reason": "no"}}}),
+        )
+        .await;
+    assert_eq!(refused["body"]["response_action"], "errors");
+    sandbox.post("view", json!({"user": "U0CAT", "view_id": view, "values": {"reason": {"reason": "Carol reported the email herself"}}})).await;
+
+    let state = sandbox
+        .until("the denial on the card", |s| {
+            s["messages"][0]["blocks"].to_string().contains("Denied")
+        })
+        .await;
+    assert!(state["views"].as_array().unwrap().is_empty());
+    assert_eq!(onepassword_state(&state, "carol@example.com"), "ACTIVE");
+}
+
+#[tokio::test]
+async fn a_slash_command_on_the_page_is_answered() {
+    let sandbox = Sandbox::start().await;
+    let answer = sandbox
+        .post(
+            "command",
+            json!({"user": "U0BOB", "command": "/approvals", "text": "help"}),
+        )
+        .await;
+    assert!(answer["answer"].as_str().unwrap().contains("Usage"));
+}
+
+#[tokio::test]
+async fn serve_never_exposes_the_sandbox() {
+    let app = spawn_app().await;
+    for path in ["/sandbox", "/sandbox/api/state"] {
+        let response = app
+            .http
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_sandbox_refuses_a_non_loopback_address() {
+    let error = countersign::sandbox::run("0.0.0.0:0".parse().unwrap(), std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("loopback"));
+}
