@@ -55,6 +55,9 @@ pub struct ServeArgs {
         hide = true
     )]
     pub checkpoint_interval_secs: u64,
+    /// Requests per minute each API token may make.
+    #[arg(long, env = "API_RATE_LIMIT", default_value_t = 600)]
+    pub api_rate_limit: u32,
     /// Path of the approval policy (TOML).
     #[arg(long, env = "COUNTERSIGN_POLICY")]
     pub policy: Option<String>,
@@ -79,6 +82,7 @@ pub struct Settings {
     pub policy: Policy,
     pub callback_allowed_hosts: Vec<String>,
     pub callback_secret: Option<String>,
+    pub api_rate_limit: u32,
     pub timing: Timing,
 }
 
@@ -193,6 +197,7 @@ impl Settings {
             },
             policy,
             callback_secret,
+            api_rate_limit: args.api_rate_limit,
             timing: Timing {
                 outbox_lease: Duration::from_secs(args.outbox_lease_secs.max(1)),
                 // Membership is re-read at least every minute, as DESIGN §4 promises.

@@ -8,6 +8,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::api::rate_limit::RateLimiter;
 use crate::config::Settings;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
@@ -57,6 +58,7 @@ impl Application {
                 .build()?,
             wake: Arc::new(Notify::new()),
             timing: settings.timing,
+            rate_limiter: Arc::new(RateLimiter::new(settings.api_rate_limit)),
         };
         let listener = TcpListener::bind(settings.bind_addr).await?;
         Ok(Self {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::api::rate_limit::RateLimiter;
 use crate::config::{SlackSettings, Timing};
 use crate::domain::Policy;
 use crate::ledger::Ledger;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     pub timing: Timing,
     pub metrics: Arc<Metrics>,
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 impl AppState {

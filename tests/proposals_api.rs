@@ -364,3 +364,24 @@ async fn health_answers_without_a_token() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn a_token_over_its_rate_limit_gets_429_with_retry_after() {
+    let app = spawn_app_limited(&policy_with_ttls("30m", "24h"), test_timing(), 2).await;
+    let token = app.token(&[Scope::Read]).await;
+    let list = || {
+        app.http
+            .get(format!("{}/v1/proposals", app.address))
+            .bearer_auth(&token)
+            .send()
+    };
+
+    assert_eq!(list().await.unwrap().status(), 200);
+    assert_eq!(list().await.unwrap().status(), 200);
+    let limited = list().await.unwrap();
+
+    assert!(limited.headers().contains_key("retry-after"));
+    let (status, problem) = problem(limited).await;
+    assert_eq!(status, 429);
+    assert_eq!(problem["code"], "rate_limited");
+}

@@ -47,6 +47,19 @@ impl FromRequestParts<AppState> for Caller {
             .authenticate(secret)
             .await?
             .ok_or_else(|| Problem::unauthorized("the token is unknown or revoked"))?;
+        if let Err(wait) = state
+            .rate_limiter
+            .take(&token.id, std::time::Instant::now())
+        {
+            let seconds = wait.as_secs().max(1);
+            return Err(Problem::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests",
+                format!("this token is over its rate limit; retry in {seconds} s"),
+            )
+            .with_retry_after(seconds));
+        }
         Ok(Caller(token))
     }
 }

@@ -7,6 +7,7 @@ mod openapi;
 mod ops;
 mod problem;
 mod proposals;
+pub mod rate_limit;
 
 use std::sync::Arc;
 

@@ -147,6 +147,7 @@ pub async fn run(
         policy: Policy::parse(POLICY).expect("the sandbox policy parses"),
         callback_allowed_hosts: vec![],
         callback_secret: None,
+        api_rate_limit: 600,
         timing: Timing {
             sweep_every: Duration::from_secs(2),
             ..Timing::default()

@@ -82,6 +82,11 @@ pub fn policy_with(top_level: &str, tables: &str) -> String {
 }
 
 pub async fn spawn_app_with(policy: &str, timing: Timing) -> TestApp {
+    spawn_app_limited(policy, timing, 10_000).await
+}
+
+/// With each API token limited to `api_rate_limit` requests a minute.
+pub async fn spawn_app_limited(policy: &str, timing: Timing, api_rate_limit: u32) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let slack = FakeSlack::start().await;
     for (id, name, email) in [
@@ -122,6 +127,7 @@ pub async fn spawn_app_with(policy: &str, timing: Timing) -> TestApp {
         policy: Policy::parse(policy).unwrap(),
         callback_allowed_hosts: vec!["soar.example.com".into(), "127.0.0.1".into()],
         callback_secret: Some(CALLBACK_SECRET.into()),
+        api_rate_limit,
         timing,
     };
     let app = Application::build(settings).await.expect("the app builds");
