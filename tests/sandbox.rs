@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::app::spawn_app;
+use support::sandbox::start_sandbox;
 
 struct Sandbox {
     base: String,
@@ -15,31 +16,10 @@ struct Sandbox {
 
 impl Sandbox {
     async fn start() -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let bind = format!("127.0.0.1:{port}").parse().unwrap();
-        tokio::spawn(countersign::sandbox::run(bind, std::future::pending()));
-        let sandbox = Self {
-            base: format!("http://127.0.0.1:{port}"),
+        Self {
+            base: start_sandbox().await,
             http: reqwest::Client::new(),
-        };
-        for _ in 0..200 {
-            if sandbox
-                .http
-                .get(format!("{}/healthz", sandbox.base))
-                .send()
-                .await
-                .is_ok()
-            {
-                return sandbox;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("the sandbox never answered");
     }
 
     async fn state(&self) -> Value {

@@ -6,9 +6,12 @@
 //! they are missing the test says so and passes, unless `COUNTERSIGN_REQUIRE_BROWSER` is set,
 //! as CI sets it.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+
+use support::sandbox::start_sandbox;
 
 fn browser_missing() -> Option<String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -38,23 +41,7 @@ async fn a_restore_is_proposed_and_approved_by_two_in_the_browser() {
         eprintln!("skipped: {missing}");
         return;
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    tokio::spawn(countersign::sandbox::run(
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        std::future::pending(),
-    ));
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let base = start_sandbox().await;
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let screenshot = manifest.join("target/sandbox.png");
 

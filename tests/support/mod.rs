@@ -2,6 +2,7 @@
 pub mod app;
 pub mod callback_receiver;
 pub mod process;
+pub mod sandbox;
 
 /// The stand-ins live in the product (the sandbox uses them too); tests name them as before.
 pub mod fake_onepassword {

@@ -1,0 +1,23 @@
+//! `countersign sandbox` started in-process on a free loopback port.
+
+use std::time::Duration;
+
+/// Starts the sandbox and returns its base URL once it answers.
+pub async fn start_sandbox() -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}").parse().unwrap();
+    tokio::spawn(countersign::sandbox::run(bind, std::future::pending()));
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            return base;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the sandbox never answered");
+}
