@@ -37,6 +37,8 @@ pub struct RecordedRequest {
     pub authorization: Option<String>,
     pub user_agent: Option<String>,
     pub body: String,
+    /// When the request reached the fake, before its body was read (for latency benchmarks).
+    pub received_at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -226,6 +228,7 @@ fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String
 
 /// Records every request before routing, so even rejected ones show up in `requests()`.
 async fn record(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let received_at = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
@@ -241,6 +244,7 @@ async fn record(State(state): State<Shared>, req: Request, next: Next) -> Respon
             authorization: header_string(&parts.headers, header::AUTHORIZATION),
             user_agent: header_string(&parts.headers, header::USER_AGENT),
             body: String::from_utf8_lossy(&bytes).into_owned(),
+            received_at,
         });
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await

@@ -1,0 +1,356 @@
+//! countersign-bench: measures countersign against the local stand-ins for Slack and
+//! 1Password on loopback, and prints a Markdown table (BENCHMARKS.md records the figures).
+//!
+//! ```sh
+//! cargo run --release --bin countersign-bench            # the full run, a few minutes
+//! cargo run --release --bin countersign-bench -- --quick # smaller counts, to try it out
+//! ```
+//!
+//! A benchmark for people, never a timed test: CI builds it but does not run it.
+//!
+//! The server is countersign's real `serve`, in a child process (this binary re-executed as
+//! `countersign`), so its RSS is its own; the stand-ins and the load generator run in this
+//! process. Both share the machine's cores, which the figures say beside them.
+
+mod clicks;
+mod harness;
+mod intake;
+mod ledger;
+mod stats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use harness::{Fixture, Server, AS_COUNTERSIGN};
+use stats::ms;
+
+/// How much work each benchmark does.
+struct Sizes {
+    click_rounds: usize,
+    burst: usize,
+    intake_clients: usize,
+    intake_for: Duration,
+    raw_for: Duration,
+    ledger_events: u64,
+    ledger_batch: u64,
+    single_appends_for: Duration,
+}
+
+impl Sizes {
+    fn full() -> Self {
+        Self {
+            click_rounds: 200,
+            burst: 500,
+            intake_clients: 16,
+            intake_for: Duration::from_secs(10),
+            raw_for: Duration::from_secs(5),
+            ledger_events: 1_000_000,
+            ledger_batch: 10_000,
+            single_appends_for: Duration::from_secs(5),
+        }
+    }
+
+    fn quick() -> Self {
+        Self {
+            click_rounds: 30,
+            burst: 100,
+            intake_clients: 16,
+            intake_for: Duration::from_secs(3),
+            raw_for: Duration::from_secs(2),
+            ledger_events: 100_000,
+            ledger_batch: 10_000,
+            single_appends_for: Duration::from_secs(2),
+        }
+    }
+
+    /// Approvers: (a) uses one, (b) needs one per click.
+    fn approvers(&self) -> usize {
+        self.burst.max(1)
+    }
+
+    /// 1Password users: one per proposal, with room for (c) at several hundred per second.
+    fn targets(&self) -> usize {
+        self.click_rounds + 10 + 2 * self.burst + 2_000 * self.intake_for.as_secs() as usize
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Runtime::new()?;
+    // Install one rustls provider process-wide, as countersign's main does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if args.get(1).map(String::as_str) == Some(AS_COUNTERSIGN) {
+        std::process::exit(runtime.block_on(run_as_countersign(&args[2..])));
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let sizes = if quick { Sizes::quick() } else { Sizes::full() };
+    runtime.block_on(run(sizes, quick))
+}
+
+/// Behaves exactly as the `countersign` binary given these arguments.
+async fn run_as_countersign(args: &[String]) -> i32 {
+    let cli = countersign::cli::Cli::parse_from(
+        std::iter::once("countersign").chain(args.iter().map(String::as_str)),
+    );
+    countersign::telemetry::init(&cli.log_format);
+    match countersign::cli::run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("countersign: {error:#}");
+            1
+        }
+    }
+}
+
+async fn run(sizes: Sizes, quick: bool) -> anyhow::Result<()> {
+    let dir = harness::scratch_dir();
+    eprintln!("scratch directory: {}", dir.display());
+    let fixture = Arc::new(Fixture::start(dir.clone(), sizes.approvers(), sizes.targets()).await?);
+    let server = Arc::new(Server::start(&fixture).await?);
+    let mut rows = Vec::new();
+
+    // (e) idle: after start-up has settled, before any request.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (idle_rss, _) = server.rss_mib()?;
+    eprintln!("(e) idle RSS {idle_rss:.1} MiB");
+
+    eprintln!("(a) {} click → suspend rounds", sizes.click_rounds);
+    let a = clicks::click_to_suspend(&fixture, &server, sizes.click_rounds).await?;
+    rows.push(row(
+        "(a) approve click → 1Password `:suspend` received",
+        a.to_suspend.line(),
+        "p50 < 50 ms",
+        a.to_suspend.p50 < Duration::from_millis(50),
+    ));
+    rows.push(
+        row(
+            "(a′) Slack's answer to those clicks",
+            a.answer.line(),
+            "",
+            true,
+        )
+        .untargeted(),
+    );
+
+    eprintln!("(b) burst of {} clicks, directory cold", sizes.burst);
+    let approvers = &fixture.approvers[..sizes.burst];
+    let cold = clicks::burst(&fixture, &server, approvers).await?;
+    eprintln!("(b) burst of {} clicks, directory warm", sizes.burst);
+    let warm = clicks::burst(&fixture, &server, approvers).await?;
+    for (label, b) in [
+        (
+            "cold: each approver's first click, a `users.info` each",
+            &cold,
+        ),
+        ("warm: the same approvers again, profiles cached", &warm),
+    ] {
+        rows.push(row(
+            &format!(
+                "(b) answer to {} concurrent approve clicks, {label}",
+                sizes.burst
+            ),
+            format!(
+                "{}; {} not 200; every suspend received after {}",
+                b.answer.line(),
+                b.not_ok,
+                ms(b.drained)
+            ),
+            "p99 < 100 ms",
+            b.answer.p99 < Duration::from_millis(100) && b.not_ok == 0,
+        ));
+    }
+
+    eprintln!("(c) raw SQLite commits for {:?}", sizes.raw_for);
+    let raw = intake::raw_commit_rate(&dir, sizes.raw_for).await?;
+    eprintln!(
+        "(c) {} proposers for {:?}",
+        sizes.intake_clients, sizes.intake_for
+    );
+    let c = intake::sustained_proposals(&fixture, &server, sizes.intake_clients, sizes.intake_for)
+        .await?;
+    rows.push(row("(c′) raw SQLite: single-row INSERT transactions, WAL, synchronous=FULL, one connection", format!("{raw:.0} commits/s"), "", true).untargeted());
+    rows.push(row(
+        &format!(
+            "(c) sustained proposals, {} concurrent clients, by 1Password id",
+            c.clients
+        ),
+        format!(
+            "{:.0} proposals/s ({:.0} % of raw); {} created, {} in the ledger; latency {}",
+            c.per_second,
+            100.0 * c.per_second / raw,
+            c.created,
+            c.in_ledger,
+            c.latency.line()
+        ),
+        "≥ 50 % of raw",
+        c.per_second >= raw / 2.0 && c.in_ledger == c.created as i64,
+    ));
+
+    // (e) loaded: everything above has run against the same process.
+    let (loaded_rss, peak_rss) = server.rss_mib()?;
+    rows.push(row(
+        "(e) RSS of `countersign serve`, idle after start",
+        format!("{idle_rss:.1} MiB"),
+        "< 40 MB",
+        // The target is in MB; /proc reports KiB, shown as MiB.
+        idle_rss * 1.048_576 < 40.0,
+    ));
+    rows.push(
+        row(
+            "(e) RSS after (a)–(c), and its peak (VmHWM)",
+            format!("{loaded_rss:.1} MiB now, {peak_rss:.1} MiB peak"),
+            "",
+            true,
+        )
+        .untargeted(),
+    );
+    drop(server);
+
+    eprintln!("(d) ledger: {} events", sizes.ledger_events);
+    let d = ledger::throughput(
+        &dir,
+        sizes.ledger_events,
+        sizes.ledger_batch,
+        sizes.single_appends_for,
+    )
+    .await?;
+    rows.push(
+        row(
+            "(d) ledger append, one event per transaction",
+            format!(
+                "{:.0} events/s ({} events)",
+                d.single_per_second, d.single_events
+            ),
+            "",
+            true,
+        )
+        .untargeted(),
+    );
+    rows.push(
+        row(
+            &format!("(d) ledger append, {} events per transaction", d.batch),
+            format!(
+                "{:.0} events/s ({} events)",
+                d.batched_per_second, d.batched_events
+            ),
+            "",
+            true,
+        )
+        .untargeted(),
+    );
+    rows.push(
+        row(
+            "(d) `Ledger::verify` over the whole chain",
+            format!(
+                "{:.0} events/s ({} events)",
+                d.verify_per_second, d.verify_events
+            ),
+            "",
+            true,
+        )
+        .untargeted(),
+    );
+    rows.push(
+        row(
+            "(d) `countersign ledger verify` (process start included)",
+            format!(
+                "{:.1} s ({:.0} events/s)",
+                d.cli_verify.as_secs_f64(),
+                d.verify_events as f64 / d.cli_verify.as_secs_f64()
+            ),
+            "",
+            true,
+        )
+        .untargeted(),
+    );
+
+    print_report(&rows, quick, &dir);
+    Ok(())
+}
+
+struct Row {
+    what: String,
+    figure: String,
+    target: String,
+    met: Option<bool>,
+}
+
+impl Row {
+    fn untargeted(mut self) -> Self {
+        self.met = None;
+        self
+    }
+}
+
+fn row(what: &str, figure: String, target: &str, met: bool) -> Row {
+    Row {
+        what: what.to_owned(),
+        figure,
+        target: target.to_owned(),
+        met: Some(met),
+    }
+}
+
+fn print_report(rows: &[Row], quick: bool, dir: &std::path::Path) {
+    println!(
+        "## countersign-bench {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    println!();
+    println!(
+        "- machine: {} cores ({}), {} memory; scratch disk {}",
+        cores(),
+        cpu_model(),
+        memory(),
+        harness::describe_disk(dir)
+    );
+    println!("- the stand-ins and the load generator share these cores with the server");
+    if quick {
+        println!("- **--quick run: smaller counts, not the recorded figures**");
+    }
+    println!();
+    println!("| benchmark | figure | target | met |");
+    println!("|---|---|---|---|");
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "—",
+        };
+        println!("| {} | {} | {} | {met} |", r.what, r.figure, r.target);
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn memory() -> String {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:")
+                    .map(|m| m.trim().trim_end_matches(" kB").parse::<f64>().ok())
+            })
+        })
+        .flatten()
+        .map_or_else(
+            || "unknown".into(),
+            |kib| format!("{:.1} GiB", kib / 1024.0 / 1024.0),
+        )
+}
