@@ -67,13 +67,18 @@ impl EventKind {
 impl Tx {
     /// The last event's seq and hash (0 and the genesis hash when empty).
     pub async fn head(&mut self) -> Result<(i64, String)> {
-        let head = sqlx::query("SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1")
+        if let Some(head) = &self.head {
+            return Ok(head.clone());
+        }
+        let row = sqlx::query("SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *self.inner)
             .await?;
-        Ok(match head {
+        let head = match row {
             Some(row) => (row.get("seq"), row.get("hash")),
             None => (0, chain::GENESIS.to_owned()),
-        })
+        };
+        self.head = Some(head.clone());
+        Ok(head)
     }
 
     /// How many proposals `actor` approved since `since` (an auto-approve rule's hourly use).
@@ -122,9 +127,10 @@ impl Tx {
         .bind(actor)
         .bind(payload.to_string())
         .bind(prev_hash)
-        .bind(hash)
+        .bind(&hash)
         .execute(&mut *self.inner)
         .await?;
+        self.head = Some((seq, hash));
         Ok(seq)
     }
 }

@@ -66,6 +66,7 @@ impl Ledger {
     pub async fn begin(&self) -> Result<Tx> {
         Ok(Tx {
             inner: self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            head: None,
         })
     }
 
@@ -84,6 +85,9 @@ impl Ledger {
 /// One write transaction. Dropping it without [`Tx::commit`] rolls everything back.
 pub struct Tx {
     inner: sqlx::Transaction<'static, Sqlite>,
+    /// The chain head once this transaction has read or extended it: the write lock is held,
+    /// so nobody else can move it until commit.
+    head: Option<(i64, String)>,
 }
 
 impl Tx {

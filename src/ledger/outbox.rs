@@ -133,6 +133,19 @@ impl Ledger {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<ClaimedJob>> {
+        // Every commit wakes every lane; look on a reader first, so a lane with nothing due
+        // does not queue a write transaction behind the single writer.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM outbox WHERE lane = ?1 AND done_at IS NULL AND run_after <= ?2
+               AND (leased_until IS NULL OR leased_until <= ?2) LIMIT 1",
+        )
+        .bind(lane.as_str())
+        .bind(timestamp(now))
+        .fetch_optional(&self.reader)
+        .await?;
+        if due.is_none() {
+            return Ok(None);
+        }
         let mut tx = self.begin().await?;
         let row = sqlx::query(
             "UPDATE outbox SET leased_until = ?1, attempts = attempts + 1
