@@ -9,3 +9,26 @@ pub mod signing;
 pub mod slack;
 
 pub use run::{run, CHANNEL, TEAM};
+
+/// Serves `app` on a free loopback port; returns its base URL (`http://127.0.0.1:PORT`) and the
+/// server task, which the stand-in aborts when dropped.
+async fn serve_on_loopback(
+    app: axum::Router,
+    what: &'static str,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind {what}: {e}"));
+    let base_url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    );
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .await
+            .unwrap_or_else(|e| panic!("{what} server: {e}"));
+    });
+    (base_url, server)
+}

@@ -92,15 +92,7 @@ impl FakeOnePassword {
             .layer(middleware::from_fn_with_state(state.clone(), record))
             .with_state(state.clone());
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fake 1Password");
-        let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("fake 1Password server");
-        });
+        let (base_url, server) = super::serve_on_loopback(app, "fake 1Password").await;
         Self {
             base_url,
             state,

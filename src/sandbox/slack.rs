@@ -87,13 +87,7 @@ impl FakeSlack {
             .route("/response/{id}", post(response_url))
             .with_state(state.clone());
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fake Slack");
-        let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("fake Slack server");
-        });
+        let (base_url, server) = super::serve_on_loopback(app, "fake Slack").await;
         Self {
             api_url: format!("{base_url}/api"),
             base_url,
@@ -207,7 +201,6 @@ impl Drop for FakeSlack {
 }
 
 impl FakeState {
-    /// Unique, increasing Slack timestamps like "1732000000.000100".
     /// Like Slack: the posting time, unique and increasing within the channel.
     fn next_ts(&mut self) -> String {
         let now = std::time::SystemTime::now()
