@@ -47,7 +47,7 @@ impl Sandbox {
 
     /// Waits for the state to satisfy `check`, and returns it.
     async fn until(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..200 {
+        for _ in 0..400 {
             let state = self.state().await;
             if check(&state) {
                 return state;

@@ -15,6 +15,10 @@ use super::fake_onepassword::FakeOnePassword;
 use super::fake_slack::{FakeSlack, PostedMessage};
 use super::slack_signing::{self, SIGNING_SECRET};
 
+/// How many 25 ms polls a test waits for background work: 10 s, generous on a loaded CI
+/// machine; a passing test returns as soon as the work is done.
+const PATIENCE: usize = 400;
+
 pub const CHANNEL: &str = "C0APPROVALS";
 pub const AUDIT_CHANNEL: &str = "C0AUDIT";
 pub const CALLBACK_SECRET: &str = "callback-secret-for-tests";
@@ -313,7 +317,7 @@ impl TestApp {
 
     /// Waits until a condition holds (the worker runs in the background).
     pub async fn eventually<F: Fn() -> bool>(&self, what: &str, check: F) {
-        for _ in 0..200 {
+        for _ in 0..PATIENCE {
             if check() {
                 return;
             }
@@ -323,7 +327,7 @@ impl TestApp {
     }
 
     pub async fn wait_for_status(&self, proposal: &str, status: Status) {
-        for _ in 0..200 {
+        for _ in 0..PATIENCE {
             if self.status(proposal).await == status {
                 return;
             }
@@ -338,7 +342,7 @@ impl TestApp {
     /// The `ts` of the proposal's card, once posted.
     pub async fn card_ts(&self, proposal: &str) -> String {
         let id = countersign::domain::ProposalId::parse(proposal).unwrap();
-        for _ in 0..200 {
+        for _ in 0..PATIENCE {
             if let Some(slack) = self
                 .ledger
                 .proposal(id)
@@ -363,7 +367,7 @@ impl TestApp {
 
     /// Waits until the card's blocks contain `text`, and returns them.
     pub async fn card_shows(&self, proposal: &str, text: &str) -> String {
-        for _ in 0..200 {
+        for _ in 0..PATIENCE {
             let blocks = self.card(proposal).await.blocks.to_string();
             if blocks.contains(text) {
                 return blocks;
@@ -402,7 +406,7 @@ impl TestApp {
     }
 
     pub async fn ephemeral_to(&self, user: &str) -> String {
-        for _ in 0..200 {
+        for _ in 0..PATIENCE {
             if let Some(text) = self.ephemerals_to(user).pop() {
                 return text;
             }
