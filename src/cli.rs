@@ -253,7 +253,7 @@ async fn verify(database_url: &str, checkpoints: &[String]) -> anyhow::Result<i3
             }
         }
     }
-    let ledger = open(database_url).await?;
+    let ledger = Ledger::open_read_only(database_url).await?;
     match ledger.verify(&parsed).await? {
         Ok(head) => {
             println!(
@@ -296,7 +296,7 @@ async fn export(
         }
         other => other.transpose().expect("errors handled above"),
     };
-    let ledger = open(database_url).await?;
+    let ledger = Ledger::open_read_only(database_url).await?;
     let query = EventQuery {
         since,
         proposal_id,

@@ -29,25 +29,31 @@ async fn load(tx: &mut Tx, id: ProposalId) -> Result<Proposal, DecisionError> {
     tx.proposal(id).await?.ok_or(DecisionError::NotFound)
 }
 
-/// Saves the proposal, asks for its card to be re-rendered and commits.
+/// Saves the proposal and asks for its card to be re-rendered and, when its new status calls
+/// for one, a callback; all inside the caller's transaction.
+async fn stage(tx: &mut Tx, proposal: &Proposal, now: DateTime<Utc>) -> Result<(), DecisionError> {
+    tx.save_proposal(proposal, now).await?;
+    tx.enqueue(proposal.id, Job::UpdateCard, now).await?;
+    tx.enqueue_callback(proposal, now).await?;
+    Ok(())
+}
+
+/// Stages the proposal and commits.
 async fn finish(
     state: &AppState,
     mut tx: Tx,
     proposal: &Proposal,
     now: DateTime<Utc>,
 ) -> Result<(), DecisionError> {
-    tx.save_proposal(proposal, now).await?;
-    tx.enqueue(proposal.id, Job::UpdateCard, now).await?;
-    tx.enqueue_callback(proposal, now).await?;
+    stage(&mut tx, proposal, now).await?;
     tx.commit().await?;
     state.wake_worker();
     Ok(())
 }
 
-/// Records the expiry a late click discovered, then reports the refusal.
-async fn expire_in(
-    state: &AppState,
-    mut tx: Tx,
+/// Records, inside the caller's transaction, that a pending proposal's time ran out.
+pub(crate) async fn record_expiry(
+    tx: &mut Tx,
     mut proposal: Proposal,
     now: DateTime<Utc>,
 ) -> Result<(), DecisionError> {
@@ -61,7 +67,20 @@ async fn expire_in(
         now,
     )
     .await?;
-    finish(state, tx, &proposal, now).await
+    stage(tx, &proposal, now).await
+}
+
+/// Records the expiry a late click discovered, then reports the refusal.
+async fn expire_in(
+    state: &AppState,
+    mut tx: Tx,
+    proposal: Proposal,
+    now: DateTime<Utc>,
+) -> Result<(), DecisionError> {
+    record_expiry(&mut tx, proposal, now).await?;
+    tx.commit().await?;
+    state.wake_worker();
+    Ok(())
 }
 
 pub async fn approve(
@@ -69,8 +88,9 @@ pub async fn approve(
     id: ProposalId,
     decider: &Decider,
 ) -> Result<(Proposal, Vote), DecisionError> {
-    let now = Utc::now();
     let mut tx = state.ledger.begin().await?;
+    // Read the clock once the write lock is held: the decision commits at about this time.
+    let now = Utc::now();
     let mut proposal = load(&mut tx, id).await?;
     let vote = match proposal.approve(decider, now) {
         Ok(vote) => vote,
@@ -154,8 +174,9 @@ pub async fn deny(
     decider: &Decider,
     reason: Reason,
 ) -> Result<Proposal, DecisionError> {
-    let now = Utc::now();
     let mut tx = state.ledger.begin().await?;
+    // Read the clock once the write lock is held: the decision commits at about this time.
+    let now = Utc::now();
     let mut proposal = load(&mut tx, id).await?;
     match proposal.deny(decider, reason.clone(), now) {
         Ok(()) => {}
@@ -197,8 +218,9 @@ pub async fn cancel(
     id: ProposalId,
     by: &Requester,
 ) -> Result<Proposal, DecisionError> {
-    let now = Utc::now();
     let mut tx = state.ledger.begin().await?;
+    // Read the clock once the write lock is held: the decision commits at about this time.
+    let now = Utc::now();
     let mut proposal = load(&mut tx, id).await?;
     proposal.cancel(by).map_err(DecisionError::Refused)?;
     tx.append(
@@ -216,8 +238,9 @@ pub async fn cancel(
 
 /// Expires a pending proposal whose time ran out; `Ok(false)` when it no longer needs it.
 pub async fn expire(state: &AppState, id: ProposalId) -> Result<bool, DecisionError> {
-    let now = Utc::now();
     let mut tx = state.ledger.begin().await?;
+    // Read the clock once the write lock is held: the decision commits at about this time.
+    let now = Utc::now();
     let proposal = load(&mut tx, id).await?;
     match expire_in(state, tx, proposal, now).await {
         Ok(()) => {
@@ -234,10 +257,15 @@ pub async fn retry(
     id: ProposalId,
     decider: &Decider,
 ) -> Result<Proposal, DecisionError> {
-    let now = Utc::now();
     let mut tx = state.ledger.begin().await?;
+    // Read the clock once the write lock is held: the decision commits at about this time.
+    let now = Utc::now();
     let mut proposal = load(&mut tx, id).await?;
     proposal.retry(decider).map_err(DecisionError::Refused)?;
+    // An old failure must not undo a later decision about the same user.
+    if let Some(newer) = tx.newer_proposal_for(&proposal.target.id, id).await? {
+        return Err(DecisionError::Refused(Refusal::Superseded(newer)));
+    }
     let payload = json!({"slack_user_id": decider.slack_user_id, "name": decider.name});
     tx.append(
         Some(id),

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
+use crate::decisions::{self, DecisionError};
 use crate::domain::{
     Action, Email, Evidence, Execution, OnePasswordUserId, Proposal, ProposalId, Reason, Requester,
     Source, Status, Target,
@@ -142,8 +143,8 @@ pub async fn propose(
         }
     }
     let target = target(resolve(state, &new.user).await?)?;
-    let now = Utc::now();
     let mut tx = state.ledger.begin().await?;
+    let now = Utc::now();
     // Checked again inside the write transaction: two concurrent requests with one key
     // serialize here, and the second sees the first's proposal.
     if let Some(key) = &key {
@@ -151,7 +152,21 @@ pub async fn propose(
             return Ok(Intake::Replayed(proposal));
         }
     }
-    let intake = match tx.pending_for(&target.id).await? {
+    let pending = match tx.pending_for(&target.id).await? {
+        // Its time ran out before the sweeper got to it: expire it now rather than fold a new
+        // report into a proposal nobody can approve any more.
+        Some(expired) if expired.is_expired(now) => {
+            decisions::record_expiry(&mut tx, expired, now)
+                .await
+                .map_err(|error| match error {
+                    DecisionError::Storage(error) => IntakeError::Storage(error),
+                    other => unreachable!("an expired pending proposal expires: {other}"),
+                })?;
+            None
+        }
+        other => other,
+    };
+    let intake = match pending {
         Some(pending) if pending.action == new.action => {
             fold_in(&mut tx, pending, &requester, new, now).await?
         }

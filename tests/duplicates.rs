@@ -121,3 +121,27 @@ async fn a_hundred_concurrent_approvals_of_a_restore_reactivate_once() {
     assert_eq!(count(&kinds, "proposal.approved"), 1);
     assert_eq!(count(&kinds, "execution.succeeded"), 1);
 }
+
+#[tokio::test]
+async fn a_report_about_a_proposal_whose_time_ran_out_starts_a_new_one() {
+    // The sweeper never runs here, so only the intake can notice the expiry.
+    let timing = countersign::config::Timing {
+        sweep_every: std::time::Duration::from_secs(3600),
+        ..test_timing()
+    };
+    let app = spawn_app_with(&policy_with_ttls("1s", "24h"), timing).await;
+    let token = app.token(&[Scope::ProposeSuspend]).await;
+    let (_, first) = post(&app, &token, None, &suspend_alice()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let (status, second) = post(&app, &token, None, &suspend_alice()).await;
+
+    assert_eq!(status, 201);
+    assert_ne!(second["id"], first["id"]);
+    let first_id = first["id"].as_str().unwrap();
+    assert_eq!(
+        app.status(first_id).await,
+        countersign::domain::Status::Expired
+    );
+    assert_eq!(count(&app.event_kinds().await, "proposal.expired"), 1);
+}

@@ -297,3 +297,15 @@ fn policy_check_accepts_a_valid_file_and_names_the_line_of_an_invalid_one() {
     assert!(!refused.status.success());
     assert!(stdout(&refused).contains("line 4"), "{}", stdout(&refused));
 }
+
+#[test]
+fn verify_refuses_a_missing_database_instead_of_creating_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.db");
+    let url = format!("sqlite://{}", path.display());
+
+    let output = countersign(&url, &["ledger", "verify"]);
+
+    assert!(!output.status.success());
+    assert!(!path.exists(), "verify created a database");
+}

@@ -79,6 +79,13 @@ async fn invalid_bodies_get_problem_json_and_record_nothing() {
             with("/source/alert_url", json!("http://falcon.example.com/x")),
             "/source/alert_url",
         ),
+        (
+            with(
+                "/source/alert_url",
+                json!("https://evil.example/x|https://falcon.example.com"),
+            ),
+            "/source/alert_url",
+        ),
         (with("/source/platform", json!("  ")), "/source/platform"),
         (
             with("/source/confidence", json!("certain")),
@@ -334,7 +341,8 @@ async fn only_the_proposing_token_can_cancel_and_only_while_pending() {
             .await
             .unwrap()
             .status(),
-        403
+        404,
+        "another token's proposal is not disclosed"
     );
     let cancelled: Value = app
         .http
@@ -384,4 +392,30 @@ async fn a_token_over_its_rate_limit_gets_429_with_retry_after() {
     let (status, problem) = problem(limited).await;
     assert_eq!(status, 429);
     assert_eq!(problem["code"], "rate_limited");
+}
+
+#[tokio::test]
+async fn a_1password_refusal_is_a_502_without_retry_after() {
+    let app = spawn_app().await;
+    let token = app.token(&[Scope::ProposeSuspend]).await;
+    app.op.fail_next(10, 403, None);
+
+    let response = app.propose_with(&token, &suspend_alice()).await;
+
+    assert!(!response.headers().contains_key("retry-after"));
+    let (status, problem) = problem(response).await;
+    assert_eq!(status, 502);
+    assert_eq!(problem["code"], "onepassword_refused");
+}
+
+#[tokio::test]
+async fn a_token_that_may_not_propose_is_refused_before_its_body_is_read() {
+    let app = spawn_app().await;
+    let reader = app.token(&[Scope::Read]).await;
+
+    let (status, problem) =
+        problem(app.propose_with(&reader, &json!({"nonsense": true})).await).await;
+
+    assert_eq!(status, 403);
+    assert_eq!(problem["code"], "insufficient_scope");
 }

@@ -22,6 +22,25 @@ impl Caller {
     }
 }
 
+/// A caller that may propose something: refused before its body is read otherwise.
+pub struct Proposer(pub Caller);
+
+impl FromRequestParts<AppState> for Proposer {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.0.has(Scope::ProposeSuspend) || caller.0.has(Scope::ProposeRestore) {
+            Ok(Proposer(caller))
+        } else {
+            Err(Problem::forbidden("propose:suspend or propose:restore"))
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 
-use super::auth::Caller;
+use super::auth::{Caller, Proposer};
 use super::body::JsonBody;
 use super::problem::{FieldError, Problem};
 use crate::decisions::{self, DecisionError};
@@ -94,13 +94,12 @@ fn parse(body: ProposalBody, callback_hosts: &[String]) -> Result<NewProposal, V
         }
     }
     if let Some(url) = &source.alert_url {
-        if url::Url::parse(url)
-            .map(|u| u.scheme() != "https")
-            .unwrap_or(true)
-        {
+        // `|`, `<` and `>` would let the link's shown text differ from where it goes in Slack.
+        let https = url::Url::parse(url).is_ok_and(|u| u.scheme() == "https");
+        if !https || url.contains(['|', '<', '>']) || url.contains(char::is_whitespace) {
             errors.push(field(
                 "/source/alert_url",
-                "alert_url must be an https:// URL",
+                "alert_url must be an https:// URL without spaces, '|', '<' or '>'",
             ));
         }
     }
@@ -197,13 +196,14 @@ pub struct ProposalPage {
         (status = 413, description = "Body over 64 KiB", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Invalid or unknown fields, or unknown 1Password user", body = Problem),
+        (status = 502, description = "1Password refused the lookup (credentials or permissions); retrying will not help", body = Problem),
         (status = 503, description = "1Password unreachable; retry after Retry-After", body = Problem),
     ),
     security(("bearer" = []))
 )]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    Proposer(caller): Proposer,
     headers: HeaderMap,
     body: JsonBody<ProposalBody>,
 ) -> Result<impl IntoResponse, Problem> {
@@ -233,6 +233,16 @@ pub async fn create(
         )),
         Err(IntakeError::UnknownUser(detail)) => {
             Err(Problem::invalid(vec![field(user_pointer, detail)]))
+        }
+        Err(IntakeError::OnePassword(error @ OpError::Permanent { .. })) => {
+            // Retrying will not help (credentials refused, a permission missing): say so.
+            tracing::error!(%error, "1Password refused to look a proposal's user up");
+            Err(Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "onepassword_refused",
+                "1Password refused",
+                format!("1Password refused the lookup: {error}; nothing was recorded; an operator must fix the 1Password application"),
+            ))
         }
         Err(IntakeError::OnePassword(error)) => {
             tracing::warn!(%error, "could not resolve a proposal's user");
@@ -354,7 +364,7 @@ pub async fn list(
 #[utoipa::path(
     post, path = "/v1/proposals/{id}/cancel", tag = "proposals",
     params(("id" = String, Path, description = "Proposal id")),
-    responses((status = 200, body = Proposal), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "No longer pending", body = Problem)),
+    responses((status = 200, body = Proposal), (status = 401, body = Problem), (status = 404, description = "No such proposal of this token's", body = Problem), (status = 409, description = "No longer pending", body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn cancel(
@@ -372,12 +382,10 @@ pub async fn cancel(
         Err(DecisionError::NotFound) => {
             Err(Problem::not_found(format!("no proposal has the id {id}")))
         }
-        Err(DecisionError::Refused(Refusal::NotRequester)) => Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "not_requester",
-            "Not the requester",
-            "only the token that proposed it can cancel a proposal",
-        )),
+        // Like GET, another token's proposal is not found: its existence is not disclosed.
+        Err(DecisionError::Refused(Refusal::NotRequester)) => {
+            Err(Problem::not_found(format!("no proposal has the id {id}")))
+        }
         Err(DecisionError::Refused(refusal)) => {
             Err(Problem::conflict("not_pending", refusal.to_string()))
         }

@@ -295,6 +295,10 @@ pub enum Refusal {
     NotFailed(Status),
     #[error("This proposal is {0}, not ready to execute.")]
     NotExecutable(Status),
+    #[error(
+        "A newer proposal ({0}) concerns this user; act on that one instead of retrying this."
+    )]
+    Superseded(ProposalId),
 }
 
 impl Proposal {
@@ -450,6 +454,13 @@ impl Proposal {
         }
         if !decider.is_approver {
             return Err(Refusal::NotAnApprover);
+        }
+        // A retry acts on the user as a decision does: the same identity rules apply.
+        let Some(email) = &decider.email else {
+            return Err(Refusal::NoEmail);
+        };
+        if *email == self.target.email {
+            return Err(Refusal::IsTarget);
         }
         self.status = Status::Approved;
         Ok(())

@@ -153,3 +153,20 @@ fn the_reminder_is_due_half_way_to_expiry() {
     assert!(!p.reminder_due(at(14)));
     assert!(p.reminder_due(at(15)));
 }
+
+#[test]
+fn a_retry_follows_the_decision_identity_rules() {
+    let mut p = proposal(Action::Suspend, 1);
+    p.approve(&approver("U0BOB", "bob@example.com"), at(1))
+        .unwrap();
+    p.start_execution().unwrap();
+    p.fail_execution("500".into(), at(2));
+    assert_eq!(
+        p.retry(&approver("U0ALI", "alice@example.com")),
+        Err(Refusal::IsTarget)
+    );
+    let mut no_email = approver("U0CAT", "cat@example.com");
+    no_email.email = None;
+    assert_eq!(p.retry(&no_email), Err(Refusal::NoEmail));
+    assert_eq!(p.status, Status::Failed);
+}

@@ -57,6 +57,24 @@ impl Ledger {
         Ok(Self { writer, reader })
     }
 
+    /// Opens an existing ledger for reading only (verify, export): a mistyped path fails
+    /// instead of creating an empty database that "verifies", and the audited file is not
+    /// written to.
+    pub async fn open_read_only(database_url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(database_url)?
+            .read_only(true)
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(10));
+        let reader = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            writer: reader.clone(),
+            reader,
+        })
+    }
+
     pub async fn migrate(&self) -> std::result::Result<(), sqlx::migrate::MigrateError> {
         sqlx::migrate!("./migrations").run(&self.writer).await
     }

@@ -115,6 +115,23 @@ impl Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The newest proposal about `user` made after `than`, if any.
+    pub async fn newer_proposal_for(
+        &mut self,
+        user: &OnePasswordUserId,
+        than: ProposalId,
+    ) -> Result<Option<ProposalId>> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM proposals WHERE target_user_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(user.as_str())
+        .bind(than.to_string())
+        .fetch_optional(&mut *self.inner)
+        .await?;
+        id.map(|id| ProposalId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into())))
+            .transpose()
+    }
+
     /// The pending proposal for this user and action, if there is one.
     pub async fn pending_for(&mut self, user: &OnePasswordUserId) -> Result<Option<Proposal>> {
         let row = sqlx::query(

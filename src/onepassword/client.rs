@@ -16,6 +16,8 @@ use crate::metrics::Metrics;
 /// that dies in flight.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 const PAGE_SIZE: u32 = 1000;
+/// How long a listing serves email lookups. A miss always lists again.
+const DIRECTORY_FOR: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct OnePasswordConfig {
@@ -46,6 +48,8 @@ pub struct OnePassword {
     http: reqwest::Client,
     config: OnePasswordConfig,
     token: Mutex<Option<CachedToken>>,
+    /// The account's users as last listed, for email lookups.
+    directory: std::sync::Mutex<Option<(Instant, Vec<User>)>>,
     metrics: Arc<Metrics>,
 }
 
@@ -60,6 +64,7 @@ impl OnePassword {
             http,
             config,
             token: Mutex::new(None),
+            directory: std::sync::Mutex::new(None),
             metrics,
         }
     }
@@ -125,12 +130,33 @@ impl OnePassword {
         }
     }
 
-    /// Finds a user by email. The API has no lookup by email, so this pages the list.
+    /// Finds a user by email. The API has no lookup by email, so this pages the list; the list
+    /// is kept briefly (then one GET per lookup) and read again on a miss, so an incident's burst
+    /// of proposals does not page the whole account for each one.
     pub async fn find_by_email(&self, email: &Email) -> Result<Option<User>, OpError> {
+        let find = |users: &[User]| {
+            users
+                .iter()
+                .find(|u| u.email.eq_ignore_ascii_case(email.as_str()))
+                .cloned()
+        };
+        let cached = match self.directory.lock().expect("directory lock").as_ref() {
+            Some((at, users)) if at.elapsed() < DIRECTORY_FOR => find(users),
+            _ => None,
+        };
+        // The listing gives the id; the user's state is read fresh, since it is what the card
+        // shows and what an action changes.
+        if let Some(id) = cached.and_then(|u| OnePasswordUserId::parse(&u.id).ok()) {
+            match self.get_user(&id).await {
+                Ok(user) => return Ok(Some(user)),
+                Err(OpError::NotFound) => {}
+                Err(other) => return Err(other),
+            }
+        }
         let users = self.list_users().await?;
-        Ok(users
-            .into_iter()
-            .find(|u| u.email.eq_ignore_ascii_case(email.as_str())))
+        let found = find(&users);
+        *self.directory.lock().expect("directory lock") = Some((Instant::now(), users));
+        Ok(found)
     }
 
     /// One API call, timed and counted by `endpoint`.

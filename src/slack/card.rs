@@ -70,7 +70,8 @@ fn source(proposal: &Proposal) -> String {
     match (&s.alert_url, &s.alert_id) {
         (Some(url), id) => parts.push(format!(
             "<{}|{}>",
-            escape(url),
+            // A `|` would end the address early and show text of the caller's choosing.
+            escape(url).replace('|', "%7C"),
             escape(id.as_deref().unwrap_or("alert"))
         )),
         (None, Some(id)) => parts.push(format!("alert {}", escape(id))),
@@ -252,7 +253,13 @@ pub fn render(p: &Proposal) -> Card {
     blocks.extend(buttons(p));
     blocks.push(SlackContextBlock::new(vec![context(format!("proposal `{}`", p.id))]).into());
     // The id in the text lets a lost post be found again in the channel's history.
-    let text = format!("{title}: {} ({}) · proposal {}", p.status, tally(p), p.id);
+    let text = format!(
+        "{}: {} ({}) · proposal {}",
+        escape(&title),
+        p.status,
+        tally(p),
+        p.id
+    );
     Card { text, blocks }
 }
 
@@ -324,6 +331,26 @@ mod tests {
 
     fn json(card: &Card) -> String {
         serde_json::to_string(&card.blocks).unwrap()
+    }
+
+    #[test]
+    fn the_notification_text_cannot_mention_either() {
+        let mut p = proposal(Action::Suspend, 1);
+        p.target.display_name = "<!channel> <https://evil.example|Approve here>".into();
+        let card = render(&p);
+        assert!(!card.text.contains("<!channel>"), "{}", card.text);
+        assert!(card.text.contains("&lt;!channel&gt;"));
+    }
+
+    #[test]
+    fn an_alert_link_shows_where_it_goes() {
+        let mut p = proposal(Action::Suspend, 1);
+        p.source.alert_url = Some("https://evil.example/x|https://falcon.example.com".into());
+        let blocks = json(&render(&p));
+        assert!(
+            blocks.contains("https://evil.example/x%7Chttps://falcon.example.com|alert"),
+            "{blocks}"
+        );
     }
 
     #[test]

@@ -37,6 +37,23 @@ fn ephemeral(text: impl Into<String>) -> Response {
     Json(json!({"response_type": "ephemeral", "text": text.into()})).into_response()
 }
 
+/// Slack's response URLs live on hooks.slack.com; a stand-in's live beside its Web API. Any
+/// other address is not posted to, whatever the (signed) request says.
+fn trusted_response_url(url: &str, api_url: &str) -> bool {
+    let origin = |u: &url::Url| {
+        (
+            u.scheme().to_owned(),
+            u.host_str().map(str::to_owned),
+            u.port_or_known_default(),
+        )
+    };
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    let slack_hooks = url.scheme() == "https" && url.host_str() == Some("hooks.slack.com");
+    slack_hooks || url::Url::parse(api_url).is_ok_and(|api| origin(&api) == origin(&url))
+}
+
 /// A link to a message that Slack resolves in any workspace.
 pub fn message_link(channel: &str, ts: &str) -> String {
     format!(
@@ -135,7 +152,9 @@ async fn propose(
     let state = state.clone();
     tokio::spawn(async move {
         let message = propose_in_background(&state, &user, action, email, reason, &command).await;
-        if let Some(url) = response_url {
+        if let Some(url) =
+            response_url.filter(|url| trusted_response_url(url, &state.slack_settings.api_url))
+        {
             let body =
                 json!({"response_type": "ephemeral", "replace_original": false, "text": message});
             if let Err(error) = state.http.post(&url).json(&body).send().await {
