@@ -91,15 +91,36 @@ pub async fn approve(
     let mut tx = state.ledger.begin().await?;
     // Read the clock once the write lock is held: the decision commits at about this time.
     let now = Utc::now();
-    let mut proposal = load(&mut tx, id).await?;
-    let vote = match proposal.approve(decider, now) {
-        Ok(vote) => vote,
-        Err(refusal @ Refusal::Expired(_)) => {
-            expire_in(state, tx, proposal, now).await?;
-            return Err(DecisionError::Refused(refusal));
+    let proposal = load(&mut tx, id).await?;
+    match record_approval(state, &mut tx, proposal.clone(), decider, now).await {
+        Ok((approved, vote)) => {
+            tx.commit().await?;
+            state.wake_worker();
+            tracing::info!(proposal_id = %id, approver = %decider.slack_user_id, ?vote, "approval recorded");
+            Ok((approved, vote))
         }
-        Err(refusal) => return Err(DecisionError::Refused(refusal)),
-    };
+        Err(DecisionError::Refused(refusal @ Refusal::Expired(_))) => {
+            expire_in(state, tx, proposal, now).await?;
+            Err(DecisionError::Refused(refusal))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Records `decider`'s approval inside the caller's transaction: the approval row, its
+/// events, the execution once enough approvals are in, the thread reply and the new card.
+/// A refusal writes nothing.
+pub(crate) async fn record_approval(
+    state: &AppState,
+    tx: &mut Tx,
+    mut proposal: Proposal,
+    decider: &Decider,
+    now: DateTime<Utc>,
+) -> Result<(Proposal, Vote), DecisionError> {
+    let id = proposal.id;
+    let vote = proposal
+        .approve(decider, now)
+        .map_err(DecisionError::Refused)?;
     let approval = proposal
         .approvals
         .last()
@@ -145,8 +166,7 @@ pub async fn approve(
     );
     tx.enqueue(id, Job::ThreadReply { text: reply }, now)
         .await?;
-    finish(state, tx, &proposal, now).await?;
-    tracing::info!(proposal_id = %id, approver = %decider.slack_user_id, ?vote, "approval recorded");
+    stage(tx, &proposal, now).await?;
     Ok((proposal, vote))
 }
 

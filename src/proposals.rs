@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::decisions::{self, DecisionError};
 use crate::domain::{
-    Action, Email, Evidence, Execution, OnePasswordUserId, Proposal, ProposalId, Reason, Requester,
-    Source, Status, Target,
+    Action, Decider, Email, Evidence, Execution, OnePasswordUserId, Proposal, ProposalId, Reason,
+    Requester, Source, Status, Target,
 };
 use crate::ledger::{EventKind, Job, Tx};
 use crate::onepassword::{OpError, User};
@@ -130,11 +130,15 @@ async fn replay(
     Ok(state.ledger.proposal(remembered.proposal_id).await?)
 }
 
+/// Proposes an action. `requester_as_decider` is a Slack requester resolved as a decider: when
+/// the policy lets a requester's own command count (DESIGN §2), their approval is recorded in
+/// the same transaction as the proposal, so the two can never be separated by a crash.
 pub async fn propose(
     state: &AppState,
     requester: Requester,
     new: NewProposal,
     key: Option<IdempotencyKey>,
+    requester_as_decider: Option<&Decider>,
 ) -> Result<Intake, IntakeError> {
     // A replay answers from the ledger without asking 1Password again.
     if let Some(key) = &key {
@@ -176,7 +180,34 @@ pub async fn propose(
                 action: pending.action.as_str(),
             });
         }
-        None => Intake::Created(create(&mut tx, state, target, requester, new, now).await?),
+        None => {
+            let created = create(&mut tx, state, target, requester, new, now).await?;
+            let counts = requester_as_decider.filter(|decider| {
+                state.policy.requester_counts(
+                    created.action,
+                    &created.target.email,
+                    decider.is_approver,
+                )
+            });
+            match counts {
+                Some(decider) => {
+                    match decisions::record_approval(state, &mut tx, created.clone(), decider, now)
+                        .await
+                    {
+                        Ok((approved, _)) => Intake::Created(approved),
+                        // The domain refused (say, the requester is the target): the proposal waits.
+                        Err(DecisionError::Refused(_)) => Intake::Created(created),
+                        Err(DecisionError::Storage(error)) => {
+                            return Err(IntakeError::Storage(error))
+                        }
+                        Err(DecisionError::NotFound) => {
+                            unreachable!("the proposal was just created")
+                        }
+                    }
+                }
+                None => Intake::Created(created),
+            }
+        }
     };
     if let Some(key) = &key {
         let id = match &intake {

@@ -185,3 +185,21 @@ async fn approvals_are_only_for_approvers_and_requesters() {
         .unwrap()
         .contains("Only approvers and requesters"));
 }
+
+#[tokio::test]
+async fn a_responder_suspending_their_own_account_does_not_count_as_its_approval() {
+    let app = spawn_app().await;
+
+    app.command(
+        ALICE_SLACK,
+        "/suspend",
+        "alice@example.com My laptop was stolen an hour ago",
+        "r1",
+    )
+    .await;
+
+    assert!(app.later_answer("r1").await.contains("needs 1 approval"));
+    let proposal = only_proposal(&app).await;
+    assert_eq!(proposal.status, Status::Pending);
+    assert!(proposal.approvals.is_empty());
+}

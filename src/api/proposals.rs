@@ -218,7 +218,7 @@ pub async fn create(
         UserRef::Email(_) => "/user/email",
         UserRef::Id(_) => "/user/id",
     };
-    match proposals::propose(&state, requester, new, key).await {
+    match proposals::propose(&state, requester, new, key, None).await {
         Ok(Intake::Created(proposal)) => Ok((StatusCode::CREATED, Json(proposal))),
         Ok(Intake::FoldedInto(proposal) | Intake::Replayed(proposal)) => {
             Ok((StatusCode::OK, Json(proposal)))

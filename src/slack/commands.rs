@@ -15,7 +15,6 @@ use serde_json::json;
 use super::card::{self, escape};
 use super::command::{self, Command, Listing};
 use super::interactions::{authenticate, wrong_team};
-use crate::decisions;
 use crate::domain::{Action, Email, Proposal, Reason, Requester, SlackUserId, Source, Status};
 use crate::ledger::ProposalQuery;
 use crate::proposals::{self, Intake, IntakeError, NewProposal, UserRef};
@@ -173,10 +172,12 @@ async fn propose_in_background(
     reason: Reason,
     command: &str,
 ) -> String {
-    let name = match state.directory.person(user).await {
-        Ok(person) => person.name,
-        Err(_) => user.to_string(),
-    };
+    // The requester as a decider: their own command may count as their approval (a Slack
+    // failure here only means it does not).
+    let decider = state.directory.decider(&state.policy, user).await.ok();
+    let name = decider
+        .as_ref()
+        .map_or_else(|| user.to_string(), |d| d.name.clone());
     let requester = Requester::SlackUser {
         slack_user_id: user.clone(),
         name,
@@ -193,9 +194,9 @@ async fn propose_in_background(
         source,
         callback_url: None,
     };
-    match proposals::propose(state, requester, new, None).await {
+    match proposals::propose(state, requester, new, None, decider.as_ref()).await {
         Ok(Intake::Created(proposal)) => {
-            let counted = count_requester(state, user, &proposal).await;
+            let counted = counted(&proposal, user);
             let link = card_link(state, &proposal).await;
             format!(
                 "Proposed: {} {}. {counted}{link}",
@@ -226,23 +227,17 @@ async fn propose_in_background(
     }
 }
 
-/// Counts the requester's own `/suspend` as their approval when the policy says so.
-async fn count_requester(state: &AppState, user: &SlackUserId, proposal: &Proposal) -> String {
-    let Ok(decider) = state.directory.decider(&state.policy, user).await else {
-        return "Your request was not counted as an approval (Slack could not confirm who you are). ".into();
-    };
-    if !state
-        .policy
-        .requester_counts(proposal.action, &proposal.target.email, decider.is_approver)
-    {
-        return match proposal.action {
-            Action::Restore => "A restore needs two approvers other than you. ".into(),
-            Action::Suspend => format!("It needs {} approval(s). ", proposal.approvals_required),
-        };
+/// Tells the requester whether their own command counted as their approval.
+fn counted(proposal: &Proposal, user: &SlackUserId) -> String {
+    if proposal.approvals.iter().any(|a| a.slack_user_id == *user) {
+        return "Your request counts as your approval. ".into();
     }
-    match decisions::approve(state, proposal.id, &decider).await {
-        Ok(_) => "Your request counts as your approval. ".into(),
-        Err(error) => format!("Your request was not counted as an approval: {error} "),
+    match proposal.action {
+        Action::Restore => "A restore needs two approvers other than you. ".into(),
+        Action::Suspend => format!(
+            "It needs {} approval(s) from approvers. ",
+            proposal.approvals_required
+        ),
     }
 }
 
