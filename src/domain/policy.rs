@@ -201,12 +201,6 @@ impl Policy {
         }
     }
 
-    /// Whether `user` is named directly as an approver (group membership is the adapter's
-    /// to resolve, since it needs Slack).
-    pub fn names_approver(&self, user: &SlackUserId) -> bool {
-        self.approvers.users.contains(user)
-    }
-
     pub fn requesters(&self) -> &Members {
         self.requesters.as_ref().unwrap_or(&self.approvers)
     }

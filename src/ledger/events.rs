@@ -191,19 +191,6 @@ impl Ledger {
             .collect()
     }
 
-    /// Events about one proposal, oldest first.
-    pub async fn proposal_events(&self, id: ProposalId) -> Result<Vec<(String, String)>> {
-        let rows =
-            sqlx::query("SELECT kind, actor FROM ledger_events WHERE proposal_id = ? ORDER BY seq")
-                .bind(id.to_string())
-                .fetch_all(&self.reader)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.get("kind"), r.get("actor")))
-            .collect())
-    }
-
     /// Recomputes the whole chain, a page at a time so memory stays flat at any size, and
     /// checks that it still holds each `checkpoint` (a seq and the hash it had).
     pub async fn verify(

@@ -18,7 +18,7 @@ use crate::state::AppState;
 const MAX_ATTEMPTS: u32 = 12;
 
 /// The `X-Countersign-Signature` value for `body` at unix time `t`.
-pub fn signature(secret: &str, t: i64, body: &str) -> String {
+fn signature(secret: &str, t: i64, body: &str) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(format!("{t}.{body}").as_bytes());

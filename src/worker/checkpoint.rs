@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use crate::state::AppState;
 
 /// Writes one checkpoint and posts it; returns the seq and hash it names.
-pub async fn checkpoint_once(state: &AppState) -> Result<(i64, String), sqlx::Error> {
+async fn checkpoint_once(state: &AppState) -> Result<(i64, String), sqlx::Error> {
     let (seq, hash) = state.ledger.checkpoint(Utc::now()).await?;
     tracing::info!(head_seq = seq, head_hash = %hash, "ledger checkpoint");
     if let Some(channel) = &state.slack_settings.audit_channel {

@@ -18,10 +18,6 @@ use tracing::Instrument;
 use crate::ledger::{ClaimedJob, Lane};
 use crate::state::AppState;
 
-pub use callbacks::signature as callback_signature;
-pub use checkpoint::checkpoint_once;
-pub use sweeper::{remind_once, sweep_once};
-
 const POLL: Duration = Duration::from_millis(500);
 
 /// How a job ended, for the loop to record.

@@ -10,7 +10,7 @@ use crate::slack::card;
 use crate::state::AppState;
 
 /// Posts the half-TTL reminder for every pending proposal that is due one; returns how many.
-pub async fn remind_once(state: &AppState) -> Result<usize, sqlx::Error> {
+async fn remind_once(state: &AppState) -> Result<usize, sqlx::Error> {
     let now = Utc::now();
     let mut reminded = 0;
     for proposal in state.ledger.unreminded_pending().await? {
@@ -33,7 +33,7 @@ pub async fn remind_once(state: &AppState) -> Result<usize, sqlx::Error> {
 }
 
 /// Expires every overdue proposal once; returns how many it expired.
-pub async fn sweep_once(state: &AppState) -> Result<usize, sqlx::Error> {
+async fn sweep_once(state: &AppState) -> Result<usize, sqlx::Error> {
     let mut expired = 0;
     for id in state.ledger.expired_pending(Utc::now()).await? {
         match decisions::expire(state, id).await {
