@@ -34,6 +34,9 @@ pub struct ServeArgs {
     /// 1Password Users API base URL (.com, .ca or .eu).
     #[arg(long, env = "OP_API_URL", default_value = "https://api.1password.com")]
     pub op_api_url: String,
+    /// The Users API's version path segment; the API is a public preview and may move.
+    #[arg(long, env = "OP_API_VERSION", default_value = "v1beta1")]
+    pub op_api_version: String,
     /// Hosts a proposal's callback_url may name, comma-separated.
     #[arg(long, env = "CALLBACK_ALLOWED_HOSTS", value_delimiter = ',')]
     pub callback_allowed_hosts: Vec<String>,
@@ -168,6 +171,7 @@ impl Settings {
         })?;
         let account = AccountId::parse(&account)
             .map_err(|e| ConfigError::Invalid(format!("OP_ACCOUNT_ID: {e}")))?;
+        let api_version = parse_api_version(&args.op_api_version)?;
         let policy = load_policy(&policy_path)?;
         if policy.approvers.is_empty() {
             return Err(ConfigError::Invalid(format!(
@@ -190,6 +194,7 @@ impl Settings {
             },
             onepassword: OnePasswordConfig {
                 base_url: args.op_api_url.clone(),
+                api_version,
                 account,
                 client_id,
                 client_secret,
@@ -213,6 +218,22 @@ impl Settings {
                 .collect(),
         })
     }
+}
+
+/// A version segment such as `v1beta1` or `v1`: one path segment, nothing that could
+/// change which host or path is called.
+fn parse_api_version(raw: &str) -> Result<String, ConfigError> {
+    let version = raw.trim();
+    let valid = !version.is_empty()
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !valid {
+        return Err(ConfigError::Invalid(format!(
+            "OP_API_VERSION {raw:?} must be one path segment such as v1beta1 or v1"
+        )));
+    }
+    Ok(version.to_owned())
 }
 
 pub fn load_policy(path: &str) -> Result<Policy, ConfigError> {

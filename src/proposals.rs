@@ -57,6 +57,9 @@ pub enum Intake {
 pub enum IntakeError {
     #[error("no 1Password user has {0}")]
     UnknownUser(String),
+    /// 1Password has the user but not what countersign needs to govern them safely.
+    #[error("{0}")]
+    Ungovernable(String),
     #[error(transparent)]
     OnePassword(OpError),
     #[error("this Idempotency-Key was already used with a different body")]
@@ -89,17 +92,40 @@ async fn resolve(state: &AppState, user: &UserRef) -> Result<User, IntakeError> 
         .ok_or_else(|| IntakeError::UnknownUser(described()))
 }
 
-fn target(user: User) -> Result<Target, IntakeError> {
-    let unreadable = |e: String| {
-        IntakeError::OnePassword(OpError::Permanent {
-            status: 200,
-            message: e,
+/// The proposal's target from 1Password's answer. Every field of a `User` is optional: an
+/// email looked up stands in for one the GET left out, a missing name shows as the email, and a
+/// user with no email at all cannot be proposed, because nobody could then be stopped from
+/// deciding about their own account (DESIGN §1).
+fn target(user: User, asked: &UserRef) -> Result<Target, IntakeError> {
+    let id = user
+        .id
+        .as_deref()
+        .and_then(|id| OnePasswordUserId::parse(id).ok())
+        .or(match asked {
+            UserRef::Id(id) => Some(id.clone()),
+            UserRef::Email(_) => None,
         })
+        .ok_or_else(|| {
+            IntakeError::OnePassword(OpError::unreadable(
+                "1Password answered a user without a readable id",
+            ))
+        })?;
+    let email = match (user.email.as_deref().map(Email::parse), asked) {
+        (Some(Ok(email)), _) => email,
+        (_, UserRef::Email(email)) => email.clone(),
+        (_, UserRef::Id(_)) => {
+            return Err(IntakeError::Ungovernable(format!(
+                "1Password gives the user {id} no email, so countersign cannot check that nobody decides about their own account; nothing was recorded"
+            )))
+        }
     };
     Ok(Target {
-        id: OnePasswordUserId::parse(&user.id).map_err(unreadable)?,
-        email: Email::parse(&user.email).map_err(unreadable)?,
-        display_name: user.display_name,
+        display_name: user
+            .display_name
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| email.to_string()),
+        id,
+        email,
         state: user.state,
     })
 }
@@ -146,7 +172,7 @@ pub async fn propose(
             return Ok(Intake::Replayed(proposal));
         }
     }
-    let target = target(resolve(state, &new.user).await?)?;
+    let target = target(resolve(state, &new.user).await?, &new.user)?;
     let mut tx = state.ledger.begin().await?;
     let now = Utc::now();
     // Checked again inside the write transaction: two concurrent requests with one key

@@ -38,10 +38,16 @@ impl Application {
             &settings.slack.bot_token,
             metrics.clone(),
         ));
+        let onepassword = Arc::new(OnePassword::new(settings.onepassword, metrics.clone()));
+        let endpoints = onepassword.endpoints();
+        tracing::info!(
+            token = %endpoints.token, revoke = %endpoints.revoke, users = %endpoints.users,
+            "1Password Users API endpoints"
+        );
         let state = AppState {
             ledger,
             policy: Arc::new(settings.policy),
-            onepassword: Arc::new(OnePassword::new(settings.onepassword, metrics.clone())),
+            onepassword,
             metrics,
             directory: Arc::new(Directory::with_cache_ttl(
                 slack.clone(),
@@ -96,8 +102,23 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await;
         workers.stop().await;
+        revoke_access_token(&self.state.onepassword).await;
         self.state.ledger.close().await;
         served
+    }
+}
+
+/// How long shutdown waits for 1Password to revoke the access token.
+const REVOKE_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Revokes the cached 1Password token so it does not outlive the process: best effort, bounded,
+/// and a failure is only logged, since exit must not wait on 1Password.
+async fn revoke_access_token(onepassword: &OnePassword) {
+    match tokio::time::timeout(REVOKE_WITHIN, onepassword.revoke_token()).await {
+        Ok(Ok(true)) => tracing::info!("1Password access token revoked"),
+        Ok(Ok(false)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "could not revoke the 1Password access token"),
+        Err(_) => tracing::warn!("1Password did not answer the token revocation in time"),
     }
 }
 

@@ -231,7 +231,7 @@ pub async fn create(
             "opposite_action_pending",
             error.to_string(),
         )),
-        Err(IntakeError::UnknownUser(detail)) => {
+        Err(IntakeError::UnknownUser(detail) | IntakeError::Ungovernable(detail)) => {
             Err(Problem::invalid(vec![field(user_pointer, detail)]))
         }
         Err(IntakeError::OnePassword(error @ OpError::Permanent { .. })) => {

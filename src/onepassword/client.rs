@@ -1,5 +1,5 @@
-//! A client for the Users API: a client-credentials token cached until shortly before it
-//! expires and refreshed once on a 401, then list, get, suspend and reactivate.
+//! A client for the Users API: list, get, suspend and reactivate, each with a fresh token
+//! (refreshed once on a 401), errors sorted by the gRPC status their body carries.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,13 +8,12 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
-use super::model::{ErrorBody, OpError, TokenResponse, User, UserPage};
+use super::model::{grpc, ErrorBody, OpError, User, UserPage};
+use super::token::CachedToken;
 use crate::domain::{AccountId, Email, OnePasswordUserId};
 use crate::metrics::Metrics;
 
-/// Refresh this long before the token's stated expiry, so a request never carries a token
-/// that dies in flight.
-const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// The most "List users" returns a page; fewer calls for a large account.
 const PAGE_SIZE: u32 = 1000;
 /// How long a listing serves email lookups. A miss always lists again.
 const DIRECTORY_FOR: Duration = Duration::from_secs(30);
@@ -22,6 +21,9 @@ const DIRECTORY_FOR: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct OnePasswordConfig {
     pub base_url: String,
+    /// The path's version segment (`OP_API_VERSION`, default `v1beta1`): the API is a public
+    /// preview and may move.
+    pub api_version: String,
     pub account: AccountId,
     pub client_id: String,
     pub client_secret: String,
@@ -32,6 +34,7 @@ impl std::fmt::Debug for OnePasswordConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OnePasswordConfig")
             .field("base_url", &self.base_url)
+            .field("api_version", &self.api_version)
             .field("account", &self.account)
             .field("client_id", &self.client_id)
             .field("client_secret", &"[redacted]")
@@ -39,18 +42,34 @@ impl std::fmt::Debug for OnePasswordConfig {
     }
 }
 
-struct CachedToken {
-    value: String,
-    refresh_at: Instant,
+/// The URLs the client calls, from the base URL, version and account (none is secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub token: String,
+    pub revoke: String,
+    pub users: String,
+}
+
+impl Endpoints {
+    fn of(config: &OnePasswordConfig) -> Self {
+        let base = config.base_url.trim_end_matches('/');
+        let version = config.api_version.trim_matches('/');
+        Self {
+            token: format!("{base}/{version}/users/oauth2/token"),
+            revoke: format!("{base}/{version}/users/oauth2/revoke"),
+            users: format!("{base}/{version}/accounts/{}/users", config.account),
+        }
+    }
 }
 
 pub struct OnePassword {
-    http: reqwest::Client,
-    config: OnePasswordConfig,
-    token: Mutex<Option<CachedToken>>,
+    pub(super) http: reqwest::Client,
+    pub(super) config: OnePasswordConfig,
+    pub(super) endpoints: Endpoints,
+    pub(super) token: Mutex<Option<CachedToken>>,
     /// The account's users as last listed, for email lookups.
     directory: std::sync::Mutex<Option<(Instant, Vec<User>)>>,
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl OnePassword {
@@ -62,6 +81,7 @@ impl OnePassword {
             .expect("the HTTP client builds");
         Self {
             http,
+            endpoints: Endpoints::of(&config),
             config,
             token: Mutex::new(None),
             directory: std::sync::Mutex::new(None),
@@ -69,64 +89,50 @@ impl OnePassword {
         }
     }
 
-    fn users_url(&self) -> String {
-        format!(
-            "{}/v1beta1/accounts/{}/users",
-            self.config.base_url.trim_end_matches('/'),
-            self.config.account
-        )
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
     }
 
     pub async fn get_user(&self, id: &OnePasswordUserId) -> Result<User, OpError> {
-        self.call(
-            "get_user",
-            Method::GET,
-            &format!("{}/{id}", self.users_url()),
-            &[],
-        )
-        .await
+        let url = format!("{}/{id}", self.endpoints.users);
+        self.call("get_user", Method::GET, &url, &[]).await
     }
 
     pub async fn suspend(&self, id: &OnePasswordUserId) -> Result<User, OpError> {
-        self.call(
-            "suspend",
-            Method::POST,
-            &format!("{}/{id}:suspend", self.users_url()),
-            &[],
-        )
-        .await
+        let url = format!("{}/{id}:suspend", self.endpoints.users);
+        self.call("suspend", Method::POST, &url, &[]).await
     }
 
     pub async fn reactivate(&self, id: &OnePasswordUserId) -> Result<User, OpError> {
-        self.call(
-            "reactivate",
-            Method::POST,
-            &format!("{}/{id}:reactivate", self.users_url()),
-            &[],
-        )
-        .await
+        let url = format!("{}/{id}:reactivate", self.endpoints.users);
+        self.call("reactivate", Method::POST, &url, &[]).await
     }
 
-    /// Every user in the account, following page tokens to the end.
+    /// Every user in the account, active and suspended, following page tokens to the end.
+    /// The listing is asked without a `filter`: "omit it to get both" is one walk, where the
+    /// two documented filters would be two.
     pub async fn list_users(&self) -> Result<Vec<User>, OpError> {
         let mut users = Vec::new();
         let mut page_token = String::new();
         loop {
-            let mut query = vec![
-                ("filter", "user.isActive() || user.isSuspended()".to_owned()),
-                ("max_page_size", PAGE_SIZE.to_string()),
-            ];
+            let mut query = vec![("max_page_size", PAGE_SIZE.to_string())];
             if !page_token.is_empty() {
                 query.push(("page_token", page_token.clone()));
             }
             let page: UserPage = self
-                .call("list_users", Method::GET, &self.users_url(), &query)
+                .call("list_users", Method::GET, &self.endpoints.users, &query)
                 .await?;
-            users.extend(page.results);
-            match page.next_page_token {
-                Some(next) if !next.is_empty() => page_token = next,
-                _ => return Ok(users),
+            let next = page.next_page_token.clone().unwrap_or_default();
+            let (readable, skipped) = page.users();
+            if skipped > 0 {
+                tracing::warn!(skipped, "1Password listed users countersign cannot read");
             }
+            users.extend(readable);
+            // A server that hands back the token it was given would page forever.
+            if next.is_empty() || next == page_token {
+                return Ok(users);
+            }
+            page_token = next;
         }
     }
 
@@ -134,19 +140,15 @@ impl OnePassword {
     /// is kept briefly (then one GET per lookup) and read again on a miss, so an incident's burst
     /// of proposals does not page the whole account for each one.
     pub async fn find_by_email(&self, email: &Email) -> Result<Option<User>, OpError> {
-        let find = |users: &[User]| {
-            users
-                .iter()
-                .find(|u| u.email.eq_ignore_ascii_case(email.as_str()))
-                .cloned()
-        };
+        let find = |users: &[User]| users.iter().find(|u| u.has_email(email.as_str())).cloned();
         let cached = match self.directory.lock().expect("directory lock").as_ref() {
             Some((at, users)) if at.elapsed() < DIRECTORY_FOR => find(users),
             _ => None,
         };
         // The listing gives the id; the user's state is read fresh, since it is what the card
         // shows and what an action changes.
-        if let Some(id) = cached.and_then(|u| OnePasswordUserId::parse(&u.id).ok()) {
+        let cached_id = cached.and_then(|u| u.id.and_then(|id| OnePasswordUserId::parse(&id).ok()));
+        if let Some(id) = cached_id {
             match self.get_user(&id).await {
                 Ok(user) => return Ok(Some(user)),
                 Err(OpError::NotFound) => {}
@@ -167,7 +169,7 @@ impl OnePassword {
         url: &str,
         query: &[(&str, String)],
     ) -> Result<T, OpError> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let result = self.call_with_fresh_token(method, url, query).await;
         let error = result.as_ref().err().map(ToString::to_string);
         self.metrics
@@ -208,54 +210,9 @@ impl OnePassword {
             .await
             .map_err(transport_error)
     }
-
-    async fn token(&self, force_refresh: bool) -> Result<String, OpError> {
-        let mut cached = self.token.lock().await;
-        if let Some(token) = cached.as_ref() {
-            if !force_refresh && Instant::now() < token.refresh_at {
-                return Ok(token.value.clone());
-            }
-        }
-        let started = Instant::now();
-        let fetched = self.fetch_token().await;
-        let error = fetched.as_ref().err().map(ToString::to_string);
-        self.metrics
-            .call("onepassword", "token", started.elapsed(), error);
-        let fresh = fetched?;
-        let lifetime = Duration::from_secs(fresh.expires_in);
-        let refresh_at = Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN);
-        *cached = Some(CachedToken {
-            value: fresh.access_token.clone(),
-            refresh_at,
-        });
-        Ok(fresh.access_token)
-    }
-
-    /// The client-credentials grant, with HTTP Basic client authentication.
-    async fn fetch_token(&self) -> Result<TokenResponse, OpError> {
-        let url = format!(
-            "{}/v1beta1/users/oauth2/token",
-            self.config.base_url.trim_end_matches('/')
-        );
-        let response = self
-            .http
-            .post(url)
-            .basic_auth(&self.config.client_id, Some(&self.config.client_secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .map_err(transport_error)?;
-        match response.status() {
-            StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN => Err(OpError::Permanent {
-                status: response.status().as_u16(),
-                message: "the OAuth client credentials were refused (check OP_CLIENT_ID and OP_CLIENT_SECRET)".into(),
-            }),
-            _ => parse(response).await,
-        }
-    }
 }
 
-fn transport_error(error: reqwest::Error) -> OpError {
+pub(super) fn transport_error(error: reqwest::Error) -> OpError {
     let what = if error.is_timeout() {
         "timed out"
     } else {
@@ -278,14 +235,34 @@ fn without_url(error: &reqwest::Error) -> String {
     last
 }
 
-async fn parse<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, OpError> {
-    let status = response.status();
-    let retry_after = response
+/// `Retry-After` in seconds, as sent; callers cap it.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .map(Duration::from_secs)
+}
+
+/// Whether an error is worth retrying: by HTTP status, or by the gRPC status of its body
+/// (a gateway may send UNAVAILABLE with any HTTP status).
+fn is_transient(status: StatusCode, code: Option<i64>) -> bool {
+    let by_status = status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
+    let by_code = matches!(
+        code,
+        Some(
+            grpc::UNAVAILABLE | grpc::RESOURCE_EXHAUSTED | grpc::DEADLINE_EXCEEDED | grpc::ABORTED
+        )
+    );
+    by_status || by_code
+}
+
+pub(super) async fn parse<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, OpError> {
+    let status = response.status();
+    let retry_after = retry_after(&response);
     let body = response.bytes().await.map_err(transport_error)?;
     if status.is_success() {
         return serde_json::from_slice(&body).map_err(|e| OpError::Transient {
@@ -293,22 +270,23 @@ async fn parse<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, Op
             retry_after: None,
         });
     }
-    let message = serde_json::from_slice::<ErrorBody>(&body)
-        .map(|b| b.message)
-        .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(200).collect());
-    Err(match status {
-        StatusCode::NOT_FOUND => OpError::NotFound,
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => OpError::Transient {
+    let error: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
+    let code = error.code();
+    let message = error
+        .message()
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
+    if status == StatusCode::NOT_FOUND || code == Some(grpc::NOT_FOUND) {
+        return Err(OpError::NotFound);
+    }
+    if is_transient(status, code) {
+        return Err(OpError::Transient {
             message: format!("{} {message}", status.as_u16()),
             retry_after,
-        },
-        s if s.is_server_error() => OpError::Transient {
-            message: format!("{} {message}", s.as_u16()),
-            retry_after,
-        },
-        s => OpError::Permanent {
-            status: s.as_u16(),
-            message,
-        },
+        });
+    }
+    Err(OpError::Permanent {
+        status: status.as_u16(),
+        code,
+        message,
     })
 }

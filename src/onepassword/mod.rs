@@ -2,6 +2,7 @@
 
 mod client;
 mod model;
+mod token;
 
-pub use client::{OnePassword, OnePasswordConfig};
-pub use model::{OpError, User};
+pub use client::{Endpoints, OnePassword, OnePasswordConfig};
+pub use model::{OpError, Refusal, User};

@@ -16,7 +16,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::onepassword::FakeOnePassword;
+use super::onepassword::{FakeOnePassword, Role, SeedUser};
 use super::signing;
 use super::slack::FakeSlack;
 use crate::config::{Settings, SlackSettings, Timing};
@@ -71,6 +71,45 @@ const ONEPASSWORD_USERS: [(&str, &str, &str, &str); 5] = [
     ),
 ];
 
+/// Users who show what the published `User` allows beside the everyday ones: every field is
+/// optional, `state` may be STATE_UNSPECIFIED, and some users cannot be suspended.
+fn odd_users() -> Vec<SeedUser> {
+    vec![
+        SeedUser {
+            display_name: None,
+            ..SeedUser::member(
+                "GRACE0000000000000000000AA",
+                "grace@example.com",
+                "",
+                "ACTIVE",
+            )
+        },
+        SeedUser::member(
+            "HEIDI0000000000000000000AA",
+            "heidi@example.com",
+            "Heidi (invited)",
+            "STATE_UNSPECIFIED",
+        ),
+        SeedUser {
+            role: Role::Admin,
+            externally_managed: true,
+            ..SeedUser::member(
+                "OWEN00000000000000000000AA",
+                "owen@example.com",
+                "Owen (admin managed by the IdP)",
+                "ACTIVE",
+            )
+        },
+    ]
+}
+
+fn seed_users() -> Vec<SeedUser> {
+    let everyday = ONEPASSWORD_USERS
+        .iter()
+        .map(|(id, email, name, state)| SeedUser::member(id, email, name, state));
+    everyday.chain(odd_users()).collect()
+}
+
 const POLICY: &str = r#"
 protected = ["dave@example.com"]
 [approvers]
@@ -120,8 +159,8 @@ pub async fn run(
         slack.add_user(id, name, Some(email));
     }
     let op = FakeOnePassword::start().await;
-    for (id, email, name, state) in ONEPASSWORD_USERS {
-        op.add_user(id, email, name, state);
+    for user in seed_users() {
+        op.add(user);
     }
     let dir = sandbox_dir()?;
     let database_url = format!("sqlite://{}", dir.join("sandbox.db").display());
@@ -139,6 +178,7 @@ pub async fn run(
         },
         onepassword: OnePasswordConfig {
             base_url: op.base_url.clone(),
+            api_version: op.version.clone(),
             account: AccountId::parse(FakeOnePassword::ACCOUNT_ID).expect("a valid account id"),
             client_id: FakeOnePassword::CLIENT_ID.into(),
             client_secret: FakeOnePassword::CLIENT_SECRET.into(),
@@ -229,10 +269,10 @@ async fn state(State(sandbox): State<Shared>) -> Json<Value> {
         .iter()
         .map(|(id, name, email, approver)| json!({"id": id, "name": name, "email": email, "approver": approver}))
         .collect();
-    let onepassword: Vec<Value> = ONEPASSWORD_USERS
+    let onepassword: Vec<Value> = seed_users()
         .iter()
-        .map(|(id, email, name, _)| {
-            json!({"id": id, "email": email, "display_name": name, "state": sandbox.op.user_state(id)})
+        .map(|u| {
+            json!({"id": u.id, "email": u.email, "display_name": u.display_name, "state": sandbox.op.user_state(&u.id)})
         })
         .collect();
     let messages: Vec<Value> = slack

@@ -217,6 +217,7 @@ async fn propose_in_background(
         Err(error @ IntakeError::OppositePending { .. }) => {
             format!("{error}. Nothing was recorded.")
         }
+        Err(IntakeError::Ungovernable(why)) => escape(&why),
         Err(IntakeError::OnePassword(error)) => {
             format!("countersign could not look the user up in 1Password ({error}); nothing was recorded. Try again.")
         }

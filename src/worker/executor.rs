@@ -57,13 +57,7 @@ async fn act(state: &AppState, proposal: &Proposal) -> Result<Done, (OpError, Ve
             "read-back shows {:?} after {verb}, expected {:?}",
             after.state, wanted
         );
-        return Err((
-            OpError::Permanent {
-                status: 200,
-                message,
-            },
-            calls,
-        ));
+        return Err((OpError::unreadable(message), calls));
     }
     Ok(Done {
         outcome: Outcome::done(proposal.action),

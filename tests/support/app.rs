@@ -58,8 +58,12 @@ pub struct TestApp {
     pub op: FakeOnePassword,
     pub database_url: String,
     pub ledger: Ledger,
+    /// Ends the server gracefully, as SIGTERM does `serve`.
+    stop: std::sync::Mutex<Option<(tokio::sync::oneshot::Sender<()>, ServerTask)>>,
     _dir: tempfile::TempDir,
 }
+
+type ServerTask = tokio::task::JoinHandle<std::io::Result<()>>;
 
 /// The approvers' policy above, with a short sweep so expiry shows within a test.
 pub async fn spawn_app() -> TestApp {
@@ -92,6 +96,27 @@ pub async fn spawn_app_with(policy: &str, timing: Timing) -> TestApp {
 /// With each API token limited to `api_rate_limit` requests a minute.
 pub async fn spawn_app_limited(policy: &str, timing: Timing, api_rate_limit: u32) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    spawn_app_against(
+        policy,
+        timing,
+        api_rate_limit,
+        FakeOnePassword::start().await,
+    )
+    .await
+}
+
+/// The approvers' policy against this 1Password stand-in (say, one under another version).
+pub async fn spawn_app_on(op: FakeOnePassword) -> TestApp {
+    spawn_app_against(POLICY, test_timing(), 10_000, op).await
+}
+
+async fn spawn_app_against(
+    policy: &str,
+    timing: Timing,
+    api_rate_limit: u32,
+    op: FakeOnePassword,
+) -> TestApp {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let slack = FakeSlack::start().await;
     for (id, name, email) in [
         (BOB, "Bob", Some("bob@example.com")),
@@ -104,7 +129,6 @@ pub async fn spawn_app_limited(policy: &str, timing: Timing, api_rate_limit: u32
         slack.add_user(id, name, email);
     }
     slack.add_usergroup(ONCALL, &[]);
-    let op = FakeOnePassword::start().await;
     op.add_user(ALICE, "alice@example.com", "Alice", "ACTIVE");
     op.add_user(MALLORY, "mallory@example.com", "Mallory", "SUSPENDED");
 
@@ -123,6 +147,7 @@ pub async fn spawn_app_limited(policy: &str, timing: Timing, api_rate_limit: u32
         },
         onepassword: OnePasswordConfig {
             base_url: op.base_url.clone(),
+            api_version: op.version.clone(),
             account: AccountId::parse(FakeOnePassword::ACCOUNT_ID).unwrap(),
             client_id: FakeOnePassword::CLIENT_ID.into(),
             client_secret: FakeOnePassword::CLIENT_SECRET.into(),
@@ -136,7 +161,10 @@ pub async fn spawn_app_limited(policy: &str, timing: Timing, api_rate_limit: u32
     };
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until(std::future::pending()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
     let ledger = Ledger::connect(&database_url).await.unwrap();
     TestApp {
         address,
@@ -145,6 +173,7 @@ pub async fn spawn_app_limited(policy: &str, timing: Timing, api_rate_limit: u32
         op,
         database_url,
         ledger,
+        stop: std::sync::Mutex::new(Some((stop, server))),
         _dir: dir,
     }
 }
@@ -170,6 +199,18 @@ pub fn restore(user: &str) -> Value {
 }
 
 impl TestApp {
+    /// Shuts the server down the way SIGTERM does, and waits until it has stopped.
+    pub async fn shut_down(&self) {
+        let Some((stop, server)) = self.stop.lock().unwrap().take() else {
+            return;
+        };
+        let _ = stop.send(());
+        server
+            .await
+            .expect("the server task")
+            .expect("the server stops cleanly");
+    }
+
     /// A token for "tines" with these scopes, made the way `countersign token create` makes it.
     pub async fn token(&self, scopes: &[Scope]) -> String {
         self.token_named("tines", scopes).await
