@@ -58,6 +58,9 @@ pub struct ServeArgs {
         hide = true
     )]
     pub checkpoint_interval_secs: u64,
+    /// The longest a Retry-After from 1Password or Slack may postpone a job, in seconds.
+    #[arg(long, env = "RETRY_AFTER_CAP_SECS", default_value_t = 300)]
+    pub retry_after_cap_secs: u64,
     /// Requests per minute each API token may make.
     #[arg(long, env = "API_RATE_LIMIT", default_value_t = 600)]
     pub api_rate_limit: u32,
@@ -100,6 +103,9 @@ pub struct Timing {
     pub sweep_every: Duration,
     /// How often a ledger checkpoint is written.
     pub checkpoint_every: Duration,
+    /// The longest any `Retry-After` (from 1Password, Slack or a callback receiver) may
+    /// postpone a job.
+    pub retry_after_cap: Duration,
 }
 
 impl Default for Timing {
@@ -109,6 +115,7 @@ impl Default for Timing {
             directory_cache: Duration::from_secs(60),
             sweep_every: Duration::from_secs(15),
             checkpoint_every: Duration::from_secs(3600),
+            retry_after_cap: Duration::from_secs(300),
         }
     }
 }
@@ -209,6 +216,7 @@ impl Settings {
                 directory_cache: Duration::from_secs(args.slack_cache_secs.min(60)),
                 sweep_every: Duration::from_millis(args.sweep_interval_ms.max(50)),
                 checkpoint_every: Duration::from_secs(args.checkpoint_interval_secs.max(1)),
+                retry_after_cap: Duration::from_secs(args.retry_after_cap_secs.max(1)),
             },
             callback_allowed_hosts: args
                 .callback_allowed_hosts

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::domain::{Decider, Proposal, ProposalId, Reason, Refusal, Requester, Vote};
+use crate::domain::{Decider, Proposal, ProposalId, Reason, Refusal, Requester, Source, Vote};
 use crate::ledger::{EventKind, Job, Tx};
 use crate::slack::card;
 use crate::state::AppState;
@@ -158,6 +158,7 @@ pub(crate) async fn record_approval(
         )
         .await?;
         tx.enqueue(id, Job::Execute, now).await?;
+        crate::supersession::supersede_older(tx, &proposal, now).await?;
     }
     let reply = format!(
         ":white_check_mark: <@{}> approved · {}",
@@ -231,6 +232,55 @@ pub async fn deny(
     finish(state, tx, &proposal, now).await?;
     tracing::info!(proposal_id = %id, approver = %decider.slack_user_id, "proposal denied");
     Ok(proposal)
+}
+
+/// A suspend arrived while a restore of the same user was pending: containment wins, so
+/// countersign denies the restore itself (actor `system`), naming the alert.
+pub(crate) async fn end_restore_for_new_alert(
+    state: &AppState,
+    tx: &mut Tx,
+    mut restore: Proposal,
+    alert: &Source,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let named = match &alert.alert_id {
+        Some(id) => id.chars().take(200).collect(),
+        None => format!(
+            "from {}",
+            alert.platform.chars().take(100).collect::<String>()
+        ),
+    };
+    let reason = Reason::parse(&format!("new alert {named} while the restore was pending"))
+        .or_else(|_| Reason::parse("new alert while the restore was pending"))
+        .expect("a fixed reason of valid length");
+    if restore.deny_by_system(reason.clone(), now).is_err() {
+        return Ok(());
+    }
+    state
+        .metrics
+        .decided(restore.action.as_str(), "denied", restore.created_at);
+    let payload = json!({
+        "reason": reason.as_str(), "alert_id": alert.alert_id, "platform": alert.platform,
+    });
+    tx.append(
+        Some(restore.id),
+        EventKind::ProposalDenied,
+        "system",
+        payload,
+        now,
+    )
+    .await?;
+    let reply = format!(
+        ":no_entry: countersign ended this restore: {}",
+        card::escape(reason.as_str())
+    );
+    tx.enqueue(restore.id, Job::ThreadReply { text: reply }, now)
+        .await?;
+    tx.save_proposal(&restore, now).await?;
+    tx.enqueue(restore.id, Job::UpdateCard, now).await?;
+    tx.enqueue_callback(&restore, now).await?;
+    tracing::info!(proposal_id = %restore.id, "pending restore ended by a new alert");
+    Ok(())
 }
 
 pub async fn cancel(

@@ -14,5 +14,6 @@ pub mod sandbox;
 pub mod slack;
 pub mod startup;
 pub mod state;
+pub mod supersession;
 pub mod telemetry;
 pub mod worker;

@@ -194,6 +194,11 @@ pub async fn propose(
                 })?;
             None
         }
+        // Containment wins: a new alert ends a pending restore and is proposed as usual.
+        Some(restore) if restore.action == Action::Restore && new.action == Action::Suspend => {
+            decisions::end_restore_for_new_alert(state, &mut tx, restore, &new.source, now).await?;
+            None
+        }
         other => other,
     };
     let intake = match pending {
@@ -273,6 +278,7 @@ async fn create(
         execution: Execution::default(),
         slack: None,
         auto_approved_by: None,
+        superseded_by: None,
     };
     tx.insert_proposal(&proposal, now).await?;
     let payload = serde_json::to_value(&proposal).expect("a proposal always serializes");
@@ -335,6 +341,7 @@ async fn auto_approve(
     )
     .await?;
     tx.enqueue(proposal.id, Job::Execute, now).await?;
+    crate::supersession::supersede_older(tx, &proposal, now).await?;
     tracing::info!(proposal_id = %proposal.id, rule = %rule.name, "auto-approved by policy");
     Ok(proposal)
 }

@@ -65,6 +65,7 @@ impl Application {
             wake: Arc::new(Notify::new()),
             timing: settings.timing,
             rate_limiter: Arc::new(RateLimiter::new(settings.api_rate_limit)),
+            lanes: Arc::default(),
         };
         let listener = TcpListener::bind(settings.bind_addr).await?;
         Ok(Self {

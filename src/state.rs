@@ -11,6 +11,7 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::onepassword::OnePassword;
 use crate::slack::{Directory, SlackWeb};
+use crate::worker::LaneHealth;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -31,6 +32,8 @@ pub struct AppState {
     pub timing: Timing,
     pub metrics: Arc<Metrics>,
     pub rate_limiter: Arc<RateLimiter>,
+    /// Which outbox lanes are running, for readiness.
+    pub lanes: Arc<LaneHealth>,
 }
 
 impl AppState {

@@ -14,7 +14,12 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "countersign",
         description = "Automation proposes suspensions and restores of 1Password users; responders decide in Slack; \
-                       countersign executes and records every step in a verifiable ledger.",
+                       countersign executes and records every step in a verifiable ledger. \
+                       Per 1Password user, actions execute in the order they were approved: an older \
+                       approved, failed or retrying proposal ends `superseded` (no call, `superseded_by` \
+                       names the newer one) once a newer one for the same user is approved. A suspend \
+                       proposed while a restore of the same user is pending ends that restore \
+                       (`denied` by the system); a restore proposed while a suspend is pending is 409.",
     ),
     modifiers(&BearerToken),
     tags(

@@ -16,23 +16,27 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the database takes a write (it is open and migrated); the body also reports the
-/// last Slack and 1Password call results, so an operator sees a failing dependency at once.
-/// Readiness: the database takes writes; also the last Slack and 1Password call results.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "The database is not writable")))]
+/// Ready when the database takes a write (it is open and migrated) and every outbox lane is
+/// running; the body also reports the last Slack and 1Password call results, so an operator
+/// sees a failing dependency at once.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "The database is not writable, or an outbox lane is not running")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let database = state.ledger.ping().await;
-    let status = if database.is_ok() {
+    let stopped = state.lanes.stopped();
+    let ready = database.is_ok() && stopped.is_empty();
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({
-        "status": if database.is_ok() { "ready" } else { "unavailable" },
+        "status": if ready { "ready" } else { "unavailable" },
         "database": match &database {
             Ok(()) => "writable".to_owned(),
             Err(error) => format!("not writable: {error}"),
         },
+        "lanes_stopped": stopped,
+        "job_panics": state.lanes.panics(),
         "slack": state.metrics.last_call("slack"),
         "onepassword": state.metrics.last_call("onepassword"),
     });

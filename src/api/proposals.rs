@@ -187,12 +187,12 @@ pub struct ProposalPage {
     request_body = ProposalBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h returns the same proposal")),
     responses(
-        (status = 201, description = "Created", body = Proposal),
+        (status = 201, description = "Created. A suspend for a user whose restore is pending is created too: containment wins, and countersign ends the restore (denied by `system`, reason naming the new alert)", body = Proposal),
         (status = 200, description = "Replayed, or folded into a pending proposal for the same user and action", body = Proposal),
         (status = 400, description = "Unparseable JSON", body = Problem),
         (status = 401, description = "Missing or bad token", body = Problem),
         (status = 403, description = "The token lacks propose:<action>", body = Problem),
-        (status = 409, description = "Idempotency or opposite-action conflict", body = Problem),
+        (status = 409, description = "Idempotency conflict, or a restore for a user whose suspend is pending", body = Problem),
         (status = 413, description = "Body over 64 KiB", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Invalid or unknown fields, or unknown 1Password user", body = Problem),
@@ -250,7 +250,9 @@ pub async fn create(
                 OpError::Transient {
                     retry_after: Some(d),
                     ..
-                } => d.as_secs().max(1),
+                } => d
+                    .as_secs()
+                    .clamp(1, state.timing.retry_after_cap.as_secs().max(1)),
                 _ => 30,
             };
             Err(Problem::new(

@@ -47,5 +47,6 @@ pub fn proposal(action: Action, required: u32) -> Proposal {
         execution: Execution::default(),
         slack: None,
         auto_approved_by: None,
+        superseded_by: None,
     }
 }

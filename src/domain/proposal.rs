@@ -40,6 +40,8 @@ impl Action {
     }
 }
 
+/// Where a proposal stands. `superseded`: a newer decision about the same 1Password user was
+/// approved after this one, which then made no call (`superseded_by` names it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -51,10 +53,12 @@ pub enum Status {
     Expired,
     Cancelled,
     Failed,
+    /// A newer decision about the same user was approved first; this one made no call.
+    Superseded,
 }
 
 impl Status {
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Pending,
         Status::Approved,
         Status::Executing,
@@ -63,6 +67,7 @@ impl Status {
         Status::Expired,
         Status::Cancelled,
         Status::Failed,
+        Status::Superseded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +80,7 @@ impl Status {
             Status::Expired => "expired",
             Status::Cancelled => "cancelled",
             Status::Failed => "failed",
+            Status::Superseded => "superseded",
         }
     }
 
@@ -174,7 +180,9 @@ pub struct Approval {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Denial {
-    pub slack_user_id: SlackUserId,
+    /// The approver who denied; `None` when countersign itself ended the proposal (a restore
+    /// overtaken by a new alert).
+    pub slack_user_id: Option<SlackUserId>,
     pub name: String,
     pub reason: Reason,
     pub at: DateTime<Utc>,
@@ -251,6 +259,9 @@ pub struct Proposal {
     /// The policy rule that approved this proposal, when no human did.
     #[serde(default)]
     pub auto_approved_by: Option<String>,
+    /// The newer proposal for the same user whose approval ended this one `superseded`.
+    #[serde(default)]
+    pub superseded_by: Option<ProposalId>,
 }
 
 /// A Slack user asking to approve or deny, as the adapter resolved them: `is_approver` is the
@@ -382,12 +393,43 @@ impl Proposal {
     ) -> Result<(), Refusal> {
         self.check_decider(decider, now)?;
         self.denial = Some(Denial {
-            slack_user_id: decider.slack_user_id.clone(),
+            slack_user_id: Some(decider.slack_user_id.clone()),
             name: decider.name.clone(),
             reason,
             at: now,
         });
         self.status = Status::Denied;
+        Ok(())
+    }
+
+    /// countersign ends a pending restore itself: a new alert about the same user arrived, and
+    /// containment wins over re-granting access (DESIGN §2, "Dedupe").
+    pub fn deny_by_system(&mut self, reason: Reason, now: DateTime<Utc>) -> Result<(), Refusal> {
+        if self.status != Status::Pending {
+            return Err(Refusal::NotPending(self.status));
+        }
+        self.denial = Some(Denial {
+            slack_user_id: None,
+            name: "countersign".into(),
+            reason,
+            at: now,
+        });
+        self.status = Status::Denied;
+        Ok(())
+    }
+
+    /// A newer decision about the same user was approved after this one: this proposal ends
+    /// without a call, so an older action can never undo a newer one.
+    pub fn supersede(&mut self, newer: ProposalId, now: DateTime<Utc>) -> Result<(), Refusal> {
+        if !matches!(
+            self.status,
+            Status::Approved | Status::Executing | Status::Failed
+        ) {
+            return Err(Refusal::NotExecutable(self.status));
+        }
+        self.status = Status::Superseded;
+        self.superseded_by = Some(newer);
+        self.execution.at = Some(now);
         Ok(())
     }
 
@@ -423,14 +465,16 @@ impl Proposal {
         Ok(())
     }
 
-    /// The worker claims an approved (or retried) proposal for execution.
-    pub fn start_execution(&mut self) -> Result<(), Refusal> {
-        if self.status != Status::Approved {
+    /// An attempt at the action begins: an approved (or retried) proposal starts executing,
+    /// and an executing one (rescheduled after a transient failure, or resumed after a crash)
+    /// tries again. Every attempt counts. Returns the attempt's number.
+    pub fn begin_attempt(&mut self) -> Result<u32, Refusal> {
+        if !matches!(self.status, Status::Approved | Status::Executing) {
             return Err(Refusal::NotExecutable(self.status));
         }
         self.status = Status::Executing;
         self.execution.attempts += 1;
-        Ok(())
+        Ok(self.execution.attempts)
     }
 
     pub fn finish_execution(&mut self, outcome: Outcome, state: UserState, now: DateTime<Utc>) {
@@ -498,6 +542,7 @@ impl Proposal {
                 | Status::Denied
                 | Status::Expired
                 | Status::Cancelled
+                | Status::Superseded
         );
         (announced && self.callback_url.is_some()).then_some(self.status)
     }
@@ -509,6 +554,20 @@ impl Proposal {
             .last()
             .map(|a| a.at)
             .unwrap_or(self.created_at)
+    }
+
+    /// When this proposal became approved, if it ever was: the time that orders decisions
+    /// about one user (DESIGN §2, per-user order).
+    pub fn decided_at(&self) -> Option<DateTime<Utc>> {
+        matches!(
+            self.status,
+            Status::Approved
+                | Status::Executing
+                | Status::Executed
+                | Status::Failed
+                | Status::Superseded
+        )
+        .then(|| self.approved_at())
     }
 
     pub fn approvals_count(&self) -> u32 {

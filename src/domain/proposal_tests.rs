@@ -123,17 +123,68 @@ fn only_the_requester_can_cancel() {
 fn execution_runs_only_once_approved() {
     let mut p = proposal(Action::Suspend, 1);
     assert_eq!(
-        p.start_execution(),
+        p.begin_attempt(),
         Err(Refusal::NotExecutable(Status::Pending))
     );
     p.approve(&approver("U0BOB", "bob@example.com"), at(1))
         .unwrap();
-    p.start_execution().unwrap();
-    assert_eq!(p.execution.attempts, 1);
+    assert_eq!(p.begin_attempt(), Ok(1));
+    assert_eq!(p.status, Status::Executing);
+}
+
+#[test]
+fn every_attempt_counts_including_those_after_a_transient_failure() {
+    let mut p = proposal(Action::Suspend, 1);
+    p.approve(&approver("U0BOB", "bob@example.com"), at(1))
+        .unwrap();
+    p.begin_attempt().unwrap();
+    assert_eq!(p.begin_attempt(), Ok(2));
+    assert_eq!(p.execution.attempts, 2);
+}
+
+#[test]
+fn an_executed_proposal_attempts_no_more() {
+    let mut p = proposal(Action::Suspend, 1);
+    p.approve(&approver("U0BOB", "bob@example.com"), at(1))
+        .unwrap();
+    p.begin_attempt().unwrap();
+    p.finish_execution(Outcome::Suspended, UserState::Suspended, at(2));
     assert_eq!(
-        p.start_execution(),
-        Err(Refusal::NotExecutable(Status::Executing))
+        p.begin_attempt(),
+        Err(Refusal::NotExecutable(Status::Executed))
     );
+}
+
+#[test]
+fn an_approved_proposal_is_superseded_by_a_newer_decision_and_names_it() {
+    let mut p = proposal(Action::Restore, 2);
+    p.approve(&approver("U0BOB", "bob@example.com"), at(1))
+        .unwrap();
+    p.approve(&approver("U0CAT", "cat@example.com"), at(2))
+        .unwrap();
+    let newer = ProposalId::new();
+    p.supersede(newer, at(3)).unwrap();
+    assert_eq!(p.status, Status::Superseded);
+    assert_eq!(p.superseded_by, Some(newer));
+    assert_eq!(p.callback_event(), None, "no callback_url in the fixture");
+}
+
+#[test]
+fn a_pending_proposal_cannot_be_superseded() {
+    let mut p = proposal(Action::Suspend, 1);
+    assert_eq!(
+        p.supersede(ProposalId::new(), at(1)),
+        Err(Refusal::NotExecutable(Status::Pending))
+    );
+}
+
+#[test]
+fn the_system_denies_a_pending_restore_without_a_slack_user() {
+    let mut p = proposal(Action::Restore, 2);
+    let reason = Reason::parse("new alert ldt:1 while the restore was pending").unwrap();
+    p.deny_by_system(reason, at(1)).unwrap();
+    assert_eq!(p.status, Status::Denied);
+    assert_eq!(p.denial.unwrap().slack_user_id, None);
 }
 
 #[test]
@@ -141,7 +192,7 @@ fn a_failed_execution_can_be_retried_by_an_approver() {
     let mut p = proposal(Action::Suspend, 1);
     p.approve(&approver("U0BOB", "bob@example.com"), at(1))
         .unwrap();
-    p.start_execution().unwrap();
+    p.begin_attempt().unwrap();
     p.fail_execution("403 no_owner_remain".into(), at(2));
     p.retry(&approver("U0CAT", "cat@example.com")).unwrap();
     assert_eq!(p.status, Status::Approved);
@@ -159,7 +210,7 @@ fn a_retry_follows_the_decision_identity_rules() {
     let mut p = proposal(Action::Suspend, 1);
     p.approve(&approver("U0BOB", "bob@example.com"), at(1))
         .unwrap();
-    p.start_execution().unwrap();
+    p.begin_attempt().unwrap();
     p.fail_execution("500".into(), at(2));
     assert_eq!(
         p.retry(&approver("U0ALI", "alice@example.com")),

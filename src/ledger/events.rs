@@ -28,6 +28,7 @@ pub enum EventKind {
     ProposalDenied,
     ProposalExpired,
     ProposalCancelled,
+    ProposalSuperseded,
     SlackCardPosted,
     ExecutionStarted,
     ExecutionAttemptFailed,
@@ -50,6 +51,7 @@ impl EventKind {
             EventKind::ProposalDenied => "proposal.denied",
             EventKind::ProposalExpired => "proposal.expired",
             EventKind::ProposalCancelled => "proposal.cancelled",
+            EventKind::ProposalSuperseded => "proposal.superseded",
             EventKind::SlackCardPosted => "slack.card_posted",
             EventKind::ExecutionStarted => "execution.started",
             EventKind::ExecutionAttemptFailed => "execution.attempt_failed",
@@ -79,6 +81,28 @@ impl Tx {
         };
         self.head = Some(head.clone());
         Ok(head)
+    }
+
+    /// The payloads of a proposal's `execution.*` events, oldest first, with their kinds: what
+    /// every earlier attempt did, read inside the transaction that starts or records the next.
+    pub async fn execution_events(&mut self, id: ProposalId) -> Result<Vec<(String, Value)>> {
+        let rows = sqlx::query(
+            "SELECT kind, payload FROM ledger_events
+             WHERE proposal_id = ? AND kind LIKE 'execution.%' ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&mut *self.inner)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let payload: String = row.get("payload");
+                (
+                    row.get("kind"),
+                    serde_json::from_str(&payload).unwrap_or(Value::Null),
+                )
+            })
+            .collect())
     }
 
     /// How many proposals `actor` approved since `since` (an auto-approve rule's hourly use).

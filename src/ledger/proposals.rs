@@ -40,8 +40,8 @@ impl Tx {
     pub async fn insert_proposal(&mut self, proposal: &Proposal, now: DateTime<Utc>) -> Result<()> {
         sqlx::query(
             "INSERT INTO proposals (id, action, status, target_user_id, requester_token_id,
-                 created_at, expires_at, slack_channel, slack_ts, document, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 created_at, expires_at, approved_at, slack_channel, slack_ts, document, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(proposal.id.to_string())
         .bind(proposal.action.as_str())
@@ -50,6 +50,7 @@ impl Tx {
         .bind(token_id(proposal))
         .bind(timestamp(proposal.created_at))
         .bind(timestamp(proposal.expires_at))
+        .bind(proposal.decided_at().map(timestamp))
         .bind(proposal.slack.as_ref().map(|s| s.channel.as_str()))
         .bind(proposal.slack.as_ref().map(|s| s.ts.as_str()))
         .bind(encode(proposal))
@@ -62,11 +63,12 @@ impl Tx {
     /// Writes the proposal's new state. The caller read it in this same transaction.
     pub async fn save_proposal(&mut self, proposal: &Proposal, now: DateTime<Utc>) -> Result<()> {
         sqlx::query(
-            "UPDATE proposals SET status = ?, slack_channel = ?, slack_ts = ?, expires_at = ?,
-                 document = ?, updated_at = ?
+            "UPDATE proposals SET status = ?, approved_at = ?, slack_channel = ?, slack_ts = ?,
+                 expires_at = ?, document = ?, updated_at = ?
              WHERE id = ?",
         )
         .bind(proposal.status.as_str())
+        .bind(proposal.decided_at().map(timestamp))
         .bind(proposal.slack.as_ref().map(|s| s.channel.as_str()))
         .bind(proposal.slack.as_ref().map(|s| s.ts.as_str()))
         .bind(timestamp(proposal.expires_at))
@@ -130,6 +132,48 @@ impl Tx {
         .await?;
         id.map(|id| ProposalId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into())))
             .transpose()
+    }
+
+    /// The latest decision about the same user approved after `proposal` was, if any: its
+    /// approval overtakes this one, which must then make no call (DESIGN §2).
+    pub async fn newer_decision_than(&mut self, proposal: &Proposal) -> Result<Option<ProposalId>> {
+        let Some(decided) = proposal.decided_at() else {
+            return Ok(None);
+        };
+        let decided = timestamp(decided);
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM proposals
+             WHERE target_user_id = ?1 AND id <> ?2 AND approved_at IS NOT NULL
+               AND (approved_at > ?3 OR (approved_at = ?3 AND id > ?2))
+             ORDER BY approved_at DESC, id DESC LIMIT 1",
+        )
+        .bind(proposal.target.id.as_str())
+        .bind(proposal.id.to_string())
+        .bind(decided)
+        .fetch_optional(&mut *self.inner)
+        .await?;
+        id.map(|id| ProposalId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into())))
+            .transpose()
+    }
+
+    /// Decisions about the same user approved before `proposal` that have not started a call
+    /// (approved, or failed and waiting for a Retry).
+    pub async fn older_waiting_decisions(&mut self, proposal: &Proposal) -> Result<Vec<Proposal>> {
+        let Some(decided) = proposal.decided_at() else {
+            return Ok(vec![]);
+        };
+        let rows = sqlx::query(
+            "SELECT document FROM proposals
+             WHERE target_user_id = ?1 AND id <> ?2 AND status IN ('approved', 'failed')
+               AND (approved_at < ?3 OR (approved_at = ?3 AND id < ?2))
+             ORDER BY approved_at",
+        )
+        .bind(proposal.target.id.as_str())
+        .bind(proposal.id.to_string())
+        .bind(timestamp(decided))
+        .fetch_all(&mut *self.inner)
+        .await?;
+        rows.iter().map(|r| decode(r.get("document"))).collect()
     }
 
     /// The pending proposal for this user and action, if there is one.

@@ -154,13 +154,17 @@ fn status_line(p: &Proposal) -> String {
         ),
         Status::Denied => match &p.denial {
             Some(d) => format!(
-                ":no_entry: *Denied* by <@{}> {}: {}",
-                d.slack_user_id,
+                ":no_entry: *Denied* by {} {}: {}",
+                denier(d),
                 slack_time(d.at),
                 escape(d.reason.as_str())
             ),
             None => ":no_entry: *Denied*".to_owned(),
         },
+        Status::Superseded => format!(
+            ":fast_forward: *Superseded*: {} · this proposal made no change",
+            superseded_by(p)
+        ),
         Status::Expired => format!(
             ":alarm_clock: *Expired* {} with {}",
             slack_time(p.expires_at),
@@ -171,6 +175,31 @@ fn status_line(p: &Proposal) -> String {
             requester(p)
         ),
     }
+}
+
+/// Who denied: the approver, or countersign itself when a new alert ended a pending restore.
+fn denier(denial: &crate::domain::Denial) -> String {
+    match &denial.slack_user_id {
+        Some(user) => format!("<@{user}>"),
+        None => "countersign".to_owned(),
+    }
+}
+
+fn superseded_by(p: &Proposal) -> String {
+    match p.superseded_by {
+        Some(newer) => format!(
+            "a newer decision about this user (proposal `{newer}`) was approved after this one"
+        ),
+        None => "a newer decision about this user was approved after this one".to_owned(),
+    }
+}
+
+/// The thread reply announcing that a newer decision overtook this proposal.
+pub fn superseded_reply(p: &Proposal) -> String {
+    format!(
+        ":fast_forward: Superseded: {}; countersign made no call for this proposal.",
+        superseded_by(p)
+    )
 }
 
 fn button(action_id: &str, label: &str, proposal: &Proposal) -> SlackBlockButtonElement {

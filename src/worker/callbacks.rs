@@ -82,7 +82,7 @@ pub(super) async fn deliver(
     )
     .await?;
     if delivered {
-        tx.complete_job(claimed.id, now).await?;
+        tx.complete_job(claimed, now).await?;
     }
     tx.commit().await?;
     if delivered {

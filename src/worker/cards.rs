@@ -72,7 +72,7 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
     match (&claimed.job, slack) {
         (Job::PostCard, Some(_)) => {
             // Already posted (a retry after the post was recorded): never post a second card.
-            state.ledger.complete_job(claimed.id, Utc::now()).await?;
+            state.ledger.complete_job(claimed, Utc::now()).await?;
         }
         (Job::PostCard, None) => {
             let channel = state.slack_settings.channel.clone();
@@ -96,7 +96,7 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
                 now,
             )
             .await?;
-            tx.complete_job(claimed.id, now).await?;
+            tx.complete_job(claimed, now).await?;
             tx.commit().await?;
             tracing::info!(proposal_id = %id, %channel, %ts, "card posted");
             // The proposal may have changed while the post was in flight; show its state now.
@@ -121,7 +121,7 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
             {
                 return Ok(retry(claimed, error));
             }
-            state.ledger.complete_job(claimed.id, Utc::now()).await?;
+            state.ledger.complete_job(claimed, Utc::now()).await?;
         }
         (Job::ThreadReply { text }, Some(at)) => {
             if let Err(error) = state
@@ -131,7 +131,7 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
             {
                 return Ok(retry(claimed, error));
             }
-            state.ledger.complete_job(claimed.id, Utc::now()).await?;
+            state.ledger.complete_job(claimed, Utc::now()).await?;
         }
         (Job::Execute | Job::Callback { .. }, _) => {
             unreachable!("only Slack jobs run in the Slack lane")

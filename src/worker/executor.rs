@@ -1,107 +1,105 @@
-//! Carrying out an approved action in 1Password (DESIGN §6): read the user first, act only if
-//! they are not already in the target state, then read back and record what 1Password shows.
-//! A crash after the call but before the record is repaired by the read-first on resume.
+//! Carrying out an approved action in 1Password (DESIGN §6). Before every attempt (first,
+//! rescheduled or resumed) the executor checks, under the write lock, that no newer decision
+//! about the same user was approved; if one was, this proposal ends `superseded` without a
+//! call. The attempt itself (`attempt.rs`) reads first, acts if needed and reads back; its
+//! outcome is recorded only by the worker still holding the job's lease, and a stale worker's
+//! calls are recorded all the same.
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use super::attempt::{self, Attempt, Done, History};
 use super::{backoff, JobResult};
-use crate::domain::{Action, Outcome, Proposal, Status, UserState};
-use crate::ledger::{ClaimedJob, EventKind, Job};
+use crate::domain::{Proposal, Status};
+use crate::ledger::{ClaimedJob, EventKind, Job, Tx};
 use crate::onepassword::OpError;
 use crate::slack::card;
 use crate::state::AppState;
+use crate::supersession;
 
 /// Transient failures are retried this many times before the proposal is marked failed.
 const MAX_ATTEMPTS: u32 = 6;
 
-/// What the calls to 1Password produced.
-struct Done {
-    outcome: Outcome,
-    state: UserState,
-    calls: Vec<Value>,
-}
+const INTERRUPTED: &str = "the previous attempt ended without a record (its worker stopped or lost its lease), so its calls may have reached 1Password unrecorded; this attempt reads the user first";
 
-fn state_name(state: UserState) -> Value {
+fn state_name(state: crate::domain::UserState) -> Value {
     serde_json::to_value(state).unwrap_or(Value::Null)
 }
 
-async fn act(state: &AppState, proposal: &Proposal) -> Result<Done, (OpError, Vec<Value>)> {
-    let op = &state.onepassword;
-    let id = &proposal.target.id;
-    let mut calls = vec![];
-    let before = op.get_user(id).await.map_err(|e| (e, calls.clone()))?;
-    calls.push(json!({"request": format!("GET users/{id}"), "state": state_name(before.state)}));
-    if let Some(outcome) = Outcome::already(proposal.action, before.state) {
-        return Ok(Done {
-            outcome,
-            state: before.state,
-            calls,
-        });
-    }
-    let (verb, answer) = match proposal.action {
-        Action::Suspend => ("suspend", op.suspend(id).await),
-        Action::Restore => ("reactivate", op.reactivate(id).await),
-    };
-    let answer = answer.map_err(|e| (e, calls.clone()))?;
-    calls.push(
-        json!({"request": format!("POST users/{id}:{verb}"), "state": state_name(answer.state)}),
-    );
-    let after = op.get_user(id).await.map_err(|e| (e, calls.clone()))?;
-    calls.push(json!({"request": format!("GET users/{id}"), "state": state_name(after.state)}));
-    let wanted = proposal.action.target_state();
-    if after.state != wanted {
-        let message = format!(
-            "read-back shows {:?} after {verb}, expected {:?}",
-            after.state, wanted
-        );
-        return Err((OpError::unreadable(message), calls));
-    }
-    Ok(Done {
-        outcome: Outcome::done(proposal.action),
-        state: after.state,
-        calls,
-    })
+fn calls_json(calls: &[attempt::Call]) -> Value {
+    serde_json::to_value(calls).unwrap_or(Value::Null)
+}
+
+/// What the executor decided under the write lock before calling 1Password.
+enum Begun {
+    /// Make the calls, as attempt `number`, knowing what earlier attempts did.
+    Attempt {
+        proposal: Box<Proposal>,
+        number: u32,
+        history: History,
+    },
+    /// Nothing to call: the job is recorded as done.
+    Finished,
 }
 
 pub(super) async fn execute(
     state: &AppState,
     claimed: &ClaimedJob,
 ) -> Result<JobResult, sqlx::Error> {
+    match begin(state, claimed).await? {
+        Begun::Finished => Ok(JobResult::Done),
+        Begun::Attempt {
+            proposal,
+            number,
+            history,
+        } => {
+            let attempt = attempt::run(&state.onepassword, &proposal, &history).await;
+            record(state, claimed, number, &history, attempt).await
+        }
+    }
+}
+
+async fn begin(state: &AppState, claimed: &ClaimedJob) -> Result<Begun, sqlx::Error> {
     let id = claimed.proposal_id;
     let now = Utc::now();
-
-    // Claim the proposal for execution: approved → executing, in one transaction. A proposal
-    // already executing was claimed by an earlier run that died; resume it.
     let mut tx = state.ledger.begin().await?;
     let Some(mut proposal) = tx.proposal(id).await? else {
-        return Ok(JobResult::Abandon("no such proposal".into()));
+        tx.complete_job(claimed, now).await?;
+        tx.commit().await?;
+        return Ok(Begun::Finished);
     };
-    let resumed = match proposal.status {
-        Status::Approved => {
-            proposal
-                .start_execution()
-                .expect("an approved proposal can start");
-            tx.save_proposal(&proposal, now).await?;
-            tx.enqueue(id, Job::UpdateCard, now).await?;
-            false
-        }
-        // Resumed after a worker died mid-run: its calls may have reached 1Password before it
-        // could record them, so the event says so and the read-first below finds out.
-        Status::Executing => true,
-        other => {
-            // Nothing to do (already executed, or never approved): never act twice.
-            tx.complete_job(claimed.id, now).await?;
-            tx.commit().await?;
-            tracing::info!(proposal_id = %id, status = %other, "execute job found nothing to do");
-            return Ok(JobResult::Done);
-        }
-    };
-    let payload = json!({
-        "attempt": proposal.execution.attempts, "action": proposal.action.as_str(), "resumed": resumed,
+    if !matches!(proposal.status, Status::Approved | Status::Executing) {
+        // Already executed, superseded, or never approved: never act twice.
+        tx.complete_job(claimed, now).await?;
+        tx.commit().await?;
+        tracing::info!(proposal_id = %id, status = %proposal.status, "execute job found nothing to do");
+        return Ok(Begun::Finished);
+    }
+    if let Some(newer) = tx.newer_decision_than(&proposal).await? {
+        let superseded = supersession::record(&mut tx, proposal, newer, now).await?;
+        metrics(state, &superseded);
+        tx.complete_job(claimed, now).await?;
+        tx.commit().await?;
+        state.wake_worker();
+        return Ok(Begun::Finished);
+    }
+    let history = History::of(&tx.execution_events(id).await?);
+    let was_approved = proposal.status == Status::Approved;
+    let number = proposal
+        .begin_attempt()
+        .expect("an approved or executing proposal can attempt");
+    tx.save_proposal(&proposal, now).await?;
+    if was_approved {
+        tx.enqueue(id, Job::UpdateCard, now).await?;
+    }
+    let mut payload = json!({
+        "attempt": number, "action": proposal.action.as_str(), "resumed": history.interrupted,
     });
+    if history.interrupted {
+        payload["interrupted"] = json!(INTERRUPTED);
+    }
     tx.append(
         Some(id),
         EventKind::ExecutionStarted,
@@ -112,36 +110,41 @@ pub(super) async fn execute(
     .await?;
     tx.commit().await?;
     state.wake_worker();
+    Ok(Begun::Attempt {
+        proposal: Box::new(proposal),
+        number,
+        history,
+    })
+}
 
-    let result = act(state, &proposal).await;
+async fn record(
+    state: &AppState,
+    claimed: &ClaimedJob,
+    number: u32,
+    history: &History,
+    attempt: Attempt,
+) -> Result<JobResult, sqlx::Error> {
+    let id = claimed.proposal_id;
     let now = Utc::now();
     let mut tx = state.ledger.begin().await?;
-    let mut proposal = tx.proposal(id).await?.expect("the proposal exists");
-    if proposal.status != Status::Executing {
-        // Another worker took this job over and recorded it first; never record twice.
-        tx.complete_job(claimed.id, now).await?;
+    let current = tx.proposal(id).await?;
+    let holder = tx.holds_lease(claimed).await?;
+    let Some(mut proposal) = current.filter(|p| holder && p.status == Status::Executing) else {
+        // The lease passed to another worker, which owns the outcome; every call this one
+        // made is still on the record.
+        record_stale(&mut tx, claimed, number, &attempt, now).await?;
         tx.commit().await?;
+        tracing::warn!(proposal_id = %id, attempt = number, "lost the job's lease; recorded the calls, left the outcome to the holder");
         return Ok(JobResult::Done);
-    }
-    match result {
-        Ok(done) => {
-            proposal.finish_execution(done.outcome, done.state, now);
-            let payload = json!({
-                "outcome": done.outcome.as_str(), "state": state_name(done.state), "calls": done.calls,
-            });
-            tx.append(
-                Some(id),
-                EventKind::ExecutionSucceeded,
-                "system",
-                payload,
-                now,
-            )
-            .await?;
-            tracing::info!(proposal_id = %id, outcome = done.outcome.as_str(), "executed");
-        }
-        Err((error, calls)) => {
+    };
+    let ended = match &attempt.ended {
+        Ok(done) => Ok(*done),
+        Err(error) => {
             let transient = matches!(error, OpError::Transient { .. });
-            let payload = json!({"attempt": claimed.attempts, "error": error.to_string(), "transient": transient, "calls": calls});
+            let payload = json!({
+                "attempt": number, "error": error.to_string(), "transient": transient,
+                "calls": calls_json(&attempt.calls),
+            });
             tx.append(
                 Some(id),
                 EventKind::ExecutionAttemptFailed,
@@ -150,37 +153,20 @@ pub(super) async fn execute(
                 now,
             )
             .await?;
+            let done = attempt::reported_done(&proposal, history, &attempt);
             if transient && claimed.attempts < MAX_ATTEMPTS {
                 tx.commit().await?;
-                let after = match &error {
-                    OpError::Transient {
-                        retry_after: Some(d),
-                        ..
-                    } => *d,
-                    _ => backoff(claimed.attempts, Duration::from_secs(60)),
-                };
                 return Ok(JobResult::Retry {
-                    after,
+                    after: retry_after(error, claimed.attempts),
                     error: error.to_string(),
                 });
             }
-            proposal.fail_execution(error.to_string(), now);
-            tx.append(
-                Some(id),
-                EventKind::ExecutionFailed,
-                "system",
-                json!({"error": error.to_string()}),
-                now,
-            )
-            .await?;
-            tracing::error!(proposal_id = %id, %error, "execution failed");
+            // Out of attempts: 1Password's own answer, if it said done, is the outcome.
+            done.ok_or_else(|| error.clone())
         }
-    }
-    state.metrics.executed(
-        proposal.action.as_str(),
-        proposal.status.as_str(),
-        proposal.approved_at(),
-    );
+    };
+    conclude(&mut tx, &mut proposal, number, ended, &attempt.calls, now).await?;
+    metrics(state, &proposal);
     tx.save_proposal(&proposal, now).await?;
     tx.enqueue(id, Job::UpdateCard, now).await?;
     tx.enqueue(
@@ -192,8 +178,97 @@ pub(super) async fn execute(
     )
     .await?;
     tx.enqueue_callback(&proposal, now).await?;
-    tx.complete_job(claimed.id, now).await?;
+    tx.complete_job(claimed, now).await?;
     tx.commit().await?;
     state.wake_worker();
     Ok(JobResult::Done)
+}
+
+/// Writes how the execution ended: executed with its outcome, or failed with the error.
+async fn conclude(
+    tx: &mut Tx,
+    proposal: &mut Proposal,
+    number: u32,
+    ended: Result<Done, OpError>,
+    calls: &[attempt::Call],
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let id = proposal.id;
+    match ended {
+        Ok(done) => {
+            proposal.finish_execution(done.outcome, done.state, now);
+            let payload = json!({
+                "attempt": number, "outcome": done.outcome.as_str(),
+                "state": state_name(done.state), "calls": calls_json(calls),
+            });
+            tx.append(
+                Some(id),
+                EventKind::ExecutionSucceeded,
+                "system",
+                payload,
+                now,
+            )
+            .await?;
+            tracing::info!(proposal_id = %id, outcome = done.outcome.as_str(), "executed");
+        }
+        Err(error) => {
+            proposal.fail_execution(error.to_string(), now);
+            tx.append(
+                Some(id),
+                EventKind::ExecutionFailed,
+                "system",
+                json!({"attempt": number, "error": error.to_string()}),
+                now,
+            )
+            .await?;
+            tracing::error!(proposal_id = %id, %error, "execution failed");
+        }
+    }
+    Ok(())
+}
+
+/// A worker whose lease passed to another records what it did, and nothing else.
+async fn record_stale(
+    tx: &mut Tx,
+    claimed: &ClaimedJob,
+    number: u32,
+    attempt: &Attempt,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let ended = match &attempt.ended {
+        Ok(done) => format!("its calls ended with 1Password showing {:?}", done.state),
+        Err(error) => error.to_string(),
+    };
+    let payload = json!({
+        "attempt": number, "stale": true, "transient": false,
+        "error": format!("this worker's lease on the job had passed to another worker before it could record attempt {number}; {ended}"),
+        "calls": calls_json(&attempt.calls),
+    });
+    tx.append(
+        Some(claimed.proposal_id),
+        EventKind::ExecutionAttemptFailed,
+        "system",
+        payload,
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+fn retry_after(error: &OpError, attempts: u32) -> Duration {
+    match error {
+        OpError::Transient {
+            retry_after: Some(after),
+            ..
+        } => *after,
+        _ => backoff(attempts, Duration::from_secs(60)),
+    }
+}
+
+fn metrics(state: &AppState, proposal: &Proposal) {
+    state.metrics.executed(
+        proposal.action.as_str(),
+        proposal.status.as_str(),
+        proposal.approved_at(),
+    );
 }

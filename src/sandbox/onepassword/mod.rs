@@ -116,7 +116,28 @@ struct FakeState {
     requests: Vec<RecordedRequest>,
     injected: Option<InjectedFailure>,
     user_failures: HashMap<String, (u16, String)>,
+    /// Per user and verb ("suspend" / "reactivate"): the answer every such call gets.
+    action_failures: HashMap<(String, String), InjectedAnswer>,
+    /// Per user: once a mutation of them succeeds, this many GETs of them fail.
+    read_failures_after_mutation: HashMap<String, ReadFault>,
+    /// The next mutation is held this long before 1Password acts on it.
+    hold_next_mutation: Option<Duration>,
     delay: Duration,
+}
+
+/// GETs of a user that fail once a mutation of them went through.
+#[derive(Clone, Copy, Debug)]
+struct ReadFault {
+    armed: bool,
+    remaining: usize,
+    answer: InjectedAnswer,
+}
+
+/// An error the stand-in answers instead of doing the work.
+#[derive(Clone, Copy, Debug)]
+struct InjectedAnswer {
+    status: u16,
+    retry_after: Option<u64>,
 }
 
 struct InjectedFailure {
@@ -245,6 +266,52 @@ impl FakeOnePassword {
         self.lock()
             .user_failures
             .insert(id.to_owned(), (status, message.to_owned()));
+    }
+
+    /// Every `:{verb}` of this user answers `status` (with `Retry-After` if given) and changes
+    /// nothing, until [`FakeOnePassword::clear_action_failure`].
+    pub fn fail_action(&self, id: &str, verb: &str, status: u16, retry_after: Option<u64>) {
+        self.lock().action_failures.insert(
+            (id.to_owned(), verb.to_owned()),
+            InjectedAnswer {
+                status,
+                retry_after,
+            },
+        );
+    }
+
+    pub fn clear_action_failure(&self, id: &str, verb: &str) {
+        self.lock()
+            .action_failures
+            .remove(&(id.to_owned(), verb.to_owned()));
+    }
+
+    /// Once the next suspend or reactivate of this user succeeds, the following `count` GETs of
+    /// them answer `status`: a read-back lost after the change was made.
+    pub fn fail_reads_after_mutation(
+        &self,
+        id: &str,
+        count: usize,
+        status: u16,
+        retry_after: Option<u64>,
+    ) {
+        let fault = ReadFault {
+            armed: false,
+            remaining: count,
+            answer: InjectedAnswer {
+                status,
+                retry_after,
+            },
+        };
+        self.lock()
+            .read_failures_after_mutation
+            .insert(id.to_owned(), fault);
+    }
+
+    /// The next suspend or reactivate waits this long before 1Password acts on it and answers,
+    /// as a stalled call does.
+    pub fn hold_next_mutation(&self, hold: Duration) {
+        self.lock().hold_next_mutation = Some(hold);
     }
 
     /// Lifts a `fail_user` fault, as when an admin fixes what 1Password refused.

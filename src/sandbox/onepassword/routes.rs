@@ -12,7 +12,10 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::wire::{base64, invalid_argument, op_error, page_token};
-use super::{lock, FakeOnePassword, LastPage, RecordedRequest, Role, Shared, TOKEN_LIFETIME_SECS};
+use super::{
+    lock, FakeOnePassword, InjectedAnswer, LastPage, RecordedRequest, Role, Shared,
+    TOKEN_LIFETIME_SECS,
+};
 
 /// "List users": `max_page_size` defaults to 25 and may be at most 1000.
 const DEFAULT_PAGE_SIZE: usize = 25;
@@ -255,12 +258,29 @@ async fn list_users(
     Json(body).into_response()
 }
 
+/// The injected error as the Users API would send it.
+fn injected(answer: InjectedAnswer) -> Response {
+    let mut response = op_error(answer.status, "injected failure");
+    if let Some(secs) = answer.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
 /// "Get a user".
 async fn get_user(
     State(state): State<Shared>,
     Path((account, user)): Path<(String, String)>,
 ) -> Response {
-    let s = lock(&state);
+    let mut s = lock(&state);
+    if let Some(fault) = s.read_failures_after_mutation.get_mut(&user) {
+        if fault.armed && fault.remaining > 0 {
+            fault.remaining -= 1;
+            return injected(fault.answer);
+        }
+    }
     match s.users.iter().find(|u| u.id == user) {
         Some(u) => Json(u.to_json(&account)).into_response(),
         None => op_error(404, "user not found"),
@@ -282,12 +302,22 @@ async fn mutate_user(
         "reactivate" => "ACTIVE",
         _ => return op_error(404, "not found"),
     };
+    let hold = lock(&state).hold_next_mutation.take();
+    if let Some(hold) = hold {
+        tokio::time::sleep(hold).await;
+    }
     let mut s = lock(&state);
     let Some(index) = s.users.iter().position(|u| u.id == user_id) else {
         return op_error(404, "user not found");
     };
     if let Some((status, message)) = s.user_failures.get(user_id) {
         return op_error(*status, message);
+    }
+    if let Some(answer) = s
+        .action_failures
+        .get(&(user_id.to_owned(), verb.to_owned()))
+    {
+        return injected(*answer);
     }
     let user = &s.users[index];
     if verb == "suspend" && user.state != "SUSPENDED" {
@@ -304,5 +334,9 @@ async fn mutate_user(
     }
     let user = &mut s.users[index];
     user.state = new_state.to_owned();
-    Json(user.to_json(&account)).into_response()
+    let answer = Json(user.to_json(&account)).into_response();
+    if let Some(fault) = s.read_failures_after_mutation.get_mut(user_id) {
+        fault.armed = true;
+    }
+    answer
 }
