@@ -61,6 +61,15 @@ pub struct ServeArgs {
     /// The longest a Retry-After from 1Password or Slack may postpone a job, in seconds.
     #[arg(long, env = "RETRY_AFTER_CAP_SECS", default_value_t = 300)]
     pub retry_after_cap_secs: u64,
+    /// The longest wait between tries to post a pending proposal's card, in ms (at most 60 s).
+    #[arg(long, env = "CARD_RETRY_CAP_MS", default_value_t = 60_000, hide = true)]
+    pub card_retry_cap_ms: u64,
+    /// Seconds a pending proposal may wait for its card before /readyz reports it overdue.
+    #[arg(long, env = "CARD_OVERDUE_SECS", default_value_t = 30, hide = true)]
+    pub card_overdue_secs: u64,
+    /// Seconds graceful shutdown waits for acknowledged slash commands to finish.
+    #[arg(long, env = "COMMAND_DRAIN_SECS", default_value_t = 10, hide = true)]
+    pub command_drain_secs: u64,
     /// Requests per minute each API token may make.
     #[arg(long, env = "API_RATE_LIMIT", default_value_t = 600)]
     pub api_rate_limit: u32,
@@ -69,6 +78,7 @@ pub struct ServeArgs {
     pub policy: Option<String>,
 }
 
+/// Slack's settings. `Debug` shows no secret.
 #[derive(Clone)]
 pub struct SlackSettings {
     pub bot_token: String,
@@ -79,6 +89,7 @@ pub struct SlackSettings {
     pub api_url: String,
 }
 
+/// Everything `serve` runs with. `Debug` shows no secret.
 #[derive(Clone)]
 pub struct Settings {
     pub database_url: String,
@@ -90,6 +101,37 @@ pub struct Settings {
     pub callback_secret: Option<String>,
     pub api_rate_limit: u32,
     pub timing: Timing,
+}
+
+impl std::fmt::Debug for SlackSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackSettings")
+            .field("bot_token", &"[redacted]")
+            .field("signing_secret", &"[redacted]")
+            .field("channel", &self.channel)
+            .field("audit_channel", &self.audit_channel)
+            .field("team_id", &self.team_id)
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &self.database_url)
+            .field("bind_addr", &self.bind_addr)
+            .field("slack", &self.slack)
+            .field("onepassword", &self.onepassword)
+            .field("callback_allowed_hosts", &self.callback_allowed_hosts)
+            .field(
+                "callback_secret",
+                &self.callback_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("api_rate_limit", &self.api_rate_limit)
+            .field("timing", &self.timing)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Intervals of the background work; defaults suit production, tests shorten them.
@@ -106,6 +148,12 @@ pub struct Timing {
     /// The longest any `Retry-After` (from 1Password, Slack or a callback receiver) may
     /// postpone a job.
     pub retry_after_cap: Duration,
+    /// The longest wait between tries to post a pending proposal's card.
+    pub card_retry_cap: Duration,
+    /// How long a pending proposal may wait for its card before `/readyz` calls it overdue.
+    pub card_overdue_after: Duration,
+    /// How long shutdown waits for acknowledged slash commands to finish.
+    pub command_drain: Duration,
 }
 
 impl Default for Timing {
@@ -116,6 +164,9 @@ impl Default for Timing {
             sweep_every: Duration::from_secs(15),
             checkpoint_every: Duration::from_secs(3600),
             retry_after_cap: Duration::from_secs(300),
+            card_retry_cap: Duration::from_secs(60),
+            card_overdue_after: Duration::from_secs(30),
+            command_drain: Duration::from_secs(10),
         }
     }
 }
@@ -217,6 +268,9 @@ impl Settings {
                 sweep_every: Duration::from_millis(args.sweep_interval_ms.max(50)),
                 checkpoint_every: Duration::from_secs(args.checkpoint_interval_secs.max(1)),
                 retry_after_cap: Duration::from_secs(args.retry_after_cap_secs.max(1)),
+                card_retry_cap: Duration::from_millis(args.card_retry_cap_ms.clamp(10, 60_000)),
+                card_overdue_after: Duration::from_secs(args.card_overdue_secs),
+                command_drain: Duration::from_secs(args.command_drain_secs),
             },
             callback_allowed_hosts: args
                 .callback_allowed_hosts
@@ -248,4 +302,59 @@ pub fn load_policy(path: &str) -> Result<Policy, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::Invalid(format!("cannot read policy {path}: {e}")))?;
     Policy::parse(&text).map_err(|e| ConfigError::Invalid(format!("{path}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            database_url: "sqlite://countersign.db".into(),
+            bind_addr: "127.0.0.1:8080".parse().unwrap(),
+            slack: SlackSettings {
+                bot_token: "xoxb-secret-bot-token".into(),
+                signing_secret: "slack-signing-secret".into(),
+                channel: "C01".into(),
+                audit_channel: None,
+                team_id: None,
+                api_url: "https://slack.com/api".into(),
+            },
+            onepassword: OnePasswordConfig {
+                base_url: "https://api.1password.com".into(),
+                api_version: "v1beta1".into(),
+                account: AccountId::parse("A1B2C3D4E5F6G7H8J9K0L1M2N3").unwrap(),
+                client_id: "client".into(),
+                client_secret: "op-client-secret".into(),
+                timeout: Duration::from_secs(20),
+            },
+            policy: Policy::parse("[approvers]\nusers = [\"U0BOB\"]\n").unwrap(),
+            callback_allowed_hosts: vec![],
+            callback_secret: Some("callback-signing-secret".into()),
+            api_rate_limit: 600,
+            timing: Timing::default(),
+        }
+    }
+
+    #[test]
+    fn settings_never_show_a_secret_in_debug() {
+        let shown = format!("{:?}", settings());
+        for secret in [
+            "xoxb-secret-bot-token",
+            "slack-signing-secret",
+            "op-client-secret",
+            "callback-signing-secret",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("C01"), "non-secret settings still show");
+    }
+
+    #[test]
+    fn an_api_version_is_one_path_segment() {
+        assert_eq!(parse_api_version(" v1 ").unwrap(), "v1");
+        for bad in ["", "v1/../admin", "v1?x", "https://evil.example"] {
+            assert!(parse_api_version(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 }

@@ -58,7 +58,12 @@ pub(crate) async fn record_expiry(
     now: DateTime<Utc>,
 ) -> Result<(), DecisionError> {
     proposal.expire(now).map_err(DecisionError::Refused)?;
-    let payload = json!({"expires_at": crate::ledger::timestamp(proposal.expires_at), "approvals": proposal.approvals_count()});
+    // A proposal whose card never reached Slack expired unseen; the record says so.
+    let payload = json!({
+        "expires_at": crate::ledger::timestamp(proposal.expires_at),
+        "approvals": proposal.approvals_count(),
+        "card_posted": proposal.slack.is_some(),
+    });
     tx.append(
         Some(proposal.id),
         EventKind::ProposalExpired,

@@ -76,6 +76,9 @@ fn labels(pairs: &[(&str, &str)]) -> String {
             )
         })
         .collect();
+    if inner.is_empty() {
+        return String::new();
+    }
     format!("{{{}}}", inner.join(","))
 }
 

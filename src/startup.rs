@@ -52,6 +52,7 @@ impl Application {
             directory: Arc::new(Directory::with_cache_ttl(
                 slack.clone(),
                 settings.timing.directory_cache,
+                settings.slack.team_id.clone(),
             )),
             slack,
             slack_settings: Arc::new(settings.slack),
@@ -66,6 +67,7 @@ impl Application {
             timing: settings.timing,
             rate_limiter: Arc::new(RateLimiter::new(settings.api_rate_limit)),
             lanes: Arc::default(),
+            commands: Arc::default(),
         };
         let listener = TcpListener::bind(settings.bind_addr).await?;
         Ok(Self {
@@ -101,6 +103,13 @@ impl Application {
         tracing::info!(addr = %self.listener.local_addr()?, "countersign listening");
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
+            .await;
+        // Acknowledged slash commands finish (or their requesters are told) before the
+        // ledger closes.
+        let state = &self.state;
+        state
+            .commands
+            .drain(state.timing.command_drain, &state.http)
             .await;
         workers.stop().await;
         revoke_access_token(&self.state.onepassword).await;

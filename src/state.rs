@@ -10,6 +10,7 @@ use crate::domain::Policy;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::onepassword::OnePassword;
+use crate::slack::command_tasks::CommandTasks;
 use crate::slack::{Directory, SlackWeb};
 use crate::worker::LaneHealth;
 
@@ -32,6 +33,8 @@ pub struct AppState {
     pub timing: Timing,
     pub metrics: Arc<Metrics>,
     pub rate_limiter: Arc<RateLimiter>,
+    /// Slash commands acknowledged and still being worked on.
+    pub commands: Arc<CommandTasks>,
     /// Which outbox lanes are running, for readiness.
     pub lanes: Arc<LaneHealth>,
 }

@@ -17,12 +17,13 @@ pub async fn health() -> Json<serde_json::Value> {
 }
 
 /// Ready when the database takes a write (it is open and migrated) and every outbox lane is
-/// running; the body also reports the last Slack and 1Password call results, so an operator
-/// sees a failing dependency at once.
+/// running; `degraded` (still 200) while approval cards are overdue. The body also reports the
+/// last Slack and 1Password call results, so an operator sees a failing dependency at once.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "The database is not writable, or an outbox lane is not running")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let database = state.ledger.ping().await;
+    let database = state.ledger.writable().await;
     let stopped = state.lanes.stopped();
+    let overdue = cards_overdue(&state).await;
     let ready = database.is_ok() && stopped.is_empty();
     let status = if ready {
         StatusCode::OK
@@ -30,7 +31,13 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({
-        "status": if ready { "ready" } else { "unavailable" },
+        // Cards overdue (Slack down or slow) leave the service up but responders blind.
+        "status": match (ready, overdue) {
+            (false, _) => "unavailable",
+            (true, 0) => "ready",
+            (true, _) => "degraded",
+        },
+        "cards_overdue": overdue,
         "database": match &database {
             Ok(()) => "writable".to_owned(),
             Err(error) => format!("not writable: {error}"),
@@ -41,6 +48,19 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         "onepassword": state.metrics.last_call("onepassword"),
     });
     (status, Json(body)).into_response()
+}
+
+/// Pending proposals still without a card after `card_overdue_after`.
+async fn cards_overdue(state: &AppState) -> i64 {
+    let after = chrono::Duration::from_std(state.timing.card_overdue_after)
+        .unwrap_or(chrono::Duration::seconds(30));
+    match state.ledger.overdue_cards(chrono::Utc::now() - after).await {
+        Ok(n) => n,
+        Err(error) => {
+            tracing::error!(%error, "could not count overdue cards");
+            0
+        }
+    }
 }
 
 /// Prometheus metrics (text format); labels carry action and status, never a user.
@@ -88,6 +108,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             name: "countersign_outbox_depth",
             help: "Outbox jobs not yet done, by lane.",
             samples: outbox,
+        },
+        Gauge {
+            name: "countersign_cards_overdue",
+            help: "Pending proposals whose approval card is not yet posted after the grace period.",
+            samples: vec![(vec![], cards_overdue(&state).await as f64)],
+        },
+        Gauge {
+            name: "countersign_job_panics",
+            help: "Outbox jobs that panicked (each was rescheduled) since start.",
+            samples: vec![(vec![], state.lanes.panics() as f64)],
         },
     ]);
     (

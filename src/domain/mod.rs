@@ -2,6 +2,7 @@
 //! every rule can be tested without a runtime; adapters parse into these types and persist
 //! what the domain decides.
 
+mod decider;
 mod email;
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -11,11 +12,12 @@ mod proposal;
 mod reason;
 mod schema;
 
+pub use decider::{Decider, Standing};
 pub use email::Email;
 pub use ids::{AccountId, OnePasswordUserId, ProposalId, SlackUserId};
 pub use policy::{parse_duration, AutoApproveRule, Members, Policy, PolicyError};
 pub use proposal::{
-    Action, Approval, Confidence, Decider, Denial, Evidence, Execution, Outcome, Proposal, Refusal,
+    Action, Approval, Confidence, Denial, Evidence, Execution, Outcome, Proposal, Refusal,
     Requester, SlackRef, Source, Status, Target, UserState, Vote,
 };
 pub use reason::Reason;

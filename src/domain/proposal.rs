@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::decider::{Decider, Standing};
 use super::{Email, OnePasswordUserId, ProposalId, Reason, SlackUserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -264,16 +265,6 @@ pub struct Proposal {
     pub superseded_by: Option<ProposalId>,
 }
 
-/// A Slack user asking to approve or deny, as the adapter resolved them: `is_approver` is the
-/// policy's answer at click time, `email` their profile email (None when Slack shows none).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decider {
-    pub slack_user_id: SlackUserId,
-    pub name: String,
-    pub email: Option<Email>,
-    pub is_approver: bool,
-}
-
 /// What an accepted approval did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Vote {
@@ -288,6 +279,8 @@ pub enum Vote {
 pub enum Refusal {
     #[error("You are not an approver for countersign, so you cannot decide on this proposal.")]
     NotAnApprover,
+    #[error("{}", .0.refusal())]
+    NotAColleague(Standing),
     #[error("Your Slack profile shows no email, so countersign cannot check that this is not your own account. Refused.")]
     NoEmail,
     #[error("You cannot decide about your own account.")]
@@ -330,6 +323,15 @@ impl Proposal {
         }
         if self.is_expired(now) {
             return Err(Refusal::Expired(self.expires_at));
+        }
+        self.check_person(decider)
+    }
+
+    /// Who may act on this proposal at all, pending or not: a colleague of the workspace who
+    /// is an approver, with a readable email that is not the target's.
+    fn check_person(&self, decider: &Decider) -> Result<(), Refusal> {
+        if decider.standing != Standing::Colleague {
+            return Err(Refusal::NotAColleague(decider.standing));
         }
         if !decider.is_approver {
             return Err(Refusal::NotAnApprover);
@@ -496,16 +498,8 @@ impl Proposal {
         if self.status != Status::Failed {
             return Err(Refusal::NotFailed(self.status));
         }
-        if !decider.is_approver {
-            return Err(Refusal::NotAnApprover);
-        }
         // A retry acts on the user as a decision does: the same identity rules apply.
-        let Some(email) = &decider.email else {
-            return Err(Refusal::NoEmail);
-        };
-        if *email == self.target.email {
-            return Err(Refusal::IsTarget);
-        }
+        self.check_person(decider)?;
         self.status = Status::Approved;
         Ok(())
     }

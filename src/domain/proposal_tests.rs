@@ -9,6 +9,7 @@ fn approver(id: &str, email: &str) -> Decider {
         name: id.into(),
         email: Some(Email::parse(email).unwrap()),
         is_approver: true,
+        standing: Standing::Colleague,
     }
 }
 

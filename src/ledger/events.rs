@@ -172,6 +172,20 @@ impl Ledger {
         Ok((seq, hash))
     }
 
+    /// When the last `ledger.checkpoint` was written (if ever), and the head's seq now.
+    pub async fn last_checkpoint(&self) -> Result<(Option<DateTime<Utc>>, i64)> {
+        let at: Option<String> = sqlx::query_scalar(
+            "SELECT at FROM ledger_events WHERE kind = 'ledger.checkpoint' ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await?;
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM ledger_events")
+            .fetch_one(&self.reader)
+            .await?;
+        let at = at.and_then(|at| DateTime::parse_from_rfc3339(&at).ok().map(|t| t.to_utc()));
+        Ok((at, head.unwrap_or(0)))
+    }
+
     /// Events with `seq > after_seq`, oldest first, at most `limit`.
     pub async fn events(&self, after_seq: i64, limit: i64) -> Result<Vec<StoredEvent>> {
         self.events_where(&EventQuery {

@@ -12,7 +12,8 @@ mod proposals;
 mod tokens;
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -37,7 +38,16 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
 pub struct Ledger {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The last answer to "does the database take a write?", so readiness probes do not
+    /// queue behind the single writer on every call.
+    writable: Arc<tokio::sync::Mutex<Option<WriteCheck>>>,
 }
+
+/// When writability was last asked, and the answer.
+type WriteCheck = (Instant, std::result::Result<(), String>);
+
+/// How long a readiness answer about writes is reused.
+const WRITABLE_FOR: Duration = Duration::from_secs(5);
 
 impl Ledger {
     pub async fn connect(database_url: &str) -> Result<Self> {
@@ -54,7 +64,11 @@ impl Ledger {
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_lazy_with(options.read_only(true));
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            writable: Arc::default(),
+        })
     }
 
     /// Opens an existing ledger for reading only (verify, export): a mistyped path fails
@@ -72,6 +86,7 @@ impl Ledger {
         Ok(Self {
             writer: reader.clone(),
             reader,
+            writable: Arc::default(),
         })
     }
 
@@ -92,6 +107,21 @@ impl Ledger {
     pub async fn ping(&self) -> Result<()> {
         let tx = self.begin().await?;
         tx.inner.rollback().await
+    }
+
+    /// Whether the database takes writes, asked of it at most every few seconds: probes
+    /// arriving meanwhile (or while one is asking) share the answer instead of each taking
+    /// the write lock.
+    pub async fn writable(&self) -> std::result::Result<(), String> {
+        let mut cached = self.writable.lock().await;
+        if let Some((at, answer)) = cached.as_ref() {
+            if at.elapsed() < WRITABLE_FOR {
+                return answer.clone();
+            }
+        }
+        let answer = self.ping().await.map_err(|e| e.to_string());
+        *cached = Some((Instant::now(), answer.clone()));
+        answer
     }
 
     pub async fn close(&self) {

@@ -228,6 +228,17 @@ impl Ledger {
             .collect())
     }
 
+    /// Pending proposals created at or before `before` whose card was never posted.
+    pub async fn overdue_cards(&self, before: DateTime<Utc>) -> Result<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM proposals
+             WHERE status = 'pending' AND slack_ts IS NULL AND created_at <= ?",
+        )
+        .bind(timestamp(before))
+        .fetch_one(&self.reader)
+        .await
+    }
+
     /// Pending proposals not yet reminded about, oldest first.
     pub async fn unreminded_pending(&self) -> Result<Vec<Proposal>> {
         let rows = sqlx::query("SELECT document FROM proposals WHERE status = 'pending' AND reminded_at IS NULL ORDER BY id")

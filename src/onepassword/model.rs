@@ -189,11 +189,21 @@ impl ErrorBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The token endpoint's answer. Its `Debug` never shows the token.
+#[derive(Deserialize)]
 pub(super) struct TokenResponse {
     pub access_token: String,
     #[serde(default = "default_lifetime")]
     pub expires_in: u64,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 fn default_lifetime() -> u64 {
@@ -203,6 +213,14 @@ fn default_lifetime() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_answer_never_shows_its_token_in_debug() {
+        let answer: TokenResponse =
+            serde_json::from_str(r#"{"access_token": "op-secret-token", "expires_in": 900}"#)
+                .unwrap();
+        assert!(!format!("{answer:?}").contains("op-secret-token"));
+    }
 
     #[test]
     fn a_user_with_only_an_id_reads_with_an_unspecified_state() {

@@ -154,7 +154,7 @@ pub async fn run(
         bind.ip().is_loopback(),
         "the sandbox only listens on a loopback address, not {bind}"
     );
-    let slack = FakeSlack::start().await;
+    let slack = FakeSlack::start_in(TEAM).await;
     for (id, name, email, _) in SLACK_USERS {
         slack.add_user(id, name, Some(email));
     }

@@ -12,10 +12,10 @@ use axum::routing::{any, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
-const TEAM_ID: &str = "T0TEST";
 const BOT_USER: &str = "UBOT";
 const BOT_ID: &str = "BBOT";
 const KNOWN_METHODS: &[&str] = &[
+    "auth.test",
     "conversations.history",
     "chat.postMessage",
     "chat.update",
@@ -48,11 +48,40 @@ pub struct PostedMessage {
     pub text: Option<String>,
     /// `Value::Null` when the message has no blocks.
     pub blocks: Value,
+    /// The message metadata it was posted with (`{event_type, event_payload}`), if any.
+    pub metadata: Value,
+    /// Who posted it: the bot, or a person (a message typed in the channel).
+    pub user: String,
+}
+
+/// Who a Slack account is, as `users.info` describes it ("users.info" → the user object:
+/// `deleted`, `is_bot`, `is_app_user`, `is_restricted` (a guest), `is_ultra_restricted` (a
+/// single-channel guest), and `team_id`, which differs for a Slack Connect user).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum SlackUserKind {
+    #[default]
+    Member,
+    Guest,
+    SingleChannelGuest,
+    Bot,
+    App,
+    Deactivated,
+    /// A Slack Connect user from the workspace with this team id.
+    OtherWorkspace(String),
+}
+
+#[derive(Clone, Debug)]
+struct SlackUser {
+    name: String,
+    email: Option<String>,
+    kind: SlackUserKind,
 }
 
 #[derive(Default)]
 struct FakeState {
-    users: HashMap<String, (String, Option<String>)>,
+    users: HashMap<String, SlackUser>,
+    /// Methods that answer this HTTP status, without effect, until cleared.
+    failing: HashMap<String, u16>,
     usergroups: HashMap<String, Vec<String>>,
     calls: Vec<SlackCall>,
     /// chat.postMessage messages in posting order, edited in place by chat.update.
@@ -65,6 +94,8 @@ struct FakeState {
     next_seq: u64,
     /// Modals opened with views.open, in order.
     views: Vec<OpenedView>,
+    /// The workspace this Slack is.
+    team: String,
 }
 
 /// A modal the bot opened, with the trigger it answered.
@@ -80,8 +111,15 @@ type Shared = Arc<Mutex<FakeState>>;
 impl FakeSlack {
     pub const BOT_TOKEN: &'static str = "xoxb-test-bot-token";
 
+    /// The workspace `T0TEST`.
     pub async fn start() -> Self {
+        Self::start_in("T0TEST").await
+    }
+
+    /// The Web API of the workspace `team`.
+    pub async fn start_in(team: &str) -> Self {
         let state = Shared::default();
+        state.lock().expect("fresh state").team = team.to_owned();
         let app = Router::new()
             .route("/api/{method}", any(api))
             .route("/response/{id}", post(response_url))
@@ -96,11 +134,45 @@ impl FakeSlack {
         }
     }
 
-    /// A user for `users.info`; `email: None` gives a profile without email.
+    /// A member for `users.info`; `email: None` gives a profile without email.
     pub fn add_user(&self, id: &str, name: &str, email: Option<&str>) {
-        self.lock()
-            .users
-            .insert(id.to_owned(), (name.to_owned(), email.map(str::to_owned)));
+        self.add_user_of_kind(id, name, email, SlackUserKind::Member);
+    }
+
+    /// A user for `users.info` who is a guest, a bot, deactivated, or from elsewhere.
+    pub fn add_user_of_kind(&self, id: &str, name: &str, email: Option<&str>, kind: SlackUserKind) {
+        let user = SlackUser {
+            name: name.to_owned(),
+            email: email.map(str::to_owned),
+            kind,
+        };
+        self.lock().users.insert(id.to_owned(), user);
+    }
+
+    /// Every call to `method` answers HTTP `status` (with Slack's error body) and has no
+    /// effect, until [`FakeSlack::clear_failure`]: an outage of that method.
+    pub fn fail_method(&self, method: &str, status: u16) {
+        self.lock().failing.insert(method.to_owned(), status);
+    }
+
+    pub fn clear_failure(&self, method: &str) {
+        self.lock().failing.remove(method);
+    }
+
+    /// A person types `text` in `channel`, as a message the bot did not post.
+    pub fn post_as_user(&self, channel: &str, user: &str, text: &str) -> String {
+        let mut s = self.lock();
+        let ts = s.next_ts();
+        s.messages.push(PostedMessage {
+            channel: channel.to_owned(),
+            ts: ts.clone(),
+            thread_ts: None,
+            text: Some(text.to_owned()),
+            blocks: Value::Null,
+            metadata: Value::Null,
+            user: user.to_owned(),
+        });
+        ts
     }
 
     /// A user group for `usergroups.users.list`.
@@ -129,9 +201,9 @@ impl FakeSlack {
         self.lock().messages.clone()
     }
 
-    /// Messages posted outside a thread (the cards).
+    /// Messages the bot posted outside a thread (the cards).
     pub fn top_level_messages(&self) -> Vec<PostedMessage> {
-        self.filtered_messages(|m| m.thread_ts.is_none())
+        self.filtered_messages(|m| m.thread_ts.is_none() && m.user == BOT_USER)
     }
 
     pub fn thread_replies(&self, ts: &str) -> Vec<PostedMessage> {
@@ -285,6 +357,10 @@ async fn api(
             .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         return response;
     }
+    if let Some(status) = s.failing.get(&method) {
+        let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (status, Json(json!({ "ok": false, "error": "fatal_error" }))).into_response();
+    }
     if !KNOWN_METHODS.contains(&method.as_str()) {
         return slack_error("unknown_method");
     }
@@ -299,6 +375,7 @@ async fn api(
     }
 
     let answer = match method.as_str() {
+        "auth.test" => auth_test(&s),
         "chat.postMessage" => post_message(&mut s, &params),
         "chat.update" => update_message(&mut s, &params),
         "chat.postEphemeral" => post_ephemeral(&mut s, &params),
@@ -316,11 +393,30 @@ async fn api(
     answer
 }
 
+/// "auth.test": who the token belongs to.
+fn auth_test(s: &FakeState) -> Response {
+    ok(json!({
+        "url": "https://countersign-test.slack.com/",
+        "team": "countersign test",
+        "user": "countersign",
+        "team_id": s.team,
+        "user_id": BOT_USER,
+        "bot_id": BOT_ID,
+    }))
+}
+
 /// Messages of a channel newest first, as conversations.history lists them (`oldest` honoured).
+/// Message metadata is returned only when asked with `include_all_metadata` ("Return all
+/// metadata associated with messages. Defaults to false").
 fn history(s: &FakeState, params: &Value) -> Response {
     let Some(channel) = str_param(params, "channel") else {
         return slack_error("channel_not_found");
     };
+    let with_metadata = matches!(params.get("include_all_metadata"), Some(Value::Bool(true)))
+        || matches!(
+            str_param(params, "include_all_metadata"),
+            Some("true" | "1")
+        );
     let oldest: f64 = str_param(params, "oldest")
         .and_then(|o| o.parse().ok())
         .unwrap_or(0.0);
@@ -333,6 +429,11 @@ fn history(s: &FakeState, params: &Value) -> Response {
         .map(|m| {
             let mut echoed = bot_message(m);
             echoed["ts"] = json!(m.ts);
+            if !with_metadata {
+                if let Some(fields) = echoed.as_object_mut() {
+                    fields.remove("metadata");
+                }
+            }
             echoed
         })
         .collect();
@@ -343,10 +444,15 @@ fn history(s: &FakeState, params: &Value) -> Response {
 fn bot_message(message: &PostedMessage) -> Value {
     let mut echoed = json!({
         "type": "message",
-        "user": BOT_USER,
-        "bot_id": BOT_ID,
+        "user": message.user,
         "text": message.text.clone().unwrap_or_default(),
     });
+    if message.user == BOT_USER {
+        echoed["bot_id"] = json!(BOT_ID);
+    }
+    if !message.metadata.is_null() {
+        echoed["metadata"] = message.metadata.clone();
+    }
     if let Some(thread_ts) = &message.thread_ts {
         echoed["thread_ts"] = json!(thread_ts);
     }
@@ -366,6 +472,8 @@ fn post_message(s: &mut FakeState, params: &Value) -> Response {
         thread_ts: str_param(params, "thread_ts").map(str::to_owned),
         text: str_param(params, "text").map(str::to_owned),
         blocks: params.get("blocks").cloned().unwrap_or(Value::Null),
+        metadata: params.get("metadata").cloned().unwrap_or(Value::Null),
+        user: BOT_USER.to_owned(),
     };
     // slack-morphism requires `message.ts` here.
     let mut echoed = bot_message(&message);
@@ -422,7 +530,7 @@ fn open_view(s: &mut FakeState, params: &Value) -> Response {
     let mut view = requested.clone();
     s.next_seq += 1;
     view.insert("id".into(), json!(format!("V{:08}", s.next_seq)));
-    view.insert("team_id".into(), json!(TEAM_ID));
+    view.insert("team_id".into(), json!(s.team));
     view.insert("hash".into(), json!("h"));
     view.insert("state".into(), json!({ "values": {} }));
     view.entry("type").or_insert_with(|| json!("modal"));
@@ -439,23 +547,30 @@ fn open_view(s: &mut FakeState, params: &Value) -> Response {
 }
 
 fn users_info(s: &FakeState, params: &Value) -> Response {
-    let Some((id, (name, email))) =
-        str_param(params, "user").and_then(|id| s.users.get_key_value(id))
+    let Some((id, user)) = str_param(params, "user").and_then(|id| s.users.get_key_value(id))
     else {
         return slack_error("user_not_found");
     };
-    let mut profile = json!({ "real_name": name, "display_name": name });
-    if let Some(email) = email {
+    let mut profile = json!({ "real_name": user.name, "display_name": user.name });
+    if let Some(email) = &user.email {
         profile["email"] = json!(email);
     }
+    let kind = &user.kind;
+    let team = match kind {
+        SlackUserKind::OtherWorkspace(team) => team.as_str(),
+        _ => s.team.as_str(),
+    };
     ok(json!({
         "user": {
             "id": id,
-            "team_id": TEAM_ID,
-            "name": name,
-            "real_name": name,
-            "deleted": false,
-            "is_bot": false,
+            "team_id": team,
+            "name": user.name,
+            "real_name": user.name,
+            "deleted": *kind == SlackUserKind::Deactivated,
+            "is_bot": *kind == SlackUserKind::Bot,
+            "is_app_user": *kind == SlackUserKind::App,
+            "is_restricted": matches!(kind, SlackUserKind::Guest | SlackUserKind::SingleChannelGuest),
+            "is_ultra_restricted": *kind == SlackUserKind::SingleChannelGuest,
             "profile": profile,
         }
     }))

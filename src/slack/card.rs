@@ -68,12 +68,7 @@ fn source(proposal: &Proposal) -> String {
         parts.push(format!("severity {}", escape(severity)));
     }
     match (&s.alert_url, &s.alert_id) {
-        (Some(url), id) => parts.push(format!(
-            "<{}|{}>",
-            // A `|` would end the address early and show text of the caller's choosing.
-            escape(url).replace('|', "%7C"),
-            escape(id.as_deref().unwrap_or("alert"))
-        )),
+        (Some(url), id) => parts.push(super::alert_link::render(url, id.as_deref())),
         (None, Some(id)) => parts.push(format!("alert {}", escape(id))),
         (None, None) => {}
     }

@@ -11,7 +11,7 @@ use slack_morphism::prelude::*;
 
 use std::sync::Arc;
 
-use crate::domain::{Email, SlackUserId};
+use crate::domain::{Email, SlackUserId, Standing};
 use crate::metrics::Metrics;
 
 type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
@@ -29,18 +29,47 @@ pub struct SlackError {
     pub retry_after: Option<Duration>,
 }
 
-/// A person as Slack's profile shows them.
+/// A person as Slack's directory shows them (`users.info`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlackPerson {
     pub name: String,
     pub email: Option<Email>,
+    /// The workspace the account belongs to.
+    pub team_id: Option<String>,
+    pub guest: bool,
+    pub bot: bool,
+    pub deactivated: bool,
+}
+
+impl SlackPerson {
+    /// What kind of account this is, seen from `home_team` (countersign's workspace, when
+    /// configured). Unknown flags count as their safe reading only when Slack sent them.
+    pub fn standing(&self, home_team: Option<&str>) -> Standing {
+        if self.deactivated {
+            Standing::Deactivated
+        } else if self.bot {
+            Standing::Bot
+        } else if self.guest {
+            Standing::Guest
+        } else if home_team.is_some_and(|home| self.team_id.as_deref() != Some(home)) {
+            Standing::OtherWorkspace
+        } else {
+            Standing::Colleague
+        }
+    }
 }
 
 pub struct SlackWeb {
     client: SlackClient<Connector>,
     token: SlackApiToken,
     metrics: Arc<Metrics>,
+    /// The bot's own `bot_id`, from `auth.test`, read once.
+    bot_id: tokio::sync::OnceCell<String>,
 }
+
+/// The message metadata event type a card carries, with the proposal id in its payload: how a
+/// card whose post answer was lost is found again (only among the bot's own messages).
+pub const CARD_EVENT: &str = "countersign_card";
 
 impl SlackWeb {
     /// `api_url` is Slack's Web API base without a trailing slash (`https://slack.com/api`).
@@ -65,6 +94,7 @@ impl SlackWeb {
             client: SlackClient::new(connector),
             token: SlackApiToken::new(SlackApiTokenValue(bot_token.to_owned())),
             metrics,
+            bot_id: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -137,9 +167,36 @@ impl SlackWeb {
         blocks: Vec<SlackBlock>,
         thread_ts: Option<&str>,
     ) -> Result<String, SlackError> {
+        self.post(channel, text, blocks, thread_ts, None).await
+    }
+
+    /// Posts a proposal's card, carrying the proposal id in message metadata.
+    pub async fn post_card(
+        &self,
+        channel: &str,
+        text: &str,
+        blocks: Vec<SlackBlock>,
+        proposal_id: &str,
+    ) -> Result<String, SlackError> {
+        let payload = [("proposal_id".to_owned(), proposal_id.to_owned())].into();
+        let metadata = SlackMessageMetadata::new(CARD_EVENT.to_owned()).with_event_payload(payload);
+        self.post(channel, text, blocks, None, Some(metadata)).await
+    }
+
+    async fn post(
+        &self,
+        channel: &str,
+        text: &str,
+        blocks: Vec<SlackBlock>,
+        thread_ts: Option<&str>,
+        metadata: Option<SlackMessageMetadata>,
+    ) -> Result<String, SlackError> {
         let mut content = SlackMessageContent::new().with_text(text.to_owned());
         if !blocks.is_empty() {
             content = content.with_blocks(blocks);
+        }
+        if let Some(metadata) = metadata {
+            content = content.with_metadata(metadata);
         }
         let mut request =
             SlackApiChatPostMessageRequest::new(SlackChannelId(channel.to_owned()), content);
@@ -153,14 +210,31 @@ impl SlackWeb {
         Ok(response.ts.0)
     }
 
-    /// The `ts` of the newest top-level message in `channel` since `oldest` whose text contains
-    /// `needle`: how a card whose post answer was lost is found again.
-    pub async fn find_message(
+    /// The bot's own `bot_id`, asked of `auth.test` once.
+    async fn own_bot_id(&self) -> Result<&str, SlackError> {
+        self.bot_id
+            .get_or_try_init(|| async {
+                let session = self.client.open_session(&self.token);
+                let me = self.call("auth.test", || session.auth_test()).await?;
+                me.bot_id.map(|b| b.0).ok_or_else(|| SlackError {
+                    method: "auth.test",
+                    message: "the token is not a bot token".into(),
+                    retry_after: None,
+                })
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    /// The `ts` of the card for `proposal_id` in `channel` since `oldest`: a message the bot
+    /// itself posted whose metadata names the proposal. Text anyone could type is never matched.
+    pub async fn find_card(
         &self,
         channel: &str,
         oldest: chrono::DateTime<chrono::Utc>,
-        needle: &str,
+        proposal_id: &str,
     ) -> Result<Option<String>, SlackError> {
+        let bot_id = self.own_bot_id().await?.to_owned();
         let oldest = format!(
             "{}.{:06}",
             oldest.timestamp(),
@@ -169,6 +243,7 @@ impl SlackWeb {
         let request = SlackApiConversationsHistoryRequest::new()
             .with_channel(SlackChannelId(channel.to_owned()))
             .with_oldest(SlackTs(oldest))
+            .with_include_all_metadata(true)
             .with_limit(200);
         let session = self.client.open_session(&self.token);
         let response = self
@@ -176,15 +251,22 @@ impl SlackWeb {
                 session.conversations_history(&request)
             })
             .await?;
+        let is_card = |m: &SlackHistoryMessage| {
+            let ours = m.sender.bot_id.as_ref().is_some_and(|b| b.0 == bot_id);
+            let names_it = m.content.metadata.as_ref().is_some_and(|meta| {
+                meta.event_type == CARD_EVENT
+                    && meta
+                        .event_payload
+                        .as_ref()
+                        .and_then(|p| p.get("proposal_id"))
+                        .is_some_and(|id| id == proposal_id)
+            });
+            ours && names_it
+        };
         Ok(response
             .messages
             .into_iter()
-            .find(|m| {
-                m.content
-                    .text
-                    .as_deref()
-                    .is_some_and(|t| t.contains(needle))
-            })
+            .find(is_card)
             .map(|m| m.origin.ts.0))
     }
 
@@ -243,6 +325,12 @@ impl SlackWeb {
             .call("users.info", || session.users_info(&request))
             .await?;
         let user = response.user;
+        let flags = &user.flags;
+        let flag = |f: Option<bool>| f.unwrap_or(false);
+        let guest = flag(flags.is_restricted) || flag(flags.is_ultra_restricted);
+        let bot = flag(flags.is_bot) || flag(flags.is_app_user);
+        let deactivated = flag(user.deleted);
+        let team_id = user.team_id.as_ref().map(|t| t.0.clone());
         let (profile_real, profile_display, profile_email) = match user.profile {
             Some(p) => (p.real_name, p.display_name, p.email),
             None => (None, None, None),
@@ -254,7 +342,14 @@ impl SlackWeb {
             .unwrap_or_else(|| user.id.0.clone());
         // An email Slack shows but we cannot parse counts as none: fail closed.
         let email = profile_email.and_then(|e| Email::parse(&e.0).ok());
-        Ok(SlackPerson { name, email })
+        Ok(SlackPerson {
+            name,
+            email,
+            team_id,
+            guest,
+            bot,
+            deactivated,
+        })
     }
 
     pub async fn usergroup_members(&self, group: &str) -> Result<Vec<SlackUserId>, SlackError> {

@@ -148,19 +148,21 @@ async fn propose(
         action.as_str(),
         state.slack_settings.channel
     );
-    let state = state.clone();
-    tokio::spawn(async move {
-        let message = propose_in_background(&state, &user, action, email, reason, &command).await;
-        if let Some(url) =
-            response_url.filter(|url| trusted_response_url(url, &state.slack_settings.api_url))
-        {
-            let body =
-                json!({"response_type": "ephemeral", "replace_original": false, "text": message});
-            if let Err(error) = state.http.post(&url).json(&body).send().await {
-                tracing::warn!(%error, "could not answer a slash command through response_url");
+    let response_url =
+        response_url.filter(|url| trusted_response_url(url, &state.slack_settings.api_url));
+    let what = format!("{command} {email}");
+    let work = {
+        let (state, response_url) = (state.clone(), response_url.clone());
+        async move {
+            let message =
+                propose_in_background(&state, &user, action, email, reason, &command).await;
+            if let Some(url) = response_url {
+                super::command_tasks::answer(&state.http, &url, message).await;
             }
         }
-    });
+    };
+    // Tracked, so a graceful shutdown waits for it (DESIGN §4: answer, then do the slow work).
+    state.commands.spawn(response_url, what, work);
     ephemeral(acknowledged)
 }
 

@@ -40,14 +40,17 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
 
 pub struct Directory {
     slack: Arc<SlackWeb>,
+    /// countersign's workspace (`SLACK_TEAM_ID`): members of any other are not colleagues.
+    home_team: Option<String>,
     people: Cache<SlackUserId, SlackPerson>,
     groups: Cache<String, Vec<SlackUserId>>,
 }
 
 impl Directory {
-    pub fn with_cache_ttl(slack: Arc<SlackWeb>, ttl: Duration) -> Self {
+    pub fn with_cache_ttl(slack: Arc<SlackWeb>, ttl: Duration, home_team: Option<String>) -> Self {
         Self {
             slack,
+            home_team,
             people: Cache::new(ttl),
             groups: Cache::new(ttl),
         }
@@ -88,7 +91,8 @@ impl Directory {
         Ok(false)
     }
 
-    /// The user as a decider: name and email from their profile, and the policy's answer.
+    /// The user as a decider: name, email and standing from Slack's directory, and the
+    /// policy's answer.
     pub async fn decider(
         &self,
         policy: &Policy,
@@ -96,11 +100,13 @@ impl Directory {
     ) -> Result<Decider, SlackError> {
         let person = self.person(user).await?;
         let is_approver = self.is_member(&policy.approvers, user).await?;
+        let standing = person.standing(self.home_team.as_deref());
         Ok(Decider {
             slack_user_id: user.clone(),
             name: person.name,
             email: person.email,
             is_approver,
+            standing,
         })
     }
 }

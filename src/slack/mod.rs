@@ -1,8 +1,10 @@
 //! Slack: the approval card, signed requests from Slack, and the Web API calls we make.
 
+mod alert_link;
 pub mod card;
 mod client;
 mod command;
+pub mod command_tasks;
 pub mod commands;
 mod directory;
 pub mod interactions;

@@ -6,23 +6,36 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::{backoff, JobResult};
-use crate::domain::{Proposal, SlackRef};
+use crate::domain::{Proposal, SlackRef, Status};
 use crate::ledger::{ClaimedJob, EventKind, Job};
 use crate::slack::{card, SlackError};
 use crate::state::AppState;
 
-/// After this many tries a Slack job is given up; the ledger already holds the decision.
+/// After this many tries a Slack job is given up; the ledger already holds the decision. A
+/// pending proposal's card is the exception: without it nobody can decide, so it is tried for
+/// as long as the proposal is pending.
 const MAX_ATTEMPTS: u32 = 8;
 
-fn retry(claimed: &ClaimedJob, error: SlackError) -> JobResult {
-    if claimed.attempts >= MAX_ATTEMPTS {
+fn retry(
+    state: &AppState,
+    claimed: &ClaimedJob,
+    proposal: &Proposal,
+    error: SlackError,
+) -> JobResult {
+    let card_awaited = claimed.job == Job::PostCard && proposal.status == Status::Pending;
+    if claimed.attempts >= MAX_ATTEMPTS && !card_awaited {
         return JobResult::Abandon(error.to_string());
     }
+    let cap = if card_awaited {
+        state.timing.card_retry_cap
+    } else {
+        Duration::from_secs(300)
+    };
     let after = error
         .retry_after
-        .unwrap_or_else(|| backoff(claimed.attempts, Duration::from_secs(300)));
+        .unwrap_or_else(|| backoff(claimed.attempts, cap));
     JobResult::Retry {
-        after,
+        after: if card_awaited { after.min(cap) } else { after },
         error: error.to_string(),
     }
 }
@@ -41,7 +54,7 @@ async fn post_card_once(
         let since = proposal.created_at - chrono::Duration::minutes(1);
         match state
             .slack
-            .find_message(channel, since, &proposal.id.to_string())
+            .find_card(channel, since, &proposal.id.to_string())
             .await
         {
             Ok(Some(ts)) => {
@@ -59,7 +72,12 @@ async fn post_card_once(
     let rendered = card::render(proposal);
     state
         .slack
-        .post_message(channel, &rendered.text, rendered.blocks, None)
+        .post_card(
+            channel,
+            &rendered.text,
+            rendered.blocks,
+            &proposal.id.to_string(),
+        )
         .await
 }
 
@@ -74,11 +92,17 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
             // Already posted (a retry after the post was recorded): never post a second card.
             state.ledger.complete_job(claimed, Utc::now()).await?;
         }
+        (Job::PostCard, None) if proposal.status == Status::Expired => {
+            // Its expiry event recorded that no card was ever posted.
+            return Ok(JobResult::Abandon(
+                "the proposal expired before its card could be posted".into(),
+            ));
+        }
         (Job::PostCard, None) => {
             let channel = state.slack_settings.channel.clone();
             let ts = match post_card_once(state, claimed, &proposal, &channel).await {
                 Ok(ts) => ts,
-                Err(error) => return Ok(retry(claimed, error)),
+                Err(error) => return Ok(retry(state, claimed, &proposal, error)),
             };
             let now = Utc::now();
             let mut tx = state.ledger.begin().await?;
@@ -119,7 +143,7 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
                 .update_message(&at.channel, &at.ts, &rendered.text, rendered.blocks)
                 .await
             {
-                return Ok(retry(claimed, error));
+                return Ok(retry(state, claimed, &proposal, error));
             }
             state.ledger.complete_job(claimed, Utc::now()).await?;
         }
@@ -129,7 +153,7 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
                 .post_message(&at.channel, text, vec![], Some(&at.ts))
                 .await
             {
-                return Ok(retry(claimed, error));
+                return Ok(retry(state, claimed, &proposal, error));
             }
             state.ledger.complete_job(claimed, Utc::now()).await?;
         }

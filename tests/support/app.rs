@@ -73,6 +73,8 @@ pub async fn spawn_app() -> TestApp {
 pub fn test_timing() -> Timing {
     Timing {
         sweep_every: Duration::from_millis(100),
+        card_retry_cap: Duration::from_millis(200),
+        card_overdue_after: Duration::from_millis(500),
         ..Timing::default()
     }
 }
