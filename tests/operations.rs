@@ -140,3 +140,76 @@ async fn a_full_run_never_logs_a_secret() {
         "the executed line names its proposal: {executed}"
     );
 }
+
+#[tokio::test]
+async fn a_response_url_that_cannot_be_answered_is_never_logged() {
+    let world = World::start().await;
+    let server = world.serve_with("server", &[("LOG_FORMAT", "json")]).await;
+    // Slack takes longer to take the answer than countersign waits.
+    world
+        .slack
+        .stall_responses(std::time::Duration::from_secs(30));
+    let response_url = world.slack.response_url("secret-hook-T0TEST-B0123-abcdef");
+    let body = slack_signing::slash_command_body(
+        process::TEAM,
+        process::BOB,
+        "/suspend",
+        "alice@example.com Impossible travel then a vault export",
+        process::CHANNEL,
+        &response_url,
+    );
+    let now = slack_signing::now();
+    let answered = world
+        .http
+        .post(format!("{}/slack/commands", server.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", now.to_string())
+        .header(
+            "x-slack-signature",
+            slack_signing::sign(SIGNING_SECRET, now, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 200);
+
+    process::eventually("the failed answer to be logged", || {
+        server.logs().contains("could not answer a slash command")
+    })
+    .await;
+
+    let logs = server.logs();
+    assert!(!logs.contains("secret-hook"), "the response_url was logged");
+}
+
+#[tokio::test]
+async fn a_restarted_service_writes_its_first_checkpoint_when_one_is_due() {
+    let world = World::start().await;
+    let mut first = world.serve("first").await;
+    let token = world.create_token().await;
+    first.propose_suspend_alice(&token).await;
+    first.kill();
+
+    // The interval is an hour, and no checkpoint was ever written: one is due at once.
+    let _second = world
+        .serve_with("second", &[("CHECKPOINT_INTERVAL_SECS", "3600")])
+        .await;
+
+    let ledger = countersign::ledger::Ledger::connect(&world.database_url)
+        .await
+        .unwrap();
+    let mut checkpoints = 0;
+    for _ in 0..200 {
+        let events = ledger.events(0, 10_000).await.unwrap();
+        checkpoints = events
+            .iter()
+            .filter(|e| e.kind == "ledger.checkpoint")
+            .count();
+        if checkpoints > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(checkpoints, 1);
+}

@@ -96,6 +96,8 @@ struct FakeState {
     views: Vec<OpenedView>,
     /// The workspace this Slack is.
     team: String,
+    /// How long `response_url` posts wait before they are answered.
+    response_stall: std::time::Duration,
 }
 
 /// A modal the bot opened, with the trigger it answered.
@@ -242,6 +244,11 @@ impl FakeSlack {
     /// Modals opened so far, in order.
     pub fn views(&self) -> Vec<OpenedView> {
         self.lock().views.clone()
+    }
+
+    /// Every `response_url` post waits this long before it is answered, as a slow Slack does.
+    pub fn stall_responses(&self, stall: std::time::Duration) {
+        self.lock().response_stall = stall;
     }
 
     pub fn response_url(&self, id: &str) -> String {
@@ -589,6 +596,13 @@ async fn response_url(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
+    let stall = state
+        .lock()
+        .expect("fake Slack state poisoned")
+        .response_stall;
+    if !stall.is_zero() {
+        tokio::time::sleep(stall).await;
+    }
     let Ok(message) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
     };
