@@ -73,6 +73,9 @@ pub struct ServeArgs {
     /// Requests per minute each API token may make.
     #[arg(long, env = "API_RATE_LIMIT", default_value_t = 600)]
     pub api_rate_limit: u32,
+    /// How many 1Password actions may run at once (never two for one user).
+    #[arg(long, env = "OP_CONCURRENCY", default_value_t = 8)]
+    pub op_concurrency: usize,
     /// Path of the approval policy (TOML).
     #[arg(long, env = "COUNTERSIGN_POLICY")]
     pub policy: Option<String>,
@@ -100,6 +103,8 @@ pub struct Settings {
     pub callback_allowed_hosts: Vec<String>,
     pub callback_secret: Option<String>,
     pub api_rate_limit: u32,
+    /// How many 1Password actions may run at once.
+    pub op_concurrency: usize,
     pub timing: Timing,
 }
 
@@ -129,6 +134,7 @@ impl std::fmt::Debug for Settings {
                 &self.callback_secret.as_ref().map(|_| "[redacted]"),
             )
             .field("api_rate_limit", &self.api_rate_limit)
+            .field("op_concurrency", &self.op_concurrency)
             .field("timing", &self.timing)
             .finish_non_exhaustive()
     }
@@ -261,6 +267,7 @@ impl Settings {
             policy,
             callback_secret,
             api_rate_limit: args.api_rate_limit,
+            op_concurrency: args.op_concurrency.clamp(1, 64),
             timing: Timing {
                 outbox_lease: Duration::from_secs(args.outbox_lease_secs.max(1)),
                 // Membership is re-read at least every minute, as DESIGN §4 promises.
@@ -332,6 +339,7 @@ mod tests {
             callback_allowed_hosts: vec![],
             callback_secret: Some("callback-signing-secret".into()),
             api_rate_limit: 600,
+            op_concurrency: 8,
             timing: Timing::default(),
         }
     }

@@ -67,6 +67,7 @@ impl Application {
             timing: settings.timing,
             rate_limiter: Arc::new(RateLimiter::new(settings.api_rate_limit)),
             lanes: Arc::default(),
+            op_concurrency: Arc::new(crate::worker::Concurrency::new(settings.op_concurrency)),
             commands: Arc::default(),
         };
         let listener = TcpListener::bind(settings.bind_addr).await?;

@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::onepassword::OnePassword;
 use crate::slack::command_tasks::CommandTasks;
 use crate::slack::{Directory, SlackWeb};
-use crate::worker::LaneHealth;
+use crate::worker::{Concurrency, LaneHealth};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -35,6 +35,8 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// Slash commands acknowledged and still being worked on.
     pub commands: Arc<CommandTasks>,
+    /// How many 1Password actions may run at once now.
+    pub op_concurrency: Arc<Concurrency>,
     /// Which outbox lanes are running, for readiness.
     pub lanes: Arc<LaneHealth>,
 }

@@ -115,6 +115,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             samples: vec![(vec![], cards_overdue(&state).await as f64)],
         },
         Gauge {
+            name: "countersign_onepassword_concurrency",
+            help: "How many 1Password actions may run at once now (halved on 429).",
+            samples: vec![(vec![], state.op_concurrency.limit() as f64)],
+        },
+        Gauge {
             name: "countersign_job_panics",
             help: "Outbox jobs that panicked (each was rescheduled) since start.",
             samples: vec![(vec![], state.lanes.panics() as f64)],

@@ -172,18 +172,19 @@ impl Ledger {
         Ok((seq, hash))
     }
 
-    /// When the last `ledger.checkpoint` was written (if ever), and the head's seq now.
-    pub async fn last_checkpoint(&self) -> Result<(Option<DateTime<Utc>>, i64)> {
+    /// When the chain was last checkpointed: the last `ledger.checkpoint`, or, when there
+    /// never was one, the first event (the chain has gone uncheckpointed since). `None` for an
+    /// empty ledger.
+    pub async fn last_checkpointed(&self) -> Result<Option<DateTime<Utc>>> {
         let at: Option<String> = sqlx::query_scalar(
-            "SELECT at FROM ledger_events WHERE kind = 'ledger.checkpoint' ORDER BY seq DESC LIMIT 1",
+            "SELECT COALESCE(
+                 (SELECT at FROM ledger_events WHERE kind = 'ledger.checkpoint'
+                  ORDER BY seq DESC LIMIT 1),
+                 (SELECT at FROM ledger_events WHERE seq = 1))",
         )
-        .fetch_optional(&self.reader)
+        .fetch_one(&self.reader)
         .await?;
-        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM ledger_events")
-            .fetch_one(&self.reader)
-            .await?;
-        let at = at.and_then(|at| DateTime::parse_from_rfc3339(&at).ok().map(|t| t.to_utc()));
-        Ok((at, head.unwrap_or(0)))
+        Ok(at.and_then(|at| DateTime::parse_from_rfc3339(&at).ok().map(|t| t.to_utc())))
     }
 
     /// Events with `seq > after_seq`, oldest first, at most `limit`.

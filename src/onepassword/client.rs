@@ -221,6 +221,7 @@ pub(super) fn transport_error(error: reqwest::Error) -> OpError {
     OpError::Transient {
         message: format!("1Password {what}: {}", without_url(&error)),
         retry_after: None,
+        throttled: false,
     }
 }
 
@@ -268,6 +269,7 @@ pub(super) async fn parse<T: DeserializeOwned>(response: reqwest::Response) -> R
         return serde_json::from_slice(&body).map_err(|e| OpError::Transient {
             message: format!("1Password sent an answer countersign cannot read: {e}"),
             retry_after: None,
+            throttled: false,
         });
     }
     let error: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
@@ -282,6 +284,8 @@ pub(super) async fn parse<T: DeserializeOwned>(response: reqwest::Response) -> R
         return Err(OpError::Transient {
             message: format!("{} {message}", status.as_u16()),
             retry_after,
+            throttled: status == StatusCode::TOO_MANY_REQUESTS
+                || code == Some(grpc::RESOURCE_EXHAUSTED),
         });
     }
     Err(OpError::Permanent {

@@ -123,6 +123,8 @@ pub enum OpError {
     Transient {
         message: String,
         retry_after: Option<Duration>,
+        /// 1Password answered 429: it wants fewer calls at once.
+        throttled: bool,
     },
     /// The user does not exist in the account.
     #[error("1Password has no such user")]
@@ -145,6 +147,17 @@ fn refused(status: u16, code: Option<i64>, message: &str) -> String {
 }
 
 impl OpError {
+    /// Whether 1Password asked countersign to slow down (429).
+    pub fn is_throttled(&self) -> bool {
+        matches!(
+            self,
+            OpError::Transient {
+                throttled: true,
+                ..
+            }
+        )
+    }
+
     /// The documented refusal this is, if any.
     pub fn refusal(&self) -> Option<Refusal> {
         match self {

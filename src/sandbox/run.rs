@@ -188,6 +188,7 @@ pub async fn run(
         callback_allowed_hosts: vec![],
         callback_secret: None,
         api_rate_limit: 600,
+        op_concurrency: 8,
         timing: Timing {
             sweep_every: Duration::from_secs(2),
             ..Timing::default()

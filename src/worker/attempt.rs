@@ -1,6 +1,8 @@
 //! One attempt at an approved action in 1Password, and what earlier attempts did: read the
-//! user first, act only if they are not in the target state, then read back. Every call is
-//! kept for the ledger, answered or not, so each request to 1Password is reconstructable.
+//! user first, act only if they are not in the target state. The mutation's answer carries
+//! the updated user, which is 1Password's word on the state; only an answer that does not
+//! show the target state is read back. Every call is kept for the ledger, answered or not, so
+//! each request to 1Password is reconstructable.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -182,6 +184,17 @@ pub(super) async fn run(op: &OnePassword, proposal: &Proposal, history: &History
         Action::Restore => op.reactivate(id).await,
     };
     match answer {
+        Ok(user) if user.state == wanted => {
+            calls.push(Call::answered(request, user.state));
+            let outcome = Outcome::done(proposal.action);
+            return end(
+                calls,
+                Ok(Done {
+                    outcome,
+                    state: user.state,
+                }),
+            );
+        }
         Ok(user) => calls.push(Call::answered(request, user.state)),
         Err(error) => {
             calls.push(Call::failed(request, &error));

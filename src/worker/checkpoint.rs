@@ -23,20 +23,11 @@ async fn checkpoint_once(state: &AppState) -> Result<(i64, String), sqlx::Error>
     Ok((seq, hash))
 }
 
-/// When the next checkpoint is due: the last one's time plus the interval, so a service
-/// restarted more often than the interval still writes them; at once when there is none yet
-/// but there are events to name; `None` while the ledger is empty.
-fn next_due(
-    last: Option<DateTime<Utc>>,
-    head_seq: i64,
-    every: chrono::Duration,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    match last {
-        Some(at) => Some(at.checked_add_signed(every).unwrap_or(at)),
-        None if head_seq > 0 => Some(now),
-        None => None,
-    }
+/// When the next checkpoint is due: one interval after the chain was last checkpointed (or,
+/// never checkpointed, after its first event), so a service restarted more often than the
+/// interval still writes them; `None` while the ledger is empty.
+fn next_due(last: Option<DateTime<Utc>>, every: chrono::Duration) -> Option<DateTime<Utc>> {
+    last.map(|at| at.checked_add_signed(every).unwrap_or(at))
 }
 
 pub(super) async fn run(state: AppState, shutdown: CancellationToken) {
@@ -46,12 +37,10 @@ pub(super) async fn run(state: AppState, shutdown: CancellationToken) {
     let recheck = every.min(Duration::from_secs(60));
     loop {
         let now = Utc::now();
-        let due = match state.ledger.last_checkpoint().await {
-            Ok((last, head)) => next_due(
+        let due = match state.ledger.last_checkpointed().await {
+            Ok(last) => next_due(
                 last,
-                head,
                 chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(1)),
-                now,
             ),
             Err(error) => {
                 tracing::error!(%error, "could not read the last ledger checkpoint");
@@ -85,30 +74,15 @@ mod tests {
     }
 
     #[test]
-    fn a_checkpoint_older_than_the_interval_is_due_at_once() {
-        let due = next_due(Some(at(0)), 10, chrono::Duration::minutes(60), at(90));
-        assert!(due.is_some_and(|due| due <= at(90)));
-    }
-
-    #[test]
-    fn a_recent_checkpoint_makes_the_next_due_one_interval_after_it() {
-        let due = next_due(Some(at(30)), 10, chrono::Duration::minutes(60), at(40));
-        assert_eq!(due, Some(at(90)));
-    }
-
-    #[test]
-    fn a_ledger_with_events_and_no_checkpoint_is_due_at_once() {
+    fn the_next_checkpoint_is_due_one_interval_after_the_last() {
         assert_eq!(
-            next_due(None, 3, chrono::Duration::minutes(60), at(5)),
-            Some(at(5))
+            next_due(Some(at(30)), chrono::Duration::minutes(60)),
+            Some(at(90))
         );
     }
 
     #[test]
     fn an_empty_ledger_needs_no_checkpoint() {
-        assert_eq!(
-            next_due(None, 0, chrono::Duration::minutes(60), at(5)),
-            None
-        );
+        assert_eq!(next_due(None, chrono::Duration::minutes(60)), None);
     }
 }

@@ -56,6 +56,11 @@ pub(super) async fn execute(
             history,
         } => {
             let attempt = attempt::run(&state.onepassword, &proposal, &history).await;
+            match &attempt.ended {
+                Err(error) if error.is_throttled() => state.op_concurrency.throttled(),
+                Ok(_) => state.op_concurrency.succeeded(),
+                Err(_) => {}
+            }
             record(state, claimed, number, &history, attempt).await
         }
     }

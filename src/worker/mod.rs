@@ -7,6 +7,7 @@ mod attempt;
 mod callbacks;
 mod cards;
 mod checkpoint;
+mod concurrency;
 mod executor;
 mod health;
 mod sweeper;
@@ -18,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+pub use concurrency::Concurrency;
 pub use health::LaneHealth;
 
 use crate::ledger::{ClaimedJob, Lane};
@@ -84,30 +86,50 @@ async fn supervise(state: AppState, lane: Lane, shutdown: CancellationToken) {
     }
 }
 
+/// How many jobs of `lane` may run at once now: the 1Password lane runs up to
+/// `OP_CONCURRENCY` actions (never two for one user: the claim sees to that); Slack and
+/// callbacks run one at a time, which keeps each proposal's messages in order and Slack paced.
+fn lane_limit(state: &AppState, lane: Lane) -> usize {
+    match lane {
+        Lane::OnePassword => state.op_concurrency.limit(),
+        Lane::Slack | Lane::Callback => 1,
+    }
+}
+
 async fn run_lane(state: AppState, lane: Lane, shutdown: CancellationToken) {
+    let mut running = tokio::task::JoinSet::new();
     while !shutdown.is_cancelled() {
         // Register for a wake-up before looking, so a commit in between is not missed.
         let notified = state.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match state
-            .ledger
-            .claim_job(lane, lease(&state), Utc::now())
-            .await
-        {
-            Ok(Some(job)) => {
-                run_job(&state, job).await;
-                continue;
+        while running.try_join_next().is_some() {}
+        let full = running.len() >= lane_limit(&state, lane);
+        if !full {
+            match state
+                .ledger
+                .claim_job(lane, lease(&state), Utc::now())
+                .await
+            {
+                Ok(Some(job)) => {
+                    running.spawn(run_job(state.clone(), job));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(%error, lane = lane.as_str(), "could not claim a job")
+                }
             }
-            Ok(None) => {}
-            Err(error) => tracing::error!(%error, lane = lane.as_str(), "could not claim a job"),
         }
         tokio::select! {
             _ = notified => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = shutdown.cancelled() => {}
         }
     }
+    // Jobs already running finish and record what they did.
+    while running.join_next().await.is_some() {}
 }
 
 fn lease(state: &AppState) -> chrono::Duration {
@@ -148,7 +170,8 @@ async fn dispatch(state: AppState, claimed: ClaimedJob) -> Result<JobResult, sql
     }
 }
 
-async fn run_job(state: &AppState, claimed: ClaimedJob) {
+async fn run_job(state: AppState, claimed: ClaimedJob) {
+    let state = &state;
     let id = claimed.proposal_id;
     // Every log line of the job carries its proposal id.
     let span = tracing::info_span!("job", proposal_id = %id, job_id = claimed.id);

@@ -98,24 +98,26 @@ pub async fn spawn_app_with(policy: &str, timing: Timing) -> TestApp {
 /// With each API token limited to `api_rate_limit` requests a minute.
 pub async fn spawn_app_limited(policy: &str, timing: Timing, api_rate_limit: u32) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    spawn_app_against(
-        policy,
-        timing,
-        api_rate_limit,
-        FakeOnePassword::start().await,
-    )
-    .await
+    let op = FakeOnePassword::start().await;
+    spawn_app_against(policy, timing, api_rate_limit, 8, op).await
+}
+
+/// Running up to `op_concurrency` 1Password actions at once.
+pub async fn spawn_app_concurrent(op_concurrency: usize) -> TestApp {
+    let op = FakeOnePassword::start().await;
+    spawn_app_against(POLICY, test_timing(), 10_000, op_concurrency, op).await
 }
 
 /// The approvers' policy against this 1Password stand-in (say, one under another version).
 pub async fn spawn_app_on(op: FakeOnePassword) -> TestApp {
-    spawn_app_against(POLICY, test_timing(), 10_000, op).await
+    spawn_app_against(POLICY, test_timing(), 10_000, 8, op).await
 }
 
 async fn spawn_app_against(
     policy: &str,
     timing: Timing,
     api_rate_limit: u32,
+    op_concurrency: usize,
     op: FakeOnePassword,
 ) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -159,6 +161,7 @@ async fn spawn_app_against(
         callback_allowed_hosts: vec!["soar.example.com".into(), "127.0.0.1".into()],
         callback_secret: Some(CALLBACK_SECRET.into()),
         api_rate_limit,
+        op_concurrency,
         timing,
     };
     let app = Application::build(settings).await.expect("the app builds");

@@ -122,7 +122,16 @@ struct FakeState {
     read_failures_after_mutation: HashMap<String, ReadFault>,
     /// The next mutation is held this long before 1Password acts on it.
     hold_next_mutation: Option<Duration>,
+    /// The next successful mutation's answer is lost: this status is sent instead.
+    lose_next_mutation_answer: Option<u16>,
+    /// Mutations take effect at once, and their answers are sent this much later.
+    mutation_answer_delay: Duration,
     delay: Duration,
+    /// Requests being answered now, overall and per user, and the most there ever were.
+    in_flight: usize,
+    most_in_flight: usize,
+    in_flight_by_user: HashMap<String, usize>,
+    most_in_flight_for_one_user: usize,
 }
 
 /// GETs of a user that fail once a mutation of them went through.
@@ -308,6 +317,18 @@ impl FakeOnePassword {
             .insert(id.to_owned(), fault);
     }
 
+    /// The next suspend or reactivate that goes through answers `status` instead of the user,
+    /// as when the answer is lost on its way back.
+    pub fn lose_next_mutation_answer(&self, status: u16) {
+        self.lock().lose_next_mutation_answer = Some(status);
+    }
+
+    /// Suspends and reactivates take effect at once but are answered `delay` later: a
+    /// window in which 1Password has acted and countersign does not know it yet.
+    pub fn answer_mutations_after(&self, delay: Duration) {
+        self.lock().mutation_answer_delay = delay;
+    }
+
     /// The next suspend or reactivate waits this long before 1Password acts on it and answers,
     /// as a stalled call does.
     pub fn hold_next_mutation(&self, hold: Duration) {
@@ -317,6 +338,16 @@ impl FakeOnePassword {
     /// Lifts a `fail_user` fault, as when an admin fixes what 1Password refused.
     pub fn clear_user_failure(&self, id: &str) {
         self.lock().user_failures.remove(id);
+    }
+
+    /// The most `/{version}/accounts/...` requests that were being answered at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.lock().most_in_flight
+    }
+
+    /// The most requests about any one user that were being answered at once.
+    pub fn most_in_flight_for_one_user(&self) -> usize {
+        self.lock().most_in_flight_for_one_user
     }
 
     /// Every `/{version}/accounts/...` answer waits this long first.

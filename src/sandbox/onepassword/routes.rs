@@ -99,7 +99,35 @@ async fn guard_accounts(
     req: Request,
     next: Next,
 ) -> Response {
-    let delay = lock(&state).delay;
+    let user = req
+        .uri()
+        .path()
+        .split_once("/users/")
+        .map(|(_, rest)| rest.split(':').next().unwrap_or_default().to_owned());
+    {
+        let mut s = lock(&state);
+        s.in_flight += 1;
+        s.most_in_flight = s.most_in_flight.max(s.in_flight);
+        if let Some(user) = &user {
+            let n = s.in_flight_by_user.entry(user.clone()).or_default();
+            *n += 1;
+            let n = *n;
+            s.most_in_flight_for_one_user = s.most_in_flight_for_one_user.max(n);
+        }
+    }
+    let response = answer_accounts(&state, &prefix, req, next).await;
+    let mut s = lock(&state);
+    s.in_flight -= 1;
+    if let Some(user) = &user {
+        if let Some(n) = s.in_flight_by_user.get_mut(user) {
+            *n -= 1;
+        }
+    }
+    response
+}
+
+async fn answer_accounts(state: &Shared, prefix: &str, req: Request, next: Next) -> Response {
+    let delay = lock(state).delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -108,12 +136,12 @@ async fn guard_accounts(
     let account = req
         .uri()
         .path()
-        .strip_prefix(prefix.as_str())
+        .strip_prefix(prefix)
         .and_then(|rest| rest.split('/').next())
         .unwrap_or_default()
         .to_owned();
     {
-        let mut s = lock(&state);
+        let mut s = lock(state);
         if let Some(failure) = s.injected.as_mut().filter(|f| f.remaining > 0) {
             failure.remaining -= 1;
             let (status, retry_after) = (failure.status, failure.retry_after);
@@ -306,37 +334,56 @@ async fn mutate_user(
     if let Some(hold) = hold {
         tokio::time::sleep(hold).await;
     }
-    let mut s = lock(&state);
+    let (answer, delay) = apply_mutation(&state, &account, user_id, verb, new_state);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    answer
+}
+
+/// The mutation itself, under the lock: its answer, and how long to wait before sending it.
+fn apply_mutation(
+    state: &Shared,
+    account: &str,
+    user_id: &str,
+    verb: &str,
+    new_state: &str,
+) -> (Response, std::time::Duration) {
+    let now = std::time::Duration::ZERO;
+    let mut s = lock(state);
     let Some(index) = s.users.iter().position(|u| u.id == user_id) else {
-        return op_error(404, "user not found");
+        return (op_error(404, "user not found"), now);
     };
     if let Some((status, message)) = s.user_failures.get(user_id) {
-        return op_error(*status, message);
+        return (op_error(*status, message), now);
     }
     if let Some(answer) = s
         .action_failures
         .get(&(user_id.to_owned(), verb.to_owned()))
     {
-        return injected(*answer);
+        return (injected(*answer), now);
     }
     let user = &s.users[index];
     if verb == "suspend" && user.state != "SUSPENDED" {
         if user.externally_managed && user.role != Role::Member {
-            return op_error(403, "externally managed administrators cannot be suspended");
+            let refusal = op_error(403, "externally managed administrators cannot be suspended");
+            return (refusal, now);
         }
         let other_owner = s
             .users
             .iter()
             .any(|u| u.id != user.id && u.role == Role::Owner && u.state == "ACTIVE");
         if user.role == Role::Owner && !other_owner {
-            return op_error(403, "no_owner_remain");
+            return (op_error(403, "no_owner_remain"), now);
         }
     }
-    let user = &mut s.users[index];
-    user.state = new_state.to_owned();
-    let answer = Json(user.to_json(&account)).into_response();
+    s.users[index].state = new_state.to_owned();
+    let answer = match s.lose_next_mutation_answer.take() {
+        Some(status) => op_error(status, "the answer was lost"),
+        None => Json(s.users[index].to_json(account)).into_response(),
+    };
     if let Some(fault) = s.read_failures_after_mutation.get_mut(user_id) {
         fault.armed = true;
     }
-    answer
+    (answer, s.mutation_answer_delay)
 }
