@@ -70,6 +70,14 @@ pub struct ServeArgs {
     /// Seconds graceful shutdown waits for acknowledged slash commands to finish.
     #[arg(long, env = "COMMAND_DRAIN_SECS", default_value_t = 10, hide = true)]
     pub command_drain_secs: u64,
+    /// Milliseconds between chat.postMessage calls per channel (Slack: one a second).
+    #[arg(
+        long,
+        env = "SLACK_POST_INTERVAL_MS",
+        default_value_t = 1000,
+        hide = true
+    )]
+    pub slack_post_interval_ms: u64,
     /// Requests per minute each API token may make.
     #[arg(long, env = "API_RATE_LIMIT", default_value_t = 600)]
     pub api_rate_limit: u32,
@@ -160,6 +168,8 @@ pub struct Timing {
     pub card_overdue_after: Duration,
     /// How long shutdown waits for acknowledged slash commands to finish.
     pub command_drain: Duration,
+    /// Slack's pace for chat.postMessage per channel.
+    pub slack_post_every: Duration,
 }
 
 impl Default for Timing {
@@ -173,6 +183,7 @@ impl Default for Timing {
             card_retry_cap: Duration::from_secs(60),
             card_overdue_after: Duration::from_secs(30),
             command_drain: Duration::from_secs(10),
+            slack_post_every: Duration::from_secs(1),
         }
     }
 }
@@ -278,6 +289,7 @@ impl Settings {
                 card_retry_cap: Duration::from_millis(args.card_retry_cap_ms.clamp(10, 60_000)),
                 card_overdue_after: Duration::from_secs(args.card_overdue_secs),
                 command_drain: Duration::from_secs(args.command_drain_secs),
+                slack_post_every: Duration::from_millis(args.slack_post_interval_ms),
             },
             callback_allowed_hosts: args
                 .callback_allowed_hosts

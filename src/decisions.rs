@@ -6,9 +6,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::domain::{Decider, Proposal, ProposalId, Reason, Refusal, Requester, Source, Vote};
+use crate::domain::{
+    Announcement, Decider, Proposal, ProposalId, Reason, Refusal, Requester, Source, Vote,
+};
 use crate::ledger::{EventKind, Job, Tx};
-use crate::slack::card;
 use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -165,13 +166,12 @@ pub(crate) async fn record_approval(
         tx.enqueue(id, Job::Execute, now).await?;
         crate::supersession::supersede_older(tx, &proposal, now).await?;
     }
-    let reply = format!(
-        ":white_check_mark: <@{}> approved · {}",
-        decider.slack_user_id,
-        card::tally(&proposal)
-    );
-    tx.enqueue(id, Job::ThreadReply { text: reply }, now)
-        .await?;
+    let fact = Announcement::Approved {
+        by: decider.slack_user_id.clone(),
+        count: proposal.approvals_count(),
+        required: proposal.approvals_required,
+    };
+    tx.enqueue(id, Job::Announce { fact }, now).await?;
     stage(tx, &proposal, now).await?;
     Ok((proposal, vote))
 }
@@ -227,13 +227,11 @@ pub async fn deny(
         now,
     )
     .await?;
-    let reply = format!(
-        ":no_entry: <@{}> denied: {}",
-        decider.slack_user_id,
-        card::escape(reason.as_str())
-    );
-    tx.enqueue(id, Job::ThreadReply { text: reply }, now)
-        .await?;
+    let fact = Announcement::Denied {
+        by: Some(decider.slack_user_id.clone()),
+        reason: reason.as_str().to_owned(),
+    };
+    tx.enqueue(id, Job::Announce { fact }, now).await?;
     finish(state, tx, &proposal, now).await?;
     tracing::info!(proposal_id = %id, approver = %decider.slack_user_id, "proposal denied");
     Ok(proposal)
@@ -275,12 +273,11 @@ pub(crate) async fn end_restore_for_new_alert(
         now,
     )
     .await?;
-    let reply = format!(
-        ":no_entry: countersign ended this restore: {}",
-        card::escape(reason.as_str())
-    );
-    tx.enqueue(restore.id, Job::ThreadReply { text: reply }, now)
-        .await?;
+    let fact = Announcement::Denied {
+        by: None,
+        reason: reason.as_str().to_owned(),
+    };
+    tx.enqueue(restore.id, Job::Announce { fact }, now).await?;
     tx.save_proposal(&restore, now).await?;
     tx.enqueue(restore.id, Job::UpdateCard, now).await?;
     tx.enqueue_callback(&restore, now).await?;

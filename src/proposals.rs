@@ -8,12 +8,11 @@ use serde_json::json;
 
 use crate::decisions::{self, DecisionError};
 use crate::domain::{
-    Action, Decider, Email, Evidence, Execution, OnePasswordUserId, Proposal, ProposalId, Reason,
-    Requester, Source, Status, Target,
+    Action, Announcement, Decider, Email, Evidence, Execution, OnePasswordUserId, Proposal,
+    ProposalId, Reason, Requester, Source, Status, Target,
 };
 use crate::ledger::{EventKind, Job, Tx};
 use crate::onepassword::{OpError, User};
-use crate::slack::card;
 use crate::state::AppState;
 
 /// How long an idempotency key is remembered.
@@ -359,11 +358,10 @@ async fn fold_in(
         at: now,
     };
     let payload = json!({"evidence": evidence, "requester": requester});
-    let reply = format!(
-        ":heavy_plus_sign: Further report from {}: {}",
-        card::escape(&evidence.source.platform),
-        card::escape(evidence.reason.as_str())
-    );
+    let fact = Announcement::EvidenceAdded {
+        platform: evidence.source.platform.clone(),
+        reason: evidence.reason.as_str().to_owned(),
+    };
     pending
         .fold_in(evidence)
         .expect("a pending proposal takes evidence");
@@ -376,8 +374,7 @@ async fn fold_in(
         now,
     )
     .await?;
-    tx.enqueue(pending.id, Job::ThreadReply { text: reply }, now)
-        .await?;
+    tx.enqueue(pending.id, Job::Announce { fact }, now).await?;
     tx.enqueue(pending.id, Job::UpdateCard, now).await?;
     tracing::info!(proposal_id = %pending.id, "report folded into a pending proposal");
     Ok(Intake::FoldedInto(pending))

@@ -37,6 +37,7 @@ impl Application {
             &settings.slack.api_url,
             &settings.slack.bot_token,
             metrics.clone(),
+            settings.timing.slack_post_every,
         ));
         let onepassword = Arc::new(OnePassword::new(settings.onepassword, metrics.clone()));
         let endpoints = onepassword.endpoints();

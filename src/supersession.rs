@@ -5,9 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::domain::{Proposal, ProposalId};
+use crate::domain::{Announcement, Proposal, ProposalId};
 use crate::ledger::{EventKind, Job, Tx};
-use crate::slack::card;
 
 /// Ends `proposal` superseded by `newer`: its event, card, thread reply and callback, in the
 /// caller's transaction.
@@ -38,8 +37,8 @@ pub(crate) async fn record(
     tx.enqueue(proposal.id, Job::UpdateCard, now).await?;
     tx.enqueue(
         proposal.id,
-        Job::ThreadReply {
-            text: card::superseded_reply(&proposal),
+        Job::Announce {
+            fact: Announcement::Superseded { by: newer },
         },
         now,
     )

@@ -110,3 +110,95 @@ async fn a_429_from_1password_halves_the_concurrency() {
         "{after}"
     );
 }
+
+async fn propose_by_api(app: &TestApp, body: &Value) -> String {
+    let token = app
+        .token(&[countersign::ledger::Scope::ProposeSuspend])
+        .await;
+    let response = app.propose_with(&token, body).await;
+    assert!(response.status().is_success());
+    let proposal: Value = response.json().await.unwrap();
+    proposal["id"].as_str().unwrap().to_owned()
+}
+
+fn with_reason(mut body: Value, reason: &str) -> Value {
+    body["reason"] = json!(reason);
+    body
+}
+
+#[tokio::test]
+async fn in_a_burst_new_cards_are_posted_before_thread_replies() {
+    let app = spawn_app().await;
+    let first = app.propose_id(&suspend_alice()).await;
+    let first_card = app.card_ts(&first).await;
+    // Slack holds the lane on one reply for a second (429, Retry-After 1)…
+    app.slack.rate_limit_next("chat.postMessage", 1, 1);
+    propose_by_api(
+        &app,
+        &with_reason(suspend_alice(), "A second report about Alice"),
+    )
+    .await;
+    // …while more reports and new proposals queue behind it.
+    propose_by_api(
+        &app,
+        &with_reason(suspend_alice(), "A third report about Alice"),
+    )
+    .await;
+    let mut others = vec![];
+    for n in 0..3 {
+        let email = format!("burst{n}@example.com");
+        app.op.add_user(&user_id(n), &email, "Burst", "ACTIVE");
+        others.push(propose_by_api(&app, &suspend_of(&email)).await);
+    }
+
+    for id in &others {
+        app.card_ts(id).await;
+    }
+    app.eventually("the third report's reply", || {
+        app.slack.thread_replies(&first_card).iter().any(|m| {
+            m.text
+                .as_deref()
+                .unwrap_or_default()
+                .contains("third report")
+        })
+    })
+    .await;
+    let posted = app.slack.messages();
+    let third_reply = posted
+        .iter()
+        .position(|m| {
+            m.text
+                .as_deref()
+                .unwrap_or_default()
+                .contains("third report")
+        })
+        .unwrap();
+    let last_card = posted.iter().rposition(|m| m.thread_ts.is_none()).unwrap();
+    assert!(
+        last_card < third_reply,
+        "every new card went out before the queued reply"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_cards_is_paced_to_slacks_limit_and_never_draws_a_429() {
+    let timing = countersign::config::Timing {
+        slack_post_every: Duration::from_millis(50),
+        ..test_timing()
+    };
+    let app = spawn_app_with(&policy_with("", ""), timing).await;
+    app.slack.limit_posts(Duration::from_millis(30), 3);
+    let mut ids = vec![];
+    for n in 0..12 {
+        let email = format!("burst{n}@example.com");
+        app.op.add_user(&user_id(n), &email, "Burst", "ACTIVE");
+        ids.push(propose_by_api(&app, &suspend_of(&email)).await);
+    }
+
+    for id in &ids {
+        app.card_ts(id).await;
+    }
+
+    assert_eq!(app.slack.top_level_messages().len(), 12, "every card once");
+    assert_eq!(app.slack.posts_refused(), 0, "no 429 from Slack");
+}

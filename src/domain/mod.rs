@@ -2,6 +2,7 @@
 //! every rule can be tested without a runtime; adapters parse into these types and persist
 //! what the domain decides.
 
+mod announcement;
 mod decider;
 mod email;
 #[cfg(test)]
@@ -12,6 +13,7 @@ mod proposal;
 mod reason;
 mod schema;
 
+pub use announcement::Announcement;
 pub use decider::{Decider, Standing};
 pub use email::Email;
 pub use ids::{AccountId, OnePasswordUserId, ProposalId, SlackUserId};

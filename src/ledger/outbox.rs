@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{timestamp, Ledger, Result, Tx};
-use crate::domain::{Proposal, ProposalId};
+use crate::domain::{Announcement, Proposal, ProposalId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -18,8 +18,11 @@ pub enum Job {
     PostCard,
     /// Re-render the card from the proposal's current state.
     UpdateCard,
-    /// A reply in the card's thread.
+    /// A reply in the card's thread, worded by an older release (rows written before
+    /// announcements were facts).
     ThreadReply { text: String },
+    /// A fact to tell in the card's thread; `slack/` words it.
+    Announce { fact: Announcement },
     /// Carry out the approved action in 1Password.
     Execute,
     /// Tell the proposal's callback_url what happened; `body` is fixed when the event happens.
@@ -46,7 +49,7 @@ impl Job {
         match self {
             Job::PostCard => "post_card",
             Job::UpdateCard => "update_card",
-            Job::ThreadReply { .. } => "thread_reply",
+            Job::ThreadReply { .. } | Job::Announce { .. } => "thread_reply",
             Job::Execute => "execute",
             Job::Callback { .. } => "callback",
         }
@@ -217,7 +220,11 @@ impl Ledger {
                        SELECT 1 FROM outbox r JOIN proposals rp ON rp.id = r.proposal_id
                        WHERE r.lane = 'onepassword' AND r.done_at IS NULL AND r.id <> o.id
                          AND r.leased_until > ?3 AND rp.target_user_id = p.target_user_id))
-                 ORDER BY o.id LIMIT 1)
+                 -- In a burst, new cards come first (nobody can decide without one), then
+                 -- card updates, then thread replies.
+                 ORDER BY CASE o.kind WHEN 'post_card' THEN 0 WHEN 'update_card' THEN 1 ELSE 2 END,
+                          o.id
+                 LIMIT 1)
              RETURNING id, proposal_id, payload, attempts",
         )
         .bind(timestamp(until))

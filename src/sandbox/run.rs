@@ -191,6 +191,8 @@ pub async fn run(
         op_concurrency: 8,
         timing: Timing {
             sweep_every: Duration::from_secs(2),
+            // The stand-in does not limit posts; a newcomer should not wait on them.
+            slack_post_every: Duration::from_millis(100),
             ..Timing::default()
         },
     };

@@ -98,6 +98,11 @@ struct FakeState {
     team: String,
     /// How long `response_url` posts wait before they are answered.
     response_stall: std::time::Duration,
+    /// Slack's posting limit, when enforced: one chat.postMessage per `every` per channel,
+    /// with bursts of `burst`; the channels' buckets; and how many posts it refused.
+    post_limit: Option<(std::time::Duration, f64)>,
+    post_buckets: HashMap<String, (f64, std::time::Instant)>,
+    posts_refused: usize,
 }
 
 /// A modal the bot opened, with the trigger it answered.
@@ -246,6 +251,18 @@ impl FakeSlack {
         self.lock().views.clone()
     }
 
+    /// Enforces Slack's posting limit: one chat.postMessage per `every` per channel, bursts of
+    /// `burst` tolerated ("Posting messages: 1 per second. Short bursts >1 allowed"); beyond
+    /// it, 429 `ratelimited` with `Retry-After`.
+    pub fn limit_posts(&self, every: std::time::Duration, burst: usize) {
+        self.lock().post_limit = Some((every, burst as f64));
+    }
+
+    /// How many chat.postMessage calls the posting limit refused.
+    pub fn posts_refused(&self) -> usize {
+        self.lock().posts_refused
+    }
+
     /// Every `response_url` post waits this long before it is answered, as a slow Slack does.
     pub fn stall_responses(&self, stall: std::time::Duration) {
         self.lock().response_stall = stall;
@@ -280,6 +297,27 @@ impl Drop for FakeSlack {
 }
 
 impl FakeState {
+    /// Whether the posting limit lets one more message into `channel` now.
+    fn post_allowed(&mut self, channel: Option<&str>) -> bool {
+        let Some((every, burst)) = self.post_limit else {
+            return true;
+        };
+        let now = std::time::Instant::now();
+        let (tokens, at) = self
+            .post_buckets
+            .entry(channel.unwrap_or_default().to_owned())
+            .or_insert((burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() / every.as_secs_f64()).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Like Slack: the posting time, unique and increasing within the channel.
     fn next_ts(&mut self) -> String {
         let now = std::time::SystemTime::now()
@@ -381,6 +419,18 @@ async fn api(
         return slack_error("invalid_auth");
     }
 
+    if method == "chat.postMessage" && !s.post_allowed(str_param(&params, "channel")) {
+        s.posts_refused += 1;
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({ "ok": false, "error": "ratelimited" })),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(1));
+        return response;
+    }
     let answer = match method.as_str() {
         "auth.test" => auth_test(&s),
         "chat.postMessage" => post_message(&mut s, &params),

@@ -31,7 +31,7 @@ fn verb(action: Action) -> &'static str {
     }
 }
 
-fn state_name(state: UserState) -> &'static str {
+pub(super) fn state_name(state: UserState) -> &'static str {
     match state {
         UserState::Active => "ACTIVE",
         UserState::Suspended => "SUSPENDED",
@@ -40,7 +40,7 @@ fn state_name(state: UserState) -> &'static str {
 }
 
 /// Slack renders this in the reader's time zone; the fallback is UTC.
-fn slack_time(at: chrono::DateTime<chrono::Utc>) -> String {
+pub(super) fn slack_time(at: chrono::DateTime<chrono::Utc>) -> String {
     format!(
         "<!date^{}^{{date_short_pretty}} {{time}}|{}>",
         at.timestamp(),
@@ -85,8 +85,11 @@ fn plural(n: u32, word: &str) -> String {
 
 /// "1 of 2 approvals — needs a second approver".
 pub fn tally(proposal: &Proposal) -> String {
-    let count = proposal.approvals_count();
-    let required = proposal.approvals_required;
+    tally_of(proposal.approvals_count(), proposal.approvals_required)
+}
+
+/// The tally for `count` approvals of `required`.
+pub(super) fn tally_of(count: u32, required: u32) -> String {
     let need = required.saturating_sub(count);
     let needs = match (count, need) {
         (_, 0) => "complete".to_owned(),
@@ -110,7 +113,7 @@ fn approvers(proposal: &Proposal) -> String {
         .join(", ")
 }
 
-fn outcome_text(outcome: Outcome) -> &'static str {
+pub(super) fn outcome_text(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Suspended => "suspended in 1Password",
         Outcome::Reactivated => "reactivated in 1Password",
@@ -180,21 +183,13 @@ fn denier(denial: &crate::domain::Denial) -> String {
     }
 }
 
-fn superseded_by(p: &Proposal) -> String {
+pub(super) fn superseded_by(p: &Proposal) -> String {
     match p.superseded_by {
         Some(newer) => format!(
             "a newer decision about this user (proposal `{newer}`) was approved after this one"
         ),
         None => "a newer decision about this user was approved after this one".to_owned(),
     }
-}
-
-/// The thread reply announcing that a newer decision overtook this proposal.
-pub fn superseded_reply(p: &Proposal) -> String {
-    format!(
-        ":fast_forward: Superseded: {}; countersign made no call for this proposal.",
-        superseded_by(p)
-    )
 }
 
 fn button(action_id: &str, label: &str, proposal: &Proposal) -> SlackBlockButtonElement {
@@ -303,43 +298,6 @@ fn truncate(text: &str, max: usize) -> String {
 }
 
 /// The half-TTL reminder, mentioning whoever may still decide.
-pub fn reminder(p: &Proposal, approvers: &crate::domain::Members) -> String {
-    let mentions: Vec<String> = approvers
-        .groups
-        .iter()
-        .map(|g| format!("<!subteam^{g}>"))
-        .chain(approvers.users.iter().map(|u| format!("<@{u}>")))
-        .collect();
-    format!(
-        ":bell: Still waiting for a decision: {} · expires {} · {}",
-        tally(p),
-        slack_time(p.expires_at),
-        mentions.join(" ")
-    )
-}
-
-/// The thread reply announcing an execution's result.
-pub fn outcome_reply(p: &Proposal) -> String {
-    let text = match (p.status, p.execution.outcome) {
-        (Status::Executed, Some(outcome)) => format!(
-            ":white_check_mark: {} ({}) {} · 1Password shows {}",
-            escape(&p.target.display_name),
-            escape(p.target.email.as_str()),
-            outcome_text(outcome),
-            state_name(p.target.state)
-        ),
-        _ => format!(
-            ":warning: Execution failed: {} · an approver may retry",
-            escape(p.execution.last_error.as_deref().unwrap_or("unknown error"))
-        ),
-    };
-    // A Slack requester hears how their request ended.
-    match &p.requester {
-        Requester::SlackUser { slack_user_id, .. } => format!("{text} · cc <@{slack_user_id}>"),
-        Requester::Integration { .. } => text,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

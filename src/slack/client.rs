@@ -65,6 +65,49 @@ pub struct SlackWeb {
     metrics: Arc<Metrics>,
     /// The bot's own `bot_id`, from `auth.test`, read once.
     bot_id: tokio::sync::OnceCell<String>,
+    /// chat.postMessage pacing per channel.
+    pacer: Pacer,
+}
+
+/// Slack's posting limit ("chat.postMessage generally allows posting one message per second
+/// per channel", rate-limits page; short bursts allowed): a token bucket per channel holding
+/// a burst of `BURST` and refilled one message per `every`. Callers reserve their slot under
+/// the lock and wait outside it, so a burst queues in order instead of drawing 429s.
+struct Pacer {
+    every: Duration,
+    channels: std::sync::Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
+}
+
+const BURST: f64 = 3.0;
+
+impl Pacer {
+    fn new(every: Duration) -> Self {
+        Self {
+            every,
+            channels: std::sync::Mutex::default(),
+        }
+    }
+
+    /// How long the next post to `channel` must wait.
+    fn reserve(&self, channel: &str) -> Duration {
+        if self.every.is_zero() {
+            return Duration::ZERO;
+        }
+        let now = std::time::Instant::now();
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (tokens, at) = channels.entry(channel.to_owned()).or_insert((BURST, now));
+        let refilled = now.saturating_duration_since(*at).as_secs_f64() / self.every.as_secs_f64();
+        *tokens = (*tokens + refilled).min(BURST) - 1.0;
+        *at = now;
+        if *tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            self.every.mul_f64(-*tokens)
+        }
+    }
 }
 
 /// The message metadata event type a card carries, with the proposal id in its payload: how a
@@ -73,7 +116,13 @@ pub const CARD_EVENT: &str = "countersign_card";
 
 impl SlackWeb {
     /// `api_url` is Slack's Web API base without a trailing slash (`https://slack.com/api`).
-    pub fn new(api_url: &str, bot_token: &str, metrics: Arc<Metrics>) -> Self {
+    /// `post_every` paces chat.postMessage per channel (Slack's one a second).
+    pub fn new(
+        api_url: &str,
+        bot_token: &str,
+        metrics: Arc<Metrics>,
+        post_every: Duration,
+    ) -> Self {
         // Plain http is allowed so the sandbox and tests can point at a local stand-in.
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
@@ -95,6 +144,7 @@ impl SlackWeb {
             token: SlackApiToken::new(SlackApiTokenValue(bot_token.to_owned())),
             metrics,
             bot_id: tokio::sync::OnceCell::new(),
+            pacer: Pacer::new(post_every),
         }
     }
 
@@ -197,6 +247,10 @@ impl SlackWeb {
         }
         if let Some(metadata) = metadata {
             content = content.with_metadata(metadata);
+        }
+        let wait = self.pacer.reserve(channel);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
         let mut request =
             SlackApiChatPostMessageRequest::new(SlackChannelId(channel.to_owned()), content);

@@ -1,6 +1,7 @@
 //! Slack: the approval card, signed requests from Slack, and the Web API calls we make.
 
 mod alert_link;
+pub mod announce;
 pub mod card;
 mod client;
 mod command;

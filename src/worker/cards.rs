@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{backoff, JobResult};
 use crate::domain::{Proposal, SlackRef, Status};
 use crate::ledger::{ClaimedJob, EventKind, Job};
-use crate::slack::{card, SlackError};
+use crate::slack::{announce, card, SlackError};
 use crate::state::AppState;
 
 /// After this many tries a Slack job is given up; the ledger already holds the decision. A
@@ -147,19 +147,37 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
             }
             state.ledger.complete_job(claimed, Utc::now()).await?;
         }
+        (Job::Announce { fact }, Some(at)) => {
+            let text = announce::render(fact, &proposal);
+            return reply(state, claimed, &proposal, &at, &text).await;
+        }
         (Job::ThreadReply { text }, Some(at)) => {
-            if let Err(error) = state
-                .slack
-                .post_message(&at.channel, text, vec![], Some(&at.ts))
-                .await
-            {
-                return Ok(retry(state, claimed, &proposal, error));
-            }
-            state.ledger.complete_job(claimed, Utc::now()).await?;
+            return reply(state, claimed, &proposal, &at, text).await;
         }
         (Job::Execute | Job::Callback { .. }, _) => {
-            unreachable!("only Slack jobs run in the Slack lane")
+            return Ok(JobResult::Abandon(
+                "not a Slack job; it was filed in the wrong lane".into(),
+            ));
         }
     }
+    Ok(JobResult::Done)
+}
+
+/// A reply in the card's thread.
+async fn reply(
+    state: &AppState,
+    claimed: &ClaimedJob,
+    proposal: &Proposal,
+    card: &SlackRef,
+    text: &str,
+) -> Result<JobResult, sqlx::Error> {
+    if let Err(error) = state
+        .slack
+        .post_message(&card.channel, text, vec![], Some(&card.ts))
+        .await
+    {
+        return Ok(retry(state, claimed, proposal, error));
+    }
+    state.ledger.complete_job(claimed, Utc::now()).await?;
     Ok(JobResult::Done)
 }

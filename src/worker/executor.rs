@@ -12,10 +12,9 @@ use serde_json::{json, Value};
 
 use super::attempt::{self, Attempt, Done, History};
 use super::{backoff, JobResult};
-use crate::domain::{Proposal, Status};
+use crate::domain::{Announcement, Proposal, Status};
 use crate::ledger::{ClaimedJob, EventKind, Job, Tx};
 use crate::onepassword::OpError;
-use crate::slack::card;
 use crate::state::AppState;
 use crate::supersession;
 
@@ -176,8 +175,8 @@ async fn record(
     tx.enqueue(id, Job::UpdateCard, now).await?;
     tx.enqueue(
         id,
-        Job::ThreadReply {
-            text: card::outcome_reply(&proposal),
+        Job::Announce {
+            fact: outcome_fact(&proposal),
         },
         now,
     )
@@ -258,6 +257,23 @@ async fn record_stale(
     )
     .await?;
     Ok(())
+}
+
+/// What the card's thread is told about how the execution ended.
+fn outcome_fact(proposal: &Proposal) -> Announcement {
+    match (proposal.status, proposal.execution.outcome) {
+        (Status::Executed, Some(outcome)) => Announcement::Executed {
+            outcome,
+            state: proposal.target.state,
+        },
+        _ => Announcement::ExecutionFailed {
+            error: proposal
+                .execution
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "unknown error".into()),
+        },
+    }
 }
 
 fn retry_after(error: &OpError, attempts: u32) -> Duration {

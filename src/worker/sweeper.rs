@@ -5,8 +5,8 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::decisions;
+use crate::domain::Announcement;
 use crate::ledger::Job;
-use crate::slack::card;
 use crate::state::AppState;
 
 /// Posts the half-TTL reminder for every pending proposal that is due one; returns how many.
@@ -19,9 +19,12 @@ async fn remind_once(state: &AppState) -> Result<usize, sqlx::Error> {
         }
         let mut tx = state.ledger.begin().await?;
         if tx.mark_reminded(proposal.id, now).await? {
-            let text = card::reminder(&proposal, &state.policy.approvers);
-            tx.enqueue(proposal.id, Job::ThreadReply { text }, now)
-                .await?;
+            let approvers = &state.policy.approvers;
+            let fact = Announcement::Reminder {
+                users: approvers.users.clone(),
+                groups: approvers.groups.clone(),
+            };
+            tx.enqueue(proposal.id, Job::Announce { fact }, now).await?;
             reminded += 1;
         }
         tx.commit().await?;

@@ -75,6 +75,7 @@ pub fn test_timing() -> Timing {
         sweep_every: Duration::from_millis(100),
         card_retry_cap: Duration::from_millis(200),
         card_overdue_after: Duration::from_millis(500),
+        slack_post_every: Duration::from_millis(10),
         ..Timing::default()
     }
 }

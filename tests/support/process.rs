@@ -74,6 +74,7 @@ impl World {
             .env("OP_API_URL", &self.op.base_url)
             .env("COUNTERSIGN_POLICY", &self.policy)
             .env("OUTBOX_LEASE_SECS", "2")
+            .env("SLACK_POST_INTERVAL_MS", "10")
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null());

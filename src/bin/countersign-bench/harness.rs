@@ -36,7 +36,7 @@ pub struct Fixture {
 impl Fixture {
     pub async fn start(dir: PathBuf, approvers: usize, targets: usize) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        let slack = FakeSlack::start().await;
+        let slack = FakeSlack::start_in(TEAM).await;
         let approvers: Vec<String> = (0..approvers).map(|i| format!("U0BENCH{i:05}")).collect();
         for (i, id) in approvers.iter().enumerate() {
             let email = format!("approver{i}@example.com");
@@ -123,6 +123,9 @@ impl Server {
             // The per-token limit (600/min by default) would cap (c) at 10/s per token; the
             // benchmark measures the server, not the limiter.
             .env("API_RATE_LIMIT", "100000000")
+            // The Slack stand-in does not limit posts; pacing them at Slack's one a second
+            // per channel would measure the pacer, not the server.
+            .env("SLACK_POST_INTERVAL_MS", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

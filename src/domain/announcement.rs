@@ -1,0 +1,35 @@
+//! What happened to a proposal that its card's thread should tell, as facts: the services
+//! that decide and execute emit these, and the Slack adapter alone words them.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Outcome, ProposalId, SlackUserId, UserState};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fact", rename_all = "snake_case")]
+pub enum Announcement {
+    /// An approval counted; `count` of `required` so far.
+    Approved {
+        by: SlackUserId,
+        count: u32,
+        required: u32,
+    },
+    /// Denied by an approver, or (`by: None`) ended by countersign itself.
+    Denied {
+        by: Option<SlackUserId>,
+        reason: String,
+    },
+    /// A further report about the same user and action was folded in.
+    EvidenceAdded { platform: String, reason: String },
+    /// Half way to expiry with no decision: these approvers are reminded.
+    Reminder {
+        users: Vec<SlackUserId>,
+        groups: Vec<String>,
+    },
+    /// 1Password carried the action out (or found it already done).
+    Executed { outcome: Outcome, state: UserState },
+    /// The execution failed; an approver may retry.
+    ExecutionFailed { error: String },
+    /// A newer decision about the same user overtook this proposal.
+    Superseded { by: ProposalId },
+}
