@@ -113,3 +113,87 @@ impl World {
         events.iter().filter(|e| e.kind == kind).count()
     }
 }
+
+#[tokio::test]
+async fn killed_in_a_burst_of_proposals_keeps_every_acknowledged_one_and_nothing_half_written() {
+    // Given sixty users, and a server taking a burst of proposals about them
+    let world = World::start().await;
+    for n in 0..60 {
+        world.op.add_user(
+            &format!("BURST{n:021}"),
+            &format!("burst{n}@example.com"),
+            "Burst",
+            "ACTIVE",
+        );
+    }
+    let mut server = world.serve("burst").await;
+    let token = world.create_token().await;
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut requests = tokio::task::JoinSet::new();
+    for n in 0..60 {
+        let (http, address, token) = (world.http.clone(), server.address.clone(), token.clone());
+        let acknowledged = acknowledged.clone();
+        requests.spawn(async move {
+            let body = serde_json::json!({
+                "action": "suspend",
+                "user": {"email": format!("burst{n}@example.com")},
+                "reason": "Credential stuffing wave, account reused a leaked password",
+                "source": {"platform": "crowdstrike"}
+            });
+            let sent = http
+                .post(format!("{address}/v1/proposals"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await;
+            if let Ok(response) = sent {
+                if response.status() == 201 {
+                    if let Ok(proposal) = response.json::<serde_json::Value>().await {
+                        let id = proposal["id"].as_str().unwrap_or_default().to_owned();
+                        acknowledged.lock().unwrap().push(id);
+                    }
+                }
+            }
+        });
+    }
+
+    // When the process is killed in the middle of it
+    eventually("some proposals acknowledged", || {
+        acknowledged.lock().unwrap().len() >= 15
+    })
+    .await;
+    server.kill();
+    while requests.join_next().await.is_some() {}
+    // …and started again on the same database
+    let _again = world.serve("again").await;
+
+    // Then every acknowledged proposal is in the ledger with its event
+    let ledger = Ledger::connect(&world.database_url).await.unwrap();
+    let events = ledger.events(0, 100_000).await.unwrap();
+    let created: std::collections::HashSet<String> = events
+        .iter()
+        .filter(|e| e.kind == "proposal.created")
+        .filter_map(|e| e.proposal_id.clone())
+        .collect();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    for id in &acknowledged {
+        assert!(
+            created.contains(id),
+            "acknowledged {id} is not in the ledger"
+        );
+        let parsed = countersign::domain::ProposalId::parse(id).unwrap();
+        assert!(ledger.proposal(parsed).await.unwrap().is_some());
+    }
+    // …nothing is half-written: each proposal row has its created event and each event its row
+    let rows = ledger
+        .proposals(&countersign::ledger::ProposalQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), created.len());
+    assert!(rows.iter().all(|p| created.contains(&p.id.to_string())));
+    // …and the chain still verifies
+    world.assert_ledger_verifies().await;
+}

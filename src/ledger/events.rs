@@ -73,7 +73,7 @@ impl Tx {
             return Ok(head.clone());
         }
         let row = sqlx::query("SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *self.inner)
+            .fetch_optional(self.conn())
             .await?;
         let head = match row {
             Some(row) => (row.get("seq"), row.get("hash")),
@@ -91,7 +91,7 @@ impl Tx {
              WHERE proposal_id = ? AND kind LIKE 'execution.%' ORDER BY seq",
         )
         .bind(id.to_string())
-        .fetch_all(&mut *self.inner)
+        .fetch_all(self.conn())
         .await?;
         Ok(rows
             .iter()
@@ -112,7 +112,7 @@ impl Tx {
         )
         .bind(actor)
         .bind(timestamp(since))
-        .fetch_one(&mut *self.inner)
+        .fetch_one(self.conn())
         .await?;
         Ok(count as u64)
     }
@@ -152,7 +152,7 @@ impl Tx {
         .bind(payload.to_string())
         .bind(prev_hash)
         .bind(&hash)
-        .execute(&mut *self.inner)
+        .execute(self.conn())
         .await?;
         self.head = Some((seq, hash));
         Ok(seq)

@@ -59,7 +59,7 @@ impl Tx {
         key: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<Remembered>> {
-        lookup(&mut *self.inner, token_id, key, since).await
+        lookup(self.conn(), token_id, key, since).await
     }
 
     /// Remembers a key; an expired record of the same key is replaced.
@@ -80,7 +80,7 @@ impl Tx {
         .bind(body_sha256)
         .bind(proposal_id.to_string())
         .bind(timestamp(now))
-        .execute(&mut *self.inner)
+        .execute(self.conn())
         .await?;
         Ok(())
     }

@@ -6,6 +6,7 @@
 pub mod chain;
 mod events;
 mod export;
+mod group;
 mod idempotency;
 mod outbox;
 mod proposals;
@@ -17,10 +18,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::SqlitePool;
 
 pub use events::{EventKind, EventQuery};
 pub use export::{export, ExportFormat};
+pub use group::GroupStats;
 pub use idempotency::Remembered;
 pub use outbox::{ClaimedJob, Job, Lane};
 pub use proposals::ProposalQuery;
@@ -36,7 +38,7 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
 
 #[derive(Clone)]
 pub struct Ledger {
-    writer: SqlitePool,
+    writer: Arc<group::Writer>,
     reader: SqlitePool,
     /// The last answer to "does the database take a write?", so readiness probes do not
     /// queue behind the single writer on every call.
@@ -57,10 +59,12 @@ impl Ledger {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
+        let writer = group::Writer::new(
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await?,
+        );
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_lazy_with(options.read_only(true));
@@ -84,29 +88,32 @@ impl Ledger {
             .connect_with(options)
             .await?;
         Ok(Self {
-            writer: reader.clone(),
+            writer: group::Writer::new(reader.clone()),
             reader,
             writable: Arc::default(),
         })
     }
 
     pub async fn migrate(&self) -> std::result::Result<(), sqlx::migrate::MigrateError> {
-        sqlx::migrate!("./migrations").run(&self.writer).await
+        sqlx::migrate!("./migrations").run(self.writer.pool()).await
     }
 
-    /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up front, so two
-    /// processes on one database serialize instead of failing on a lock upgrade.
+    /// Starts a write transaction: a savepoint in the writer's current group, which
+    /// `BEGIN IMMEDIATE` opened (taking the write lock up front, so two processes on one
+    /// database serialize instead of failing on a lock upgrade).
     pub async fn begin(&self) -> Result<Tx> {
+        let (held, head) = self.writer.begin().await?;
         Ok(Tx {
-            inner: self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            head: None,
+            inner: Some(held),
+            head,
         })
     }
 
     /// Whether the database answers a write; used by readiness.
     pub async fn ping(&self) -> Result<()> {
         let tx = self.begin().await?;
-        tx.inner.rollback().await
+        drop(tx);
+        Ok(())
     }
 
     /// Whether the database takes writes, asked of it at most every few seconds: probes
@@ -124,22 +131,49 @@ impl Ledger {
         answer
     }
 
+    /// How many commits the writer issued and how many transactions they carried.
+    pub fn group_stats(&self) -> GroupStats {
+        self.writer.stats()
+    }
+
     pub async fn close(&self) {
         self.writer.close().await;
+        self.writer.pool().close().await;
         self.reader.close().await;
     }
 }
 
-/// One write transaction. Dropping it without [`Tx::commit`] rolls everything back.
+/// One write transaction: a member of the writer's group commit. Dropping it without
+/// [`Tx::commit`] rolls back its own changes, and only its own.
 pub struct Tx {
-    inner: sqlx::Transaction<'static, Sqlite>,
+    inner: Option<group::Held>,
     /// The chain head once this transaction has read or extended it: the write lock is held,
     /// so nobody else can move it until commit.
     head: Option<(i64, String)>,
 }
 
 impl Tx {
-    pub async fn commit(self) -> Result<()> {
-        self.inner.commit().await
+    /// Makes the transaction durable: returns once the group it joined has committed.
+    pub async fn commit(mut self) -> Result<()> {
+        let held = self
+            .inner
+            .take()
+            .expect("an open transaction holds the writer");
+        held.commit(self.head.take()).await
+    }
+
+    /// The write connection, for statements.
+    fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        self.inner
+            .as_mut()
+            .expect("an open transaction holds the writer")
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if let Some(held) = self.inner.as_mut() {
+            group::abandon(held);
+        }
     }
 }

@@ -100,7 +100,7 @@ impl Tx {
         .bind(serde_json::to_string(&job).expect("a job always serializes"))
         .bind(timestamp(now))
         .bind(timestamp(now))
-        .execute(&mut *self.inner)
+        .execute(self.conn())
         .await?;
         Ok(())
     }
@@ -137,7 +137,7 @@ impl Tx {
         .bind(timestamp(now))
         .bind(job.id)
         .bind(&job.lease)
-        .execute(&mut *self.inner)
+        .execute(self.conn())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -150,7 +150,7 @@ impl Tx {
         )
         .bind(job.id)
         .bind(&job.lease)
-        .fetch_optional(&mut *self.inner)
+        .fetch_optional(self.conn())
         .await?;
         Ok(held.is_some())
     }
@@ -171,7 +171,7 @@ impl Tx {
         .bind(error)
         .bind(job.id)
         .bind(&job.lease)
-        .execute(&mut *self.inner)
+        .execute(self.conn())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -231,7 +231,7 @@ impl Ledger {
         .bind(lane.as_str())
         .bind(timestamp(now))
         .bind(&token)
-        .fetch_optional(&mut *tx.inner)
+        .fetch_optional(tx.conn())
         .await?;
         let Some(row) = row else {
             tx.commit().await?;
@@ -252,7 +252,7 @@ impl Ledger {
                     .bind(timestamp(now))
                     .bind(format!("unreadable job: {error}"))
                     .bind(id)
-                    .execute(&mut *tx.inner)
+                    .execute(tx.conn())
                     .await?;
                 tx.commit().await?;
                 return Ok(None);
@@ -277,14 +277,16 @@ impl Ledger {
 
     /// Extends a running job's lease, if the claim is still the job's latest.
     pub async fn renew_lease(&self, job: &ClaimedJob, until: DateTime<Utc>) -> Result<bool> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE outbox SET leased_until = ? WHERE id = ? AND lease_token = ? AND done_at IS NULL",
         )
         .bind(timestamp(until))
         .bind(job.id)
         .bind(&job.lease)
-        .execute(&self.writer)
+        .execute(tx.conn())
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -308,6 +310,7 @@ impl Ledger {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE outbox SET done_at = ?, leased_until = NULL, last_error = ?
              WHERE id = ? AND lease_token = ? AND done_at IS NULL",
@@ -316,8 +319,9 @@ impl Ledger {
         .bind(error)
         .bind(job.id)
         .bind(&job.lease)
-        .execute(&self.writer)
+        .execute(tx.conn())
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 

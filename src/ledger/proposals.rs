@@ -55,7 +55,7 @@ impl Tx {
         .bind(proposal.slack.as_ref().map(|s| s.ts.as_str()))
         .bind(encode(proposal))
         .bind(timestamp(now))
-        .execute(&mut *self.inner)
+        .execute(self.conn())
         .await?;
         Ok(())
     }
@@ -75,7 +75,7 @@ impl Tx {
         .bind(encode(proposal))
         .bind(timestamp(now))
         .bind(proposal.id.to_string())
-        .execute(&mut *self.inner)
+        .execute(self.conn())
         .await?;
         Ok(())
     }
@@ -92,7 +92,7 @@ impl Tx {
             .bind(&approval.name)
             .bind(email.map(Email::as_str))
             .bind(timestamp(approval.at))
-            .execute(&mut *self.inner)
+            .execute(self.conn())
             .await?;
         Ok(())
     }
@@ -102,7 +102,7 @@ impl Tx {
     pub async fn proposal(&mut self, id: ProposalId) -> Result<Option<Proposal>> {
         let row = sqlx::query("SELECT document FROM proposals WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.inner)
+            .fetch_optional(self.conn())
             .await?;
         row.map(|r| decode(r.get("document"))).transpose()
     }
@@ -112,7 +112,7 @@ impl Tx {
         let done = sqlx::query("UPDATE proposals SET reminded_at = ? WHERE id = ? AND status = 'pending' AND reminded_at IS NULL")
             .bind(timestamp(now))
             .bind(id.to_string())
-            .execute(&mut *self.inner)
+            .execute(self.conn())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -128,7 +128,7 @@ impl Tx {
         )
         .bind(user.as_str())
         .bind(than.to_string())
-        .fetch_optional(&mut *self.inner)
+        .fetch_optional(self.conn())
         .await?;
         id.map(|id| ProposalId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into())))
             .transpose()
@@ -150,7 +150,7 @@ impl Tx {
         .bind(proposal.target.id.as_str())
         .bind(proposal.id.to_string())
         .bind(decided)
-        .fetch_optional(&mut *self.inner)
+        .fetch_optional(self.conn())
         .await?;
         id.map(|id| ProposalId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into())))
             .transpose()
@@ -171,7 +171,7 @@ impl Tx {
         .bind(proposal.target.id.as_str())
         .bind(proposal.id.to_string())
         .bind(timestamp(decided))
-        .fetch_all(&mut *self.inner)
+        .fetch_all(self.conn())
         .await?;
         rows.iter().map(|r| decode(r.get("document"))).collect()
     }
@@ -183,7 +183,7 @@ impl Tx {
              ORDER BY id DESC LIMIT 1",
         )
         .bind(user.as_str())
-        .fetch_optional(&mut *self.inner)
+        .fetch_optional(self.conn())
         .await?;
         row.map(|r| decode(r.get("document"))).transpose()
     }

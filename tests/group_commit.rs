@@ -1,0 +1,98 @@
+//! Group commit: transactions queued behind one another share one commit, a failing one
+//! rolls back alone, and every caller hears only once its work is durable.
+
+use countersign::domain::ProposalId;
+use countersign::ledger::{EventKind, Ledger};
+use serde_json::json;
+
+async fn ledger() -> (Ledger, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("group.db").display());
+    let ledger = Ledger::connect(&url).await.unwrap();
+    ledger.migrate().await.unwrap();
+    (ledger, dir)
+}
+
+/// One transaction appending one event; `fail` makes it run a statement the database refuses
+/// (an approval for no proposal breaks a foreign key) after its append.
+async fn append(ledger: Ledger, n: usize, fail: bool) -> Result<(), sqlx::Error> {
+    let mut tx = ledger.begin().await?;
+    let now = chrono::Utc::now();
+    tx.append(None, EventKind::TokenCreated, "cli", json!({ "n": n }), now)
+        .await?;
+    if fail {
+        let approval = countersign::domain::Approval {
+            slack_user_id: countersign::domain::SlackUserId::parse("U0BOB").unwrap(),
+            name: "Bob".into(),
+            at: now,
+        };
+        tx.insert_approval(ProposalId::new(), &approval, None)
+            .await?;
+    }
+    tx.commit().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_transaction_in_a_group_rolls_back_alone_and_hears_its_error() {
+    let (ledger, _dir) = ledger().await;
+
+    let tasks: Vec<_> = (0..40)
+        .map(|n| tokio::spawn(append(ledger.clone(), n, n == 17)))
+        .collect();
+    let mut results = vec![];
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+
+    for (n, result) in results.iter().enumerate() {
+        assert_eq!(result.is_err(), n == 17, "transaction {n}: {result:?}");
+    }
+    let events = ledger.events(0, 1000).await.unwrap();
+    assert_eq!(events.len(), 39, "every other transaction committed");
+    assert!(events.iter().all(|e| e.payload["n"] != 17));
+    assert!(
+        ledger.verify(&[]).await.unwrap().is_ok(),
+        "the chain is gapless"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_queued_behind_one_another_share_commits() {
+    let (ledger, _dir) = ledger().await;
+
+    let tasks: Vec<_> = (0..50)
+        .map(|n| tokio::spawn(append(ledger.clone(), n, false)))
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+
+    let stats = ledger.group_stats();
+    assert_eq!(stats.transactions, 50);
+    assert!(stats.commits < 50, "no grouping happened: {stats:?}");
+    assert_eq!(ledger.events(0, 1000).await.unwrap().len(), 50);
+}
+
+#[tokio::test]
+async fn a_transaction_dropped_without_commit_leaves_nothing_and_the_next_one_works() {
+    let (ledger, _dir) = ledger().await;
+    let mut dropped = ledger.begin().await.unwrap();
+    dropped
+        .append(
+            None,
+            EventKind::TokenCreated,
+            "cli",
+            json!({"n": 0}),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    drop(dropped);
+
+    append(ledger.clone(), 1, false).await.unwrap();
+
+    let events = ledger.events(0, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].payload["n"], 1);
+    assert_eq!(events[0].seq, 1);
+}
