@@ -19,17 +19,6 @@ fn suspend_of(email: &str) -> Value {
     body
 }
 
-async fn metrics(app: &TestApp) -> String {
-    app.http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// The seq of the first event of `kind` about proposal `id`.
 async fn seq_of(app: &TestApp, id: &str, kind: &str) -> i64 {
     app.ledger
@@ -96,7 +85,8 @@ async fn two_actions_for_one_user_never_overlap_and_run_in_approval_order() {
 async fn a_429_from_1password_halves_the_concurrency() {
     let app = spawn_app_concurrent(8).await;
     let id = app.propose_id(&suspend_alice()).await;
-    assert!(metrics(&app)
+    assert!(app
+        .metrics()
         .await
         .contains("countersign_onepassword_concurrency 8"));
     app.op.fail_next(1, 429, Some(0));
@@ -104,7 +94,7 @@ async fn a_429_from_1password_halves_the_concurrency() {
     app.click(BOB, "approve", &id).await;
 
     app.wait_for_status(&id, Status::Executed).await;
-    let after = metrics(&app).await;
+    let after = app.metrics().await;
     assert!(
         after.contains("countersign_onepassword_concurrency 4"),
         "{after}"

@@ -14,28 +14,17 @@ fn sample<'a>(metrics: &'a str, series: &str) -> Option<&'a str> {
         .and_then(|l| l.rsplit(' ').next())
 }
 
-async fn metrics(app: &TestApp) -> String {
-    let response = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.text().await.unwrap()
-}
-
 #[tokio::test]
 async fn metrics_change_after_a_proposals_life() {
     let app = spawn_app().await;
     let executed = "countersign_proposals{action=\"suspend\",status=\"executed\"}";
-    assert_eq!(sample(&metrics(&app).await, executed), Some("0"));
+    assert_eq!(sample(&app.metrics().await, executed), Some("0"));
 
     let id = app.propose_id(&suspend_alice()).await;
     app.click(BOB, "approve", &id).await;
     app.wait_for_status(&id, Status::Executed).await;
 
-    let after = metrics(&app).await;
+    let after = app.metrics().await;
     assert_eq!(sample(&after, executed), Some("1"));
     assert_eq!(
         sample(

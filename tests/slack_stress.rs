@@ -12,17 +12,6 @@ use sqlx::Connection;
 use support::app::*;
 use support::fake_slack::SlackUserKind;
 
-async fn readiness(app: &TestApp) -> Value {
-    app.http
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn propose_by_api(app: &TestApp, body: &Value) -> String {
     let token = app
         .token(&[Scope::ProposeSuspend, Scope::ProposeRestore])
@@ -35,13 +24,13 @@ async fn propose_by_api(app: &TestApp, body: &Value) -> String {
 
 async fn wait_for_readiness(app: &TestApp, status: &str) -> Value {
     for _ in 0..400 {
-        let ready = readiness(app).await;
+        let ready = app.readiness().await;
         if ready["status"] == status {
             return ready;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("/readyz never said {status}: {}", readiness(app).await);
+    panic!("/readyz never said {status}: {}", app.readiness().await);
 }
 
 // ---- 1. A card is never abandoned while its proposal is pending ----
@@ -286,7 +275,7 @@ async fn a_card_whose_post_answer_was_lost_is_found_by_its_metadata_not_by_text(
 #[tokio::test]
 async fn readiness_does_not_wait_for_the_write_lock_on_every_probe() {
     let app = spawn_app().await;
-    assert_eq!(readiness(&app).await["status"], "ready");
+    assert_eq!(app.readiness().await["status"], "ready");
     // Another writer holds the database's write lock.
     let mut blocker = sqlx::SqliteConnection::connect(&app.database_url)
         .await

@@ -17,6 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+
+use crate::domain::ProposalId;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
@@ -105,6 +107,7 @@ impl Ledger {
         let (held, head) = self.writer.begin().await?;
         Ok(Tx {
             inner: Some(held),
+            jobs: Vec::new(),
             head,
         })
     }
@@ -147,6 +150,8 @@ impl Ledger {
 /// [`Tx::commit`] rolls back its own changes, and only its own.
 pub struct Tx {
     inner: Option<group::Held>,
+    /// Jobs filed by this transaction, inserted together at commit.
+    jobs: Vec<(ProposalId, Job, DateTime<Utc>)>,
     /// The chain head once this transaction has read or extended it: the write lock is held,
     /// so nobody else can move it until commit.
     head: Option<(i64, String)>,
@@ -155,6 +160,7 @@ pub struct Tx {
 impl Tx {
     /// Makes the transaction durable: returns once the group it joined has committed.
     pub async fn commit(mut self) -> Result<()> {
+        self.insert_jobs().await?;
         let held = self
             .inner
             .take()

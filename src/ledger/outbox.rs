@@ -84,24 +84,36 @@ fn lease_token() -> String {
 }
 
 impl Tx {
+    /// Files a job, in this transaction's order: the jobs are inserted together, with one
+    /// statement, when the transaction commits.
     pub async fn enqueue(
         &mut self,
         proposal_id: ProposalId,
         job: Job,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO outbox (proposal_id, lane, kind, payload, created_at, run_after)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(proposal_id.to_string())
-        .bind(job.lane().as_str())
-        .bind(job.name())
-        .bind(serde_json::to_string(&job).expect("a job always serializes"))
-        .bind(timestamp(now))
-        .bind(timestamp(now))
-        .execute(self.conn())
-        .await?;
+        self.jobs.push((proposal_id, job, now));
+        Ok(())
+    }
+
+    /// Inserts the jobs filed so far, as one multi-row `INSERT`.
+    pub(super) async fn insert_jobs(&mut self) -> Result<()> {
+        if self.jobs.is_empty() {
+            return Ok(());
+        }
+        let jobs = std::mem::take(&mut self.jobs);
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO outbox (proposal_id, lane, kind, payload, created_at, run_after) ",
+        );
+        insert.push_values(&jobs, |mut row, (proposal_id, job, now)| {
+            row.push_bind(proposal_id.to_string())
+                .push_bind(job.lane().as_str())
+                .push_bind(job.name())
+                .push_bind(serde_json::to_string(job).expect("a job always serializes"))
+                .push_bind(timestamp(*now))
+                .push_bind(timestamp(*now));
+        });
+        insert.build().execute(self.conn()).await?;
         Ok(())
     }
 

@@ -205,6 +205,30 @@ pub fn restore(user: &str) -> Value {
 }
 
 impl TestApp {
+    /// `/metrics` as Prometheus would scrape it.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
+    /// `/readyz`'s body, whatever its status.
+    pub async fn readiness(&self) -> Value {
+        self.http
+            .get(format!("{}/readyz", self.address))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Shuts the server down the way SIGTERM does, and waits until it has stopped.
     pub async fn shut_down(&self) {
         let Some((stop, server)) = self.stop.lock().unwrap().take() else {

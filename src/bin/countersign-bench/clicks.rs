@@ -161,3 +161,63 @@ async fn pending_cards(
     }
     Ok(cards)
 }
+
+/// What (f) measured: from the last approve click answered to the last `:suspend` that
+/// reached the stand-in.
+pub struct ExecutionBurst {
+    pub actions: usize,
+    pub latency: Duration,
+    pub took: Duration,
+    pub not_ok: usize,
+}
+
+/// (f): `approvers.len()` approved suspensions against a 1Password that answers every call
+/// after `latency`: how long from the last click until 1Password had every suspend.
+pub async fn execution_burst(
+    fixture: &Fixture,
+    server: &Server,
+    approvers: &[String],
+    latency: Duration,
+) -> anyhow::Result<ExecutionBurst> {
+    let cards = pending_cards(fixture, server, approvers.len()).await?;
+    server.settle().await?;
+    let suspends_before = fixture.op.mutation_count("suspend");
+    fixture.op.set_delay(latency);
+
+    let mut tasks = JoinSet::new();
+    for (approver, (id, ts)) in approvers.iter().zip(cards) {
+        let click = Click::approve(fixture, approver, id, &ts);
+        let (http, address) = (server.http.clone(), server.address.clone());
+        tasks.spawn(async move { click.send(&http, &address).await });
+    }
+    let mut not_ok = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (status, _) = joined.context("a click task panicked")??;
+        not_ok += usize::from(status != 200);
+    }
+    let last_click = Instant::now();
+    let expected = suspends_before + approvers.len();
+    while fixture.op.mutation_count("suspend") < expected {
+        if last_click.elapsed() > Duration::from_secs(600) {
+            fixture.op.set_delay(Duration::ZERO);
+            bail!("the burst's suspends never all reached 1Password");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let last_suspend = fixture
+        .op
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with(":suspend"))
+        .map(|r| r.received_at)
+        .max()
+        .unwrap_or_else(Instant::now);
+    fixture.op.set_delay(Duration::ZERO);
+    server.settle().await?;
+    Ok(ExecutionBurst {
+        actions: approvers.len(),
+        latency,
+        took: last_suspend.saturating_duration_since(last_click),
+        not_ok,
+    })
+}

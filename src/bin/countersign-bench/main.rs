@@ -26,6 +26,13 @@ use clap::Parser;
 use harness::{Fixture, Server, AS_COUNTERSIGN};
 use stats::ms;
 
+/// The burst (f)'s 1Password: every call answered after this long, as a real API might.
+const OP_LATENCY: Duration = Duration::from_millis(100);
+/// `OP_CONCURRENCY`'s default, which the bench's server runs with.
+const OP_CONCURRENCY: usize = 8;
+/// 1Password calls one approved action makes: the read-first GET and the mutation.
+const CALLS_PER_ACTION: usize = 2;
+
 /// How much work each benchmark does.
 struct Sizes {
     click_rounds: usize,
@@ -72,7 +79,7 @@ impl Sizes {
 
     /// 1Password users: one per proposal, with room for (c) at several hundred per second.
     fn targets(&self) -> usize {
-        self.click_rounds + 10 + 2 * self.burst + 2_000 * self.intake_for.as_secs() as usize
+        self.click_rounds + 10 + 3 * self.burst + 2_000 * self.intake_for.as_secs() as usize
     }
 }
 
@@ -121,8 +128,8 @@ async fn run(sizes: Sizes, quick: bool) -> anyhow::Result<()> {
     rows.push(row(
         "(a) approve click → 1Password `:suspend` received",
         a.to_suspend.line(),
-        "p50 < 50 ms",
-        a.to_suspend.p50 < Duration::from_millis(50),
+        "p50 < 5 ms, p99 < 15 ms",
+        a.to_suspend.p50 < Duration::from_millis(5) && a.to_suspend.p99 < Duration::from_millis(15),
     ));
     rows.push(
         row(
@@ -157,10 +164,36 @@ async fn run(sizes: Sizes, quick: bool) -> anyhow::Result<()> {
                 b.not_ok,
                 ms(b.drained)
             ),
-            "p99 < 100 ms",
+            "p99 < 100 ms (goal 50)",
             b.answer.p99 < Duration::from_millis(100) && b.not_ok == 0,
         ));
     }
+
+    eprintln!(
+        "(f) burst of {} approved suspensions, 1Password at {:?} a call",
+        sizes.burst, OP_LATENCY
+    );
+    let f = clicks::execution_burst(&fixture, &server, approvers, OP_LATENCY).await?;
+    // Two calls an action: the read-first GET and the :suspend, whose answer is the outcome.
+    let floor = OP_LATENCY.mul_f64((f.actions * CALLS_PER_ACTION) as f64 / OP_CONCURRENCY as f64);
+    rows.push(row(
+        &format!(
+            "(f) {} approved suspensions, 1Password {} ms a call, concurrency {OP_CONCURRENCY}: last click → last `:suspend`",
+            f.actions,
+            f.latency.as_millis()
+        ),
+        format!(
+            "{:.1} s = {:.2}× the floor of {:.1} s ({} × {CALLS_PER_ACTION} calls × {} ms ÷ {OP_CONCURRENCY}); {} not 200",
+            f.took.as_secs_f64(),
+            f.took.as_secs_f64() / floor.as_secs_f64(),
+            floor.as_secs_f64(),
+            f.actions,
+            f.latency.as_millis(),
+            f.not_ok
+        ),
+        "≤ 1.25× floor",
+        f.took.as_secs_f64() <= 1.25 * floor.as_secs_f64() && f.not_ok == 0,
+    ));
 
     eprintln!("(c) raw SQLite commits for {:?}", sizes.raw_for);
     let raw = intake::raw_commit_rate(&dir, sizes.raw_for).await?;
@@ -177,15 +210,15 @@ async fn run(sizes: Sizes, quick: bool) -> anyhow::Result<()> {
             c.clients
         ),
         format!(
-            "{:.0} proposals/s ({:.0} % of raw); {} created, {} in the ledger; latency {}",
+            "{:.0} proposals/s = {:.2}× raw; {} created, {} in the ledger; latency {}",
             c.per_second,
-            100.0 * c.per_second / raw,
+            c.per_second / raw,
             c.created,
             c.in_ledger,
             c.latency.line()
         ),
-        "≥ 50 % of raw",
-        c.per_second >= raw / 2.0 && c.in_ledger == c.created as i64,
+        "≥ 1.0× raw",
+        c.per_second >= raw && c.in_ledger == c.created as i64,
     ));
 
     // (e) loaded: everything above has run against the same process.
@@ -197,15 +230,12 @@ async fn run(sizes: Sizes, quick: bool) -> anyhow::Result<()> {
         // The target is in MB; /proc reports KiB, shown as MiB.
         idle_rss * 1.048_576 < 40.0,
     ));
-    rows.push(
-        row(
-            "(e) RSS after (a)–(c), and its peak (VmHWM)",
-            format!("{loaded_rss:.1} MiB now, {peak_rss:.1} MiB peak"),
-            "",
-            true,
-        )
-        .untargeted(),
-    );
+    rows.push(row(
+        "(e) RSS after (a)–(c) and (f), and its peak (VmHWM)",
+        format!("{loaded_rss:.1} MiB now, {peak_rss:.1} MiB peak"),
+        "< 64 MB",
+        loaded_rss * 1.048_576 < 64.0,
+    ));
     drop(server);
 
     eprintln!("(d) ledger: {} events", sizes.ledger_events);
