@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// Seconds graceful shutdown waits for acknowledged slash commands to finish.
     #[arg(long, env = "COMMAND_DRAIN_SECS", default_value_t = 10, hide = true)]
     pub command_drain_secs: u64,
+    /// How often the drift sweep lists every user ("10m"; "0" turns it off).
+    #[arg(long, env = "DRIFT_INTERVAL", default_value = "10m")]
+    pub drift_interval: String,
     /// Milliseconds between chat.postMessage calls per channel (Slack: one a second).
     #[arg(
         long,
@@ -170,6 +173,8 @@ pub struct Timing {
     pub command_drain: Duration,
     /// Slack's pace for chat.postMessage per channel.
     pub slack_post_every: Duration,
+    /// How often the drift sweep runs; `None` when it is off.
+    pub drift_every: Option<Duration>,
 }
 
 impl Default for Timing {
@@ -184,6 +189,7 @@ impl Default for Timing {
             card_overdue_after: Duration::from_secs(30),
             command_drain: Duration::from_secs(10),
             slack_post_every: Duration::from_secs(1),
+            drift_every: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -290,6 +296,7 @@ impl Settings {
                 card_overdue_after: Duration::from_secs(args.card_overdue_secs),
                 command_drain: Duration::from_secs(args.command_drain_secs),
                 slack_post_every: Duration::from_millis(args.slack_post_interval_ms),
+                drift_every: parse_interval("DRIFT_INTERVAL", &args.drift_interval)?,
             },
             callback_allowed_hosts: args
                 .callback_allowed_hosts
@@ -299,6 +306,22 @@ impl Settings {
                 .collect(),
         })
     }
+}
+
+/// An interval such as "10m" or "30s"; "0" means off.
+fn parse_interval(name: &str, raw: &str) -> Result<Option<Duration>, ConfigError> {
+    if raw.trim() == "0" {
+        return Ok(None);
+    }
+    crate::domain::parse_duration(raw)
+        .ok()
+        .and_then(|d| d.to_std().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "{name} {raw:?} is not an interval like \"10m\" or 0"
+            ))
+        })
 }
 
 /// A version segment such as `v1beta1` or `v1`: one path segment, nothing that could

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod decisions;
 pub mod domain;
+pub mod drift;
 pub mod ledger;
 pub mod metrics;
 pub mod onepassword;

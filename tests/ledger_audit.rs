@@ -98,7 +98,7 @@ async fn a_csv_export_has_a_header_and_the_correlation_columns() {
     let mut rows = text.lines();
     assert_eq!(
         rows.next().unwrap(),
-        "seq,at,kind,actor,proposal_id,alert_id,platform,outcome,payload,prev_hash,hash"
+        "seq,at,kind,actor,proposal_id,alert_id,platform,outcome,drift,payload,prev_hash,hash"
     );
     let succeeded = rows
         .find(|r| r.contains(",execution.succeeded,"))

@@ -6,12 +6,13 @@ mod support;
 use serde_json::Value;
 use support::app::*;
 
-const ROUTES: [(&str, &str); 11] = [
+const ROUTES: [(&str, &str); 12] = [
     ("post", "/v1/proposals"),
     ("get", "/v1/proposals"),
     ("get", "/v1/proposals/{id}"),
     ("post", "/v1/proposals/{id}/cancel"),
     ("get", "/v1/ledger"),
+    ("get", "/v1/drift"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

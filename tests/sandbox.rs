@@ -189,3 +189,26 @@ async fn the_sandbox_refuses_a_non_loopback_address() {
         .unwrap_err();
     assert!(error.to_string().contains("loopback"));
 }
+
+#[tokio::test]
+async fn the_page_can_change_a_user_in_the_1password_console() {
+    let sandbox = Sandbox::start().await;
+
+    let changed = sandbox
+        .post(
+            "console",
+            json!({"id": "ALICE0000000000000000000AA", "state": "SUSPENDED"}),
+        )
+        .await;
+    let refused = sandbox
+        .post("console", json!({"id": "NOBODY", "state": "SUSPENDED"}))
+        .await;
+
+    assert_eq!(changed["status"], 200);
+    assert_eq!(refused["status"], 422);
+    sandbox
+        .until("Alice suspended outside countersign", |s| {
+            onepassword_state(s, "alice@example.com") == "SUSPENDED"
+        })
+        .await;
+}

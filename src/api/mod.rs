@@ -2,6 +2,7 @@
 
 mod auth;
 mod body;
+mod drift;
 mod ledger;
 mod openapi;
 mod ops;
@@ -28,6 +29,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(proposals::get))
         .routes(routes!(proposals::cancel))
         .routes(routes!(ledger::events))
+        .routes(routes!(drift::list))
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))

@@ -50,6 +50,21 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Drifts recorded, by direction; every direction appears, at zero when there is none.
+async fn drift_samples(state: &AppState) -> Vec<(Vec<(&'static str, &'static str)>, f64)> {
+    let counts = state.ledger.drift_counts().await.unwrap_or_default();
+    [("reactivated", "ACTIVE"), ("suspended", "SUSPENDED")]
+        .into_iter()
+        .map(|(direction, state_name)| {
+            let n = counts
+                .iter()
+                .find(|(to, _)| to == state_name)
+                .map_or(0, |(_, n)| *n);
+            (vec![("direction", direction)], n as f64)
+        })
+        .collect()
+}
+
 /// Pending proposals still without a card after `card_overdue_after`.
 async fn cards_overdue(state: &AppState) -> i64 {
     let after = chrono::Duration::from_std(state.timing.card_overdue_after)
@@ -113,6 +128,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             name: "countersign_cards_overdue",
             help: "Pending proposals whose approval card is not yet posted after the grace period.",
             samples: vec![(vec![], cards_overdue(&state).await as f64)],
+        },
+        Gauge {
+            name: "countersign_drift_detected",
+            help: "Changes made in 1Password outside countersign, by direction.",
+            samples: drift_samples(&state).await,
         },
         Gauge {
             name: "countersign_onepassword_concurrency",

@@ -4,6 +4,7 @@
 
 mod announcement;
 mod decider;
+pub mod drift;
 mod email;
 #[cfg(test)]
 pub(crate) mod fixtures;

@@ -39,6 +39,8 @@ pub enum EventKind {
     TokenCreated,
     TokenRevoked,
     LedgerCheckpoint,
+    DriftBaseline,
+    DriftDetected,
 }
 
 impl EventKind {
@@ -62,7 +64,26 @@ impl EventKind {
             EventKind::TokenCreated => "token.created",
             EventKind::TokenRevoked => "token.revoked",
             EventKind::LedgerCheckpoint => "ledger.checkpoint",
+            EventKind::DriftBaseline => "drift.baseline",
+            EventKind::DriftDetected => "drift.detected",
         }
+    }
+}
+
+/// An event row as read back.
+pub(super) fn stored_event(row: &sqlx::sqlite::SqliteRow) -> StoredEvent {
+    let payload: String = row.get("payload");
+    StoredEvent {
+        seq: row.get("seq"),
+        proposal_id: row.get("proposal_id"),
+        at: row.get("at"),
+        kind: row.get("kind"),
+        actor: row.get("actor"),
+        // A payload that is no longer JSON was edited; keep it as a string so the hash check
+        // names the row instead of the read failing.
+        payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
+        prev_hash: row.get("prev_hash"),
+        hash: row.get("hash"),
     }
 }
 
@@ -211,23 +232,7 @@ impl Ledger {
         .bind(query.proposal_id.map(|id| id.to_string()))
         .fetch_all(&self.reader)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                let payload: String = row.get("payload");
-                Ok(StoredEvent {
-                    seq: row.get("seq"),
-                    proposal_id: row.get("proposal_id"),
-                    at: row.get("at"),
-                    kind: row.get("kind"),
-                    actor: row.get("actor"),
-                    // A payload that is no longer JSON was edited; keep it as a string so the
-                    // hash check names the row instead of the read failing.
-                    payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
-                    prev_hash: row.get("prev_hash"),
-                    hash: row.get("hash"),
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(stored_event).collect())
     }
 
     /// Recomputes the whole chain, a page at a time so memory stays flat at any size, and

@@ -17,7 +17,7 @@ pub enum ExportFormat {
 }
 
 const CSV_HEADER: &str =
-    "seq,at,kind,actor,proposal_id,alert_id,platform,outcome,payload,prev_hash,hash";
+    "seq,at,kind,actor,proposal_id,alert_id,platform,outcome,drift,payload,prev_hash,hash";
 
 /// Where an event came from, by its proposal: the alert id and the automation platform.
 struct Correlation {
@@ -57,6 +57,19 @@ fn csv_field(value: &str) -> String {
     }
 }
 
+/// The `drift` column: which way a user changed outside countersign, or the baseline.
+fn drift_mark(event: &StoredEvent) -> &'static str {
+    match event.kind.as_str() {
+        "drift.detected" => match event.payload["to"].as_str() {
+            Some("ACTIVE") => "reactivated",
+            Some("SUSPENDED") => "suspended",
+            _ => "other",
+        },
+        "drift.baseline" => "baseline",
+        _ => "",
+    }
+}
+
 fn csv_row(event: &StoredEvent, correlation: Option<&Correlation>) -> String {
     let outcome = event
         .payload
@@ -72,6 +85,7 @@ fn csv_row(event: &StoredEvent, correlation: Option<&Correlation>) -> String {
         correlation.map(|c| c.alert_id.clone()).unwrap_or_default(),
         correlation.map(|c| c.platform.clone()).unwrap_or_default(),
         outcome.to_owned(),
+        drift_mark(event).to_owned(),
         event.payload.to_string(),
         event.prev_hash.clone(),
         event.hash.clone(),

@@ -4,6 +4,7 @@
 //! atomically and a transition's event, state and follow-up jobs commit together or not at all.
 
 pub mod chain;
+mod drift;
 mod events;
 mod export;
 mod group;
@@ -22,6 +23,7 @@ use crate::domain::ProposalId;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use drift::{last_proposal_of, UnannouncedDrift};
 pub use events::{EventKind, EventQuery};
 pub use export::{export, ExportFormat};
 pub use group::GroupStats;

@@ -136,6 +136,14 @@ impl OnePassword {
         }
     }
 
+    /// Every user, listed afresh; the listing also serves the next email lookups (the drift
+    /// sweep and intake share one walk).
+    pub async fn refresh_directory(&self) -> Result<Vec<User>, OpError> {
+        let users = self.list_users().await?;
+        *self.directory.lock().expect("directory lock") = Some((Instant::now(), users.clone()));
+        Ok(users)
+    }
+
     /// Finds a user by email. The API has no lookup by email, so this pages the list; the list
     /// is kept briefly (then one GET per lookup) and read again on a miss, so an incident's burst
     /// of proposals does not page the whole account for each one.

@@ -193,6 +193,8 @@ pub async fn run(
             sweep_every: Duration::from_secs(2),
             // The stand-in does not limit posts; a newcomer should not wait on them.
             slack_post_every: Duration::from_millis(100),
+            // Often, so a change made "in the console" shows as drift within seconds.
+            drift_every: Some(Duration::from_secs(3)),
             ..Timing::default()
         },
     };
@@ -259,6 +261,7 @@ fn routes(sandbox: Shared) -> Router {
         .route("/sandbox/api/view", post(submit_view))
         .route("/sandbox/api/propose", post(propose))
         .route("/sandbox/api/command", post(command))
+        .route("/sandbox/api/console", post(console))
         .with_state(sandbox)
 }
 
@@ -389,6 +392,24 @@ async fn click(State(sandbox): State<Shared>, Json(click): Json<Click>) -> Json<
         Ok((status, body)) => Json(json!({"status": status, "body": body})),
         Err(error) => failed(error),
     }
+}
+
+/// A change made "in the 1Password console", outside countersign: the drift sweep notices it.
+#[derive(Deserialize)]
+struct ConsoleChange {
+    id: String,
+    state: String,
+}
+
+async fn console(State(sandbox): State<Shared>, Json(change): Json<ConsoleChange>) -> Json<Value> {
+    let known = seed_users().iter().any(|u| u.id == change.id);
+    if !known || !matches!(change.state.as_str(), "ACTIVE" | "SUSPENDED") {
+        return Json(
+            json!({"status": 422, "body": {"detail": "a seeded user and ACTIVE or SUSPENDED"}}),
+        );
+    }
+    sandbox.op.set_state(&change.id, &change.state);
+    Json(json!({"status": 200, "body": {"id": change.id, "state": change.state}}))
 }
 
 #[derive(Deserialize)]

@@ -19,6 +19,8 @@ pub enum Command {
 pub enum Listing {
     Pending,
     Mine,
+    /// The last drifts (changes made in 1Password outside countersign), for approvers.
+    Drift,
     About(Email),
 }
 
@@ -30,7 +32,7 @@ fn usage(command: &str) -> String {
     match command {
         "suspend" => "Usage: `/suspend <email> <reason>`: propose suspending that 1Password user. The reason needs at least 10 characters.".into(),
         "restore" => "Usage: `/restore <email> <reason>`: propose restoring that 1Password user; two other approvers must agree.".into(),
-        _ => "Usage: `/approvals [pending|mine|<email>]`: list pending proposals, those you asked for or may decide, or those about one user.".into(),
+        _ => "Usage: `/approvals [pending|mine|drift|<email>]`: list pending proposals, those you asked for or may decide, the last changes made in 1Password outside countersign, or proposals about one user.".into(),
     }
 }
 
@@ -68,6 +70,7 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
             match text.to_ascii_lowercase().as_str() {
                 "" | "pending" => Listing::Pending,
                 "mine" => Listing::Mine,
+                "drift" => Listing::Drift,
                 other => Listing::About(
                     email_argument(other)
                         .map_err(|e| fail(format!("That is not a filter or an email: {e}.")))?,

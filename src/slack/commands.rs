@@ -260,6 +260,37 @@ async fn card_link(state: &AppState, proposal: &Proposal) -> String {
     )
 }
 
+/// `/approvals drift`: the last changes made in 1Password outside countersign.
+async fn drift_listing(state: &AppState, is_approver: bool) -> Response {
+    if !is_approver {
+        return ephemeral("Only approvers can list drift.");
+    }
+    let events = match state.ledger.drift_events(None, 10).await {
+        Ok(events) => events,
+        Err(error) => {
+            tracing::error!(%error, "could not read drift");
+            return ephemeral("countersign could not read the ledger. Try again.");
+        }
+    };
+    if events.is_empty() {
+        return ephemeral("No drift: every change countersign saw in 1Password was its own.");
+    }
+    let lines: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let p = &e.payload;
+            format!(
+                "• {} {} → {} outside countersign, noticed {}",
+                escape(p["email"].as_str().or(p["user_id"].as_str()).unwrap_or("?")),
+                p["from"].as_str().unwrap_or("?"),
+                p["to"].as_str().unwrap_or("?"),
+                e.at
+            )
+        })
+        .collect();
+    ephemeral(format!("*Drift, newest first*\n{}", lines.join("\n")))
+}
+
 async fn approvals(state: &AppState, user: &SlackUserId, listing: Listing) -> Response {
     let is_approver = match is_member(state, &state.policy.approvers, user).await {
         Ok(member) => member,
@@ -273,8 +304,11 @@ async fn approvals(state: &AppState, user: &SlackUserId, listing: Listing) -> Re
     if !allowed {
         return ephemeral("Only approvers and requesters can list proposals.");
     }
+    if listing == Listing::Drift {
+        return drift_listing(state, is_approver).await;
+    }
     let (title, query) = match &listing {
-        Listing::Pending | Listing::Mine => (
+        Listing::Pending | Listing::Mine | Listing::Drift => (
             "Pending proposals",
             ProposalQuery {
                 status: Some(Status::Pending),

@@ -72,7 +72,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 /// Tells the clicker why nothing happened, without holding up Slack's answer.
-fn tell(state: &AppState, channel: Option<&str>, user: &SlackUserId, text: String) {
+pub(super) fn tell(state: &AppState, channel: Option<&str>, user: &SlackUserId, text: String) {
     let Some(channel) = channel.map(str::to_owned) else {
         return;
     };
@@ -114,6 +114,9 @@ async fn block_actions(state: &AppState, event: BlockActions) -> Response {
     let Ok(user) = SlackUserId::parse(&event.user.id) else {
         return (StatusCode::BAD_REQUEST, "unknown Slack user id").into_response();
     };
+    if action.action_id == super::drift::PROPOSE_AGAIN {
+        return super::propose_again::click(state, channel, &user, action.value.as_deref()).await;
+    }
     let Some(id) = action
         .value
         .as_deref()

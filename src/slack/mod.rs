@@ -8,9 +8,11 @@ mod command;
 pub mod command_tasks;
 pub mod commands;
 mod directory;
+pub mod drift;
 pub mod interactions;
 pub mod modal;
 mod payload;
+mod propose_again;
 pub mod signature;
 
 pub use client::{SlackError, SlackPerson, SlackWeb};

@@ -201,6 +201,8 @@ async fn conclude(
     match ended {
         Ok(done) => {
             proposal.finish_execution(done.outcome, done.state, now);
+            // What countersign's own action left: the drift sweep compares against it.
+            tx.record_executed_state(proposal, now).await?;
             let payload = json!({
                 "attempt": number, "outcome": done.outcome.as_str(),
                 "state": state_name(done.state), "calls": calls_json(calls),

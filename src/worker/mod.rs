@@ -8,6 +8,7 @@ mod callbacks;
 mod cards;
 mod checkpoint;
 mod concurrency;
+mod drift;
 mod executor;
 mod health;
 mod sweeper;
@@ -52,6 +53,7 @@ impl Workers {
             .map(|lane| tokio::spawn(supervise(state.clone(), lane, shutdown.clone())))
             .collect();
         handles.push(tokio::spawn(sweeper::run(state.clone(), shutdown.clone())));
+        handles.push(tokio::spawn(drift::run(state.clone(), shutdown.clone())));
         handles.push(tokio::spawn(checkpoint::run(state, shutdown.clone())));
         Self { shutdown, handles }
     }

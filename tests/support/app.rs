@@ -76,6 +76,8 @@ pub fn test_timing() -> Timing {
         card_retry_cap: Duration::from_millis(200),
         card_overdue_after: Duration::from_millis(500),
         slack_post_every: Duration::from_millis(10),
+        // Tests that watch for drift turn the sweep on themselves.
+        drift_every: None,
         ..Timing::default()
     }
 }

@@ -75,6 +75,7 @@ impl World {
             .env("COUNTERSIGN_POLICY", &self.policy)
             .env("OUTBOX_LEASE_SECS", "2")
             .env("SLACK_POST_INTERVAL_MS", "10")
+            .env("DRIFT_INTERVAL", "0")
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null());

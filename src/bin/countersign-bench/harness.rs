@@ -126,6 +126,8 @@ impl Server {
             // The Slack stand-in does not limit posts; pacing them at Slack's one a second
             // per channel would measure the pacer, not the server.
             .env("SLACK_POST_INTERVAL_MS", "0")
+            // The drift sweep would list every seeded user; not what the bench measures.
+            .env("DRIFT_INTERVAL", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,0 +1,261 @@
+//! Drift watch storage: the states countersign last recorded of each user, the drifts it
+//! noticed and their announcements, and the sweep's lease.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::chain::StoredEvent;
+use super::events::stored_event;
+use super::{timestamp, Ledger, Result, Tx};
+use crate::domain::drift::{Drift, Seen};
+use crate::domain::{Proposal, ProposalId, UserState};
+
+/// A drift not yet announced in Slack.
+#[derive(Debug, Clone)]
+pub struct UnannouncedDrift {
+    pub seq: i64,
+    pub user_id: String,
+    pub email: Option<String>,
+    pub from: UserState,
+    pub to: UserState,
+    pub urgent: bool,
+    pub noticed_at: String,
+}
+
+fn state_name(state: UserState) -> &'static str {
+    match state {
+        UserState::Active => "ACTIVE",
+        UserState::Suspended => "SUSPENDED",
+        UserState::StateUnspecified => "STATE_UNSPECIFIED",
+    }
+}
+
+fn parse_state(name: &str) -> UserState {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .unwrap_or(UserState::StateUnspecified)
+}
+
+impl Tx {
+    /// What countersign last recorded of each user's state.
+    pub async fn known_states(&mut self) -> Result<HashMap<String, UserState>> {
+        let rows = sqlx::query("SELECT user_id, state FROM user_states")
+            .fetch_all(self.conn())
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("user_id"), parse_state(r.get("state"))))
+            .collect())
+    }
+
+    /// Users countersign is acting on now: a proposal about them approved or executing.
+    pub async fn users_in_hand(&mut self) -> Result<HashSet<String>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT target_user_id FROM proposals WHERE status IN ('approved', 'executing')",
+        )
+        .fetch_all(self.conn())
+        .await?;
+        Ok(ids.into_iter().collect())
+    }
+
+    /// Records the states a sweep saw (users with a named state only).
+    pub async fn record_seen(&mut self, seen: &[Seen], now: DateTime<Utc>) -> Result<()> {
+        let named: Vec<&Seen> = seen
+            .iter()
+            .filter(|s| s.state != UserState::StateUnspecified)
+            .collect();
+        for chunk in named.chunks(500) {
+            let mut upsert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO user_states (user_id, email, state, seen_at, proposal_id) ",
+            );
+            upsert.push_values(chunk, |mut row, user| {
+                row.push_bind(&user.user_id)
+                    .push_bind(&user.email)
+                    .push_bind(state_name(user.state))
+                    .push_bind(timestamp(now))
+                    .push_bind(None::<String>);
+            });
+            upsert.push(
+                " ON CONFLICT (user_id) DO UPDATE SET email = excluded.email,
+                  state = excluded.state, seen_at = excluded.seen_at, proposal_id = NULL",
+            );
+            upsert.build().execute(self.conn()).await?;
+        }
+        Ok(())
+    }
+
+    /// Records the state an executed proposal left its user in.
+    pub async fn record_executed_state(
+        &mut self,
+        proposal: &Proposal,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_states (user_id, email, state, seen_at, proposal_id)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (user_id) DO UPDATE SET email = ?2, state = ?3, seen_at = ?4,
+                 proposal_id = ?5",
+        )
+        .bind(proposal.target.id.as_str())
+        .bind(proposal.target.email.as_str())
+        .bind(state_name(proposal.target.state))
+        .bind(timestamp(now))
+        .bind(proposal.id.to_string())
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Whether a first sweep already recorded its baseline.
+    pub async fn has_drift_baseline(&mut self) -> Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM ledger_events WHERE kind = 'drift.baseline' LIMIT 1")
+                .fetch_optional(self.conn())
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// The last proposal about `user_id` that countersign executed, if any.
+    pub async fn last_executed_for(&mut self, user_id: &str) -> Result<Option<Proposal>> {
+        let document: Option<String> = sqlx::query_scalar(
+            "SELECT document FROM proposals WHERE target_user_id = ? AND status = 'executed'
+             ORDER BY approved_at DESC, id DESC LIMIT 1",
+        )
+        .bind(user_id)
+        .fetch_optional(self.conn())
+        .await?;
+        document
+            .map(|d| serde_json::from_str(&d).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+            .transpose()
+    }
+
+    /// Files a drift (recorded as event `seq`) for announcement.
+    pub async fn insert_drift(
+        &mut self,
+        seq: i64,
+        drift: &Drift,
+        urgent: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO drifts (seq, user_id, email, from_state, to_state, urgent, noticed_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(&drift.user_id)
+        .bind(&drift.email)
+        .bind(state_name(drift.from))
+        .bind(state_name(drift.to))
+        .bind(urgent)
+        .bind(timestamp(now))
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Takes (or renews) the lease `name` for `holder` until `until`, unless another holder's
+    /// lease is still running. Returns whether `holder` has it.
+    pub async fn take_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let taken = sqlx::query(
+            "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET holder = ?2, until = ?3
+             WHERE leases.holder = ?2 OR leases.until <= ?4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(timestamp(until))
+        .bind(timestamp(now))
+        .execute(self.conn())
+        .await?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    pub async fn mark_drift_announced(&mut self, seq: i64, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE drifts SET announced_at = ? WHERE seq = ? AND announced_at IS NULL")
+            .bind(timestamp(now))
+            .bind(seq)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+impl Ledger {
+    /// Drifts not yet announced, oldest first.
+    pub async fn unannounced_drifts(&self) -> Result<Vec<UnannouncedDrift>> {
+        let rows = sqlx::query(
+            "SELECT seq, user_id, email, from_state, to_state, urgent, noticed_at FROM drifts
+             WHERE announced_at IS NULL ORDER BY seq LIMIT 100",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| UnannouncedDrift {
+                seq: r.get("seq"),
+                user_id: r.get("user_id"),
+                email: r.get("email"),
+                from: parse_state(r.get("from_state")),
+                to: parse_state(r.get("to_state")),
+                urgent: r.get("urgent"),
+                noticed_at: r.get("noticed_at"),
+            })
+            .collect())
+    }
+
+    /// The drift (`drift.detected`) event recorded as `seq`, if it is one.
+    pub async fn drift_event(&self, seq: i64) -> Result<Option<StoredEvent>> {
+        let row = sqlx::query(
+            "SELECT seq, proposal_id, at, kind, actor, payload, prev_hash, hash
+             FROM ledger_events WHERE seq = ? AND kind = 'drift.detected'",
+        )
+        .bind(seq)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(stored_event))
+    }
+
+    /// `drift.detected` events at or after `since`, newest first, at most `limit`.
+    pub async fn drift_events(
+        &self,
+        since: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>> {
+        let rows = sqlx::query(
+            "SELECT seq, proposal_id, at, kind, actor, payload, prev_hash, hash
+             FROM ledger_events
+             WHERE kind = 'drift.detected' AND (?1 IS NULL OR at >= ?1)
+             ORDER BY seq DESC LIMIT ?2",
+        )
+        .bind(since.map(timestamp))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(stored_event).collect())
+    }
+
+    /// Drifts noticed, by the state users drifted to.
+    pub async fn drift_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT to_state, COUNT(*) AS n FROM drifts GROUP BY to_state")
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("to_state"), r.get("n")))
+            .collect())
+    }
+}
+
+/// The proposal id a drift payload names as countersign's last, if any.
+pub fn last_proposal_of(event: &StoredEvent) -> Option<ProposalId> {
+    event.payload["last_proposal"]["id"]
+        .as_str()
+        .and_then(|id| ProposalId::parse(id).ok())
+}
