@@ -45,6 +45,16 @@ impl Job {
         }
     }
 
+    /// The order jobs of a lane run in when several are due: new cards first, because nobody
+    /// can decide without one, then card updates, then the rest.
+    fn priority(&self) -> i64 {
+        match self {
+            Job::PostCard => 0,
+            Job::UpdateCard => 1,
+            _ => 2,
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Job::PostCard => "post_card",
@@ -103,12 +113,13 @@ impl Tx {
         }
         let jobs = std::mem::take(&mut self.jobs);
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO outbox (proposal_id, lane, kind, payload, created_at, run_after) ",
+            "INSERT INTO outbox (proposal_id, lane, kind, priority, payload, created_at, run_after) ",
         );
         insert.push_values(&jobs, |mut row, (proposal_id, job, now)| {
             row.push_bind(proposal_id.to_string())
                 .push_bind(job.lane().as_str())
                 .push_bind(job.name())
+                .push_bind(job.priority())
                 .push_bind(serde_json::to_string(job).expect("a job always serializes"))
                 .push_bind(timestamp(*now))
                 .push_bind(timestamp(*now));
@@ -221,7 +232,7 @@ impl Ledger {
         let row = sqlx::query(
             "UPDATE outbox SET leased_until = ?1, attempts = attempts + 1, lease_token = ?4
              WHERE id = (
-                 SELECT o.id FROM outbox o JOIN proposals p ON p.id = o.proposal_id
+                 SELECT o.id FROM outbox o
                  WHERE o.lane = ?2 AND o.done_at IS NULL AND o.run_after <= ?3
                    AND (o.leased_until IS NULL OR o.leased_until <= ?3)
                    AND NOT EXISTS (
@@ -231,11 +242,9 @@ impl Ledger {
                    AND (o.lane <> 'onepassword' OR NOT EXISTS (
                        SELECT 1 FROM outbox r JOIN proposals rp ON rp.id = r.proposal_id
                        WHERE r.lane = 'onepassword' AND r.done_at IS NULL AND r.id <> o.id
-                         AND r.leased_until > ?3 AND rp.target_user_id = p.target_user_id))
-                 -- In a burst, new cards come first (nobody can decide without one), then
-                 -- card updates, then thread replies.
-                 ORDER BY CASE o.kind WHEN 'post_card' THEN 0 WHEN 'update_card' THEN 1 ELSE 2 END,
-                          o.id
+                         AND r.leased_until > ?3 AND rp.target_user_id =
+                             (SELECT target_user_id FROM proposals WHERE id = o.proposal_id)))
+                 ORDER BY o.priority, o.id
                  LIMIT 1)
              RETURNING id, proposal_id, payload, attempts",
         )
