@@ -210,7 +210,11 @@ impl Held {
     /// Releases this member's savepoint into the group and waits until the group is durable.
     /// The member that finds nobody waiting behind it commits for the group.
     pub async fn commit(mut self, head: Option<(i64, String)>) -> sqlx::Result<()> {
-        sqlx::query("RELEASE member").execute(&mut *self).await?;
+        if let Err(error) = sqlx::query("RELEASE member").execute(&mut *self).await {
+            // The savepoint is still open: roll it back rather than commit it with the group.
+            self.guard.rollback_pending = true;
+            return Err(error);
+        }
         let (done, committed) = oneshot::channel();
         let members = {
             let group = self
@@ -225,9 +229,12 @@ impl Held {
             group.members.len()
         };
         if self.writer.waiting.load(Ordering::SeqCst) == 0 || members >= MAX_GROUP {
-            self.end_group().await;
+            // In a task of its own: a caller that gives up waiting (a dropped request) must
+            // not leave the group's commit half done for the others.
+            tokio::spawn(async move { self.end_group().await });
+        } else {
+            drop(self);
         }
-        drop(self);
         match committed.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(sqlx::Error::Protocol(format!(
