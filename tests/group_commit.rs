@@ -96,3 +96,34 @@ async fn a_transaction_dropped_without_commit_leaves_nothing_and_the_next_one_wo
     assert_eq!(events[0].payload["n"], 1);
     assert_eq!(events[0].seq, 1);
 }
+
+#[tokio::test]
+async fn callers_that_give_up_midway_never_jam_the_writer_or_break_the_chain() {
+    let (ledger, _dir) = ledger().await;
+    for n in 0..20 {
+        // A caller that stops waiting for `begin`, at once or after a little while.
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_micros(n * 50), ledger.begin()).await;
+        // And one that stops waiting for its commit.
+        let mut tx = ledger.begin().await.unwrap();
+        tx.append(
+            None,
+            EventKind::TokenCreated,
+            "cli",
+            json!({"n": n}),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        let _ = tokio::time::timeout(std::time::Duration::from_micros(n * 50), tx.commit()).await;
+    }
+
+    append(ledger.clone(), 99, false).await.unwrap();
+
+    let events = ledger.events(0, 1000).await.unwrap();
+    assert!(events.iter().any(|e| e.payload["n"] == 99));
+    assert!(
+        ledger.verify(&[]).await.unwrap().is_ok(),
+        "the chain is gapless"
+    );
+}

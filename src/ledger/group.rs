@@ -41,6 +41,8 @@ pub(super) struct Slot {
     /// A member was dropped without committing: its savepoint is rolled back before the
     /// connection is used again.
     rollback_pending: bool,
+    /// The ledger was closed: no more transactions.
+    closed: bool,
 }
 
 /// The open outer transaction and the members that released their savepoints into it.
@@ -116,28 +118,30 @@ impl Writer {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let waiting = Waiting(self);
         let guard = self.slot.clone().lock_owned().await;
-        let mut held = Held {
+        let held = Held {
             guard,
             writer: self.clone(),
         };
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         std::mem::forget(waiting);
-        if held.guard.conn.is_none() {
-            held.guard.conn = Some(self.pool.acquire().await?);
-        }
-        held.settle().await?;
-        if held.guard.group.is_none() {
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut *held).await?;
-            held.guard.group = Some(Group::default());
-        }
-        sqlx::query("SAVEPOINT member").execute(&mut *held).await?;
-        let head = held.guard.group.as_ref().and_then(|g| g.head.clone());
-        Ok((held, head))
+        // The statements below change the connection's state together; they run in a task of
+        // their own, so a caller that gives up midway (a dropped request) cannot leave them
+        // half done. sqlx runs a statement it was given to the end either way.
+        let (held, opened) = tokio::spawn(async move {
+            let mut held = held;
+            let opened = held.open().await;
+            (held, opened)
+        })
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("opening a transaction failed: {e}")))?;
+        opened.map(|head| (held, head))
     }
 
     /// Commits an open group nobody is left to commit (its last member was dropped, or the
     /// one it was handed to gave up waiting).
     fn flush_later(self: &Arc<Self>) {
+        // Without a runtime (a process exiting) the open transaction simply never commits:
+        // its members have not been answered, so nothing acknowledged is lost.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -148,42 +152,94 @@ impl Writer {
                 guard,
                 writer: writer.clone(),
             };
-            if held.settle().await.is_ok() && writer.waiting.load(Ordering::SeqCst) == 0 {
-                held.end_group().await;
+            if writer.waiting.load(Ordering::SeqCst) == 0 {
+                held.finish().await;
             }
         });
     }
 
-    /// Gives the connection back to the pool (at close), committing any open group first.
+    /// Commits any open group and gives the connection back to the pool (at close); later
+    /// transactions are refused.
     pub async fn close(self: &Arc<Self>) {
         let guard = self.slot.clone().lock_owned().await;
         let mut held = Held {
             guard,
             writer: self.clone(),
         };
-        if held.settle().await.is_ok() {
-            held.end_group().await;
-        }
-        held.guard.conn = None;
+        let _ = tokio::spawn(async move {
+            held.finish().await;
+            held.guard.conn = None;
+            held.guard.closed = true;
+        })
+        .await;
     }
 }
 
 impl Held {
+    /// Settles what a dropped member left, opens the group's transaction if none is open,
+    /// and this member's savepoint. Any failure ends the group as failed.
+    async fn open(&mut self) -> sqlx::Result<Option<(i64, String)>> {
+        if self.guard.closed {
+            return Err(sqlx::Error::PoolClosed);
+        }
+        if self.guard.conn.is_none() {
+            self.guard.conn = Some(self.writer.pool.acquire().await?);
+        }
+        let opened = async {
+            self.settle().await?;
+            if self.guard.group.is_none() {
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut **self).await?;
+                self.guard.group = Some(Group::default());
+            }
+            sqlx::query("SAVEPOINT member").execute(&mut **self).await?;
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        match opened {
+            Ok(()) => Ok(self.guard.group.as_ref().and_then(|g| g.head.clone())),
+            Err(error) => {
+                self.fail_group(&error.to_string()).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Settles what a dropped member left and ends the open group, if any.
+    async fn finish(&mut self) {
+        match self.settle().await {
+            Ok(()) => self.end_group().await,
+            Err(error) => self.fail_group(&error.to_string()).await,
+        }
+    }
+
     /// Rolls back a dropped member's savepoint, if one was left.
     async fn settle(&mut self) -> sqlx::Result<()> {
-        if std::mem::take(&mut self.guard.rollback_pending) && self.guard.group.is_some() {
+        if self.guard.rollback_pending && self.guard.group.is_some() {
             sqlx::query("ROLLBACK TO member")
                 .execute(&mut **self)
                 .await?;
             sqlx::query("RELEASE member").execute(&mut **self).await?;
         }
+        self.guard.rollback_pending = false;
         Ok(())
+    }
+
+    /// Something went wrong inside the group's transaction (SQLite may already have rolled
+    /// it back): roll back whatever is left and tell every member it failed. Nothing of the
+    /// group is committed.
+    async fn fail_group(&mut self, why: &str) {
+        let group = self.guard.group.take();
+        self.guard.rollback_pending = false;
+        let _ = sqlx::query("ROLLBACK").execute(&mut **self).await;
+        for member in group.map(|g| g.members).unwrap_or_default() {
+            let _ = member.send(Err(why.to_owned()));
+        }
     }
 
     /// Commits the open group (or rolls back one that no member joined) and tells its
     /// members how it went.
     async fn end_group(&mut self) {
-        let Some(group) = self.guard.group.take() else {
+        let Some(group) = self.guard.group.as_ref() else {
             return;
         };
         let finish = if group.members.is_empty() {
@@ -196,45 +252,28 @@ impl Held {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string());
-        if result.is_ok() && !group.members.is_empty() {
+        if let Err(error) = &result {
+            self.fail_group(error).await;
+            return;
+        }
+        let group = self.guard.group.take().unwrap_or_default();
+        if !group.members.is_empty() {
             self.writer.commits.fetch_add(1, Ordering::Relaxed);
             self.writer
                 .committed
                 .fetch_add(group.members.len(), Ordering::Relaxed);
         }
         for member in group.members {
-            let _ = member.send(result.clone());
+            let _ = member.send(Ok(()));
         }
     }
 
     /// Releases this member's savepoint into the group and waits until the group is durable.
-    /// The member that finds nobody waiting behind it commits for the group.
-    pub async fn commit(mut self, head: Option<(i64, String)>) -> sqlx::Result<()> {
-        if let Err(error) = sqlx::query("RELEASE member").execute(&mut *self).await {
-            // The savepoint is still open: roll it back rather than commit it with the group.
-            self.guard.rollback_pending = true;
-            return Err(error);
-        }
+    /// The member that finds nobody waiting behind it commits for the group. The release and
+    /// the commit run in a task of their own: a caller that stops waiting changes nothing.
+    pub async fn commit(self, head: Option<(i64, String)>) -> sqlx::Result<()> {
         let (done, committed) = oneshot::channel();
-        let members = {
-            let group = self
-                .guard
-                .group
-                .as_mut()
-                .expect("a member runs inside a group");
-            if head.is_some() {
-                group.head = head;
-            }
-            group.members.push(done);
-            group.members.len()
-        };
-        if self.writer.waiting.load(Ordering::SeqCst) == 0 || members >= MAX_GROUP {
-            // In a task of its own: a caller that gives up waiting (a dropped request) must
-            // not leave the group's commit half done for the others.
-            tokio::spawn(async move { self.end_group().await });
-        } else {
-            drop(self);
-        }
+        tokio::spawn(self.release(head, done));
         match committed.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(sqlx::Error::Protocol(format!(
@@ -243,6 +282,31 @@ impl Held {
             Err(_) => Err(sqlx::Error::Protocol(
                 "the group's transaction ended before it committed".into(),
             )),
+        }
+    }
+
+    async fn release(
+        mut self,
+        head: Option<(i64, String)>,
+        done: oneshot::Sender<Result<(), String>>,
+    ) {
+        if let Err(error) = sqlx::query("RELEASE member").execute(&mut *self).await {
+            // The savepoint (or the whole transaction) is in an unknown state: the group fails.
+            self.fail_group(&error.to_string()).await;
+            let _ = done.send(Err(error.to_string()));
+            return;
+        }
+        let Some(group) = self.guard.group.as_mut() else {
+            let _ = done.send(Err("the group's transaction was gone".into()));
+            return;
+        };
+        if head.is_some() {
+            group.head = head;
+        }
+        group.members.push(done);
+        let members = group.members.len();
+        if self.writer.waiting.load(Ordering::SeqCst) == 0 || members >= MAX_GROUP {
+            self.end_group().await;
         }
     }
 }
