@@ -9,18 +9,21 @@ mod email;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod ids;
+mod lifecycle;
 mod policy;
 mod proposal;
 mod reason;
+mod refusal;
 mod schema;
 
 pub use announcement::Announcement;
 pub use decider::{Decider, Standing};
 pub use email::Email;
 pub use ids::{AccountId, OnePasswordUserId, ProposalId, SlackUserId};
+pub use lifecycle::{Action, Confidence, Outcome, Status, UserState};
 pub use policy::{parse_duration, AutoApproveRule, Members, Policy, PolicyError};
 pub use proposal::{
-    Action, Approval, Confidence, Denial, Evidence, Execution, Outcome, Proposal, Refusal,
-    Requester, SlackRef, Source, Status, Target, UserState, Vote,
+    Approval, Denial, Evidence, Execution, Proposal, Requester, SlackRef, Source, Target, Vote,
 };
 pub use reason::Reason;
+pub use refusal::Refusal;

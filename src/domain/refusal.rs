@@ -1,0 +1,37 @@
+//! Why a transition was refused, in words for the person who asked.
+
+use chrono::{DateTime, Utc};
+
+use super::decider::Standing;
+use super::{ProposalId, Status};
+
+/// Why a transition was refused. The text is shown to the person who asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("You are not an approver for countersign, so you cannot decide on this proposal.")]
+    NotAnApprover,
+    #[error("{}", .0.refusal())]
+    NotAColleague(Standing),
+    #[error("Your Slack profile shows no email, so countersign cannot check that this is not your own account. Refused.")]
+    NoEmail,
+    #[error("You cannot decide about your own account.")]
+    IsTarget,
+    #[error("You requested this restore; a restore needs two approvers other than its requester.")]
+    IsRequester,
+    #[error("You have already approved this proposal; one person counts once.")]
+    AlreadyApproved,
+    #[error("This proposal is already {0}; nothing was changed.")]
+    NotPending(Status),
+    #[error("This proposal expired at {0}; nothing was changed.")]
+    Expired(DateTime<Utc>),
+    #[error("Only the requester of a proposal can cancel it.")]
+    NotRequester,
+    #[error("Only a failed execution can be retried; this proposal is {0}.")]
+    NotFailed(Status),
+    #[error("This proposal is {0}, not ready to execute.")]
+    NotExecutable(Status),
+    #[error(
+        "A newer proposal ({0}) concerns this user; act on that one instead of retrying this."
+    )]
+    Superseded(ProposalId),
+}
