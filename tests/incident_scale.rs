@@ -121,8 +121,8 @@ async fn in_a_burst_new_cards_are_posted_before_thread_replies() {
     let app = spawn_app().await;
     let first = app.propose_id(&suspend_alice()).await;
     let first_card = app.card_ts(&first).await;
-    // Slack holds the lane on one reply for a second (429, Retry-After 1)…
-    app.slack.rate_limit_next("chat.postMessage", 1, 1);
+    // Slack holds the lane on one reply for three seconds (429, Retry-After 3)…
+    app.slack.rate_limit_next("chat.postMessage", 1, 3);
     propose_by_api(
         &app,
         &with_reason(suspend_alice(), "A second report about Alice"),
