@@ -71,6 +71,8 @@ pub async fn sweep(
     if !ours {
         return Ok(Swept::NotOurs);
     }
+    // Records countersign writes after this instant are newer than the listing.
+    let listed_at = Utc::now();
     let users = state.onepassword.refresh_directory().await?;
     let seen: Vec<Seen> = users
         .into_iter()
@@ -86,8 +88,12 @@ pub async fn sweep(
     // Compared and recorded in one transaction: what another sweep recorded meanwhile is
     // seen, so a change is recorded once however many sweep.
     let mut tx = state.ledger.begin().await?;
+    // A listing that outlived the lease may be older than another replica's: drop it.
+    if !tx.holds_named_lease(LEASE, holder, now).await? {
+        return Ok(Swept::NotOurs);
+    }
     if !tx.has_drift_baseline().await? {
-        tx.record_seen(&seen, now).await?;
+        tx.record_seen(&seen, listed_at).await?;
         let payload = json!({"users": seen.len(), "digest": digest(&seen)});
         tx.append(None, EventKind::DriftBaseline, "system", payload, now)
             .await?;
@@ -97,7 +103,8 @@ pub async fn sweep(
     }
     let known = tx.known_states().await?;
     let in_hand = tx.users_in_hand().await?;
-    let drifts = changes(&known, &seen, &in_hand);
+    let recorded = tx.recorded_since(listed_at).await?;
+    let drifts = changes(&known, &seen, &in_hand, &recorded);
     for drift in &drifts {
         let last = tx.last_executed_for(&drift.user_id).await?;
         // A reactivation that undid countersign's own suspension is urgent.
@@ -115,12 +122,14 @@ pub async fn sweep(
         tx.insert_drift(seq, drift, urgent, now).await?;
         tracing::warn!(user_id = %drift.user_id, direction = drift.direction(), urgent, "drift detected");
     }
+    // What the listing shows becomes the record, except for users countersign is acting on
+    // (their record comes from the execution) and records newer than the listing.
     let settled: Vec<Seen> = seen
         .iter()
-        .filter(|s| !in_hand.contains(&s.user_id))
+        .filter(|s| !in_hand.contains_key(&s.user_id) && !recorded.contains(&s.user_id))
         .cloned()
         .collect();
-    tx.record_seen(&settled, now).await?;
+    tx.record_seen(&settled, listed_at).await?;
     tx.commit().await?;
     Ok(Swept::Compared {
         users: seen.len(),

@@ -101,14 +101,17 @@ async fn a_restore_proposed_on_the_page_and_approved_by_two_reactivates_the_user
         assert_eq!(click["status"], 200);
     }
 
-    let state = sandbox
+    sandbox
         .until("Mallory reactivated", |s| {
             onepassword_state(s, "mallory@example.com") == "ACTIVE"
         })
         .await;
-    assert!(state["messages"][0]["blocks"]
-        .to_string()
-        .contains("Executed"));
+    // The card follows the ledger's record, a moment after 1Password acted.
+    sandbox
+        .until("the card to say Executed", |s| {
+            s["messages"][0]["blocks"].to_string().contains("Executed")
+        })
+        .await;
 }
 
 #[tokio::test]

@@ -49,18 +49,58 @@ impl Tx {
             .collect())
     }
 
-    /// Users countersign is acting on now: a proposal about them approved or executing.
-    pub async fn users_in_hand(&mut self) -> Result<HashSet<String>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT target_user_id FROM proposals WHERE status IN ('approved', 'executing')",
+    /// Users countersign is acting on, with the state that action leads to: a proposal about
+    /// them approved, executing, or failed (its call may have gone through before it failed).
+    pub async fn users_in_hand(&mut self) -> Result<HashMap<String, UserState>> {
+        let rows = sqlx::query(
+            "SELECT target_user_id, action FROM proposals
+             WHERE status IN ('approved', 'executing', 'failed') ORDER BY approved_at",
         )
+        .fetch_all(self.conn())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let to = match r.get::<String, _>("action").as_str() {
+                    "restore" => UserState::Active,
+                    _ => UserState::Suspended,
+                };
+                (r.get("target_user_id"), to)
+            })
+            .collect())
+    }
+
+    /// Users whose state countersign's own executions recorded at or after `since`.
+    pub async fn recorded_since(&mut self, since: DateTime<Utc>) -> Result<HashSet<String>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT user_id FROM user_states WHERE proposal_id IS NOT NULL AND seen_at >= ?",
+        )
+        .bind(timestamp(since))
         .fetch_all(self.conn())
         .await?;
         Ok(ids.into_iter().collect())
     }
 
-    /// Records the states a sweep saw (users with a named state only).
-    pub async fn record_seen(&mut self, seen: &[Seen], now: DateTime<Utc>) -> Result<()> {
+    /// Whether `holder` still holds the lease `name` at `now`.
+    pub async fn holds_named_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let held: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM leases WHERE name = ? AND holder = ? AND until > ?")
+                .bind(name)
+                .bind(holder)
+                .bind(timestamp(now))
+                .fetch_optional(self.conn())
+                .await?;
+        Ok(held.is_some())
+    }
+
+    /// Records the states a listing taken at `listed_at` saw (users with a named state only),
+    /// never over a record written after it.
+    pub async fn record_seen(&mut self, seen: &[Seen], listed_at: DateTime<Utc>) -> Result<()> {
         let named: Vec<&Seen> = seen
             .iter()
             .filter(|s| s.state != UserState::StateUnspecified)
@@ -73,12 +113,13 @@ impl Tx {
                 row.push_bind(&user.user_id)
                     .push_bind(&user.email)
                     .push_bind(state_name(user.state))
-                    .push_bind(timestamp(now))
+                    .push_bind(timestamp(listed_at))
                     .push_bind(None::<String>);
             });
             upsert.push(
                 " ON CONFLICT (user_id) DO UPDATE SET email = excluded.email,
-                  state = excluded.state, seen_at = excluded.seen_at, proposal_id = NULL",
+                  state = excluded.state, seen_at = excluded.seen_at, proposal_id = NULL
+                  WHERE user_states.seen_at <= excluded.seen_at",
             );
             upsert.build().execute(self.conn()).await?;
         }

@@ -87,6 +87,25 @@ pub struct ClaimedJob {
     pub attempts: u32,
     /// This claim's fencing token.
     pub lease: String,
+    /// Until when (Unix milliseconds) the lease is known to be this claim's: moved on by each
+    /// renewal. A worker past it must not start a call it cannot record as the holder.
+    pub valid_until: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl ClaimedJob {
+    /// Whether the lease is still known to be this claim's.
+    pub fn still_leased(&self) -> bool {
+        let until = self.valid_until.load(std::sync::atomic::Ordering::SeqCst);
+        Utc::now().timestamp_millis() < until
+    }
+
+    /// A renewal extended the lease to `until`.
+    pub fn renewed(&self, until: DateTime<Utc>) {
+        self.valid_until.store(
+            until.timestamp_millis(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
 }
 
 fn lease_token() -> String {
@@ -286,6 +305,7 @@ impl Ledger {
             job,
             attempts: row.get::<i64, _>("attempts") as u32,
             lease: token,
+            valid_until: std::sync::Arc::new(until.timestamp_millis().into()),
         }))
     }
 

@@ -150,8 +150,14 @@ fn verb(action: Action) -> &'static str {
     }
 }
 
-/// Read first, act if needed, read back.
-pub(super) async fn run(op: &OnePassword, proposal: &Proposal, history: &History) -> Attempt {
+/// Read first, act if needed, read back. `still_ours` is asked just before the mutation: a
+/// worker that stalled past its lease must not undo what the job's new holder decided.
+pub(super) async fn run(
+    op: &OnePassword,
+    proposal: &Proposal,
+    history: &History,
+    still_ours: impl Fn() -> bool,
+) -> Attempt {
     let id = &proposal.target.id;
     let wanted = proposal.action.target_state();
     let read = format!("GET users/{id}");
@@ -178,6 +184,14 @@ pub(super) async fn run(op: &OnePassword, proposal: &Proposal, history: &History
     }
 
     let verb = verb(proposal.action);
+    if !still_ours() {
+        let lost = OpError::Transient {
+            message: "this worker's lease on the job may have passed to another; it did not call 1Password".into(),
+            retry_after: None,
+            throttled: false,
+        };
+        return end(calls, Err(lost));
+    }
     let request = format!("POST users/{id}:{verb}");
     let answer = match proposal.action {
         Action::Suspend => op.suspend(id).await,
@@ -230,6 +244,34 @@ pub(super) async fn run(op: &OnePassword, proposal: &Proposal, history: &History
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn a_worker_whose_lease_may_have_passed_reads_but_never_mutates() {
+        use crate::domain::{fixtures, AccountId};
+        use crate::onepassword::OnePasswordConfig;
+        use crate::sandbox::onepassword::FakeOnePassword;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let op = FakeOnePassword::start().await;
+        let proposal = fixtures::proposal(crate::domain::Action::Suspend, 1);
+        op.add_user(proposal.target.id.as_str(), "alice@example.com", "Alice", "ACTIVE");
+        let client = OnePassword::new(
+            OnePasswordConfig {
+                base_url: op.base_url.clone(),
+                api_version: op.version.clone(),
+                account: AccountId::parse(FakeOnePassword::ACCOUNT_ID).unwrap(),
+                client_id: FakeOnePassword::CLIENT_ID.into(),
+                client_secret: FakeOnePassword::CLIENT_SECRET.into(),
+                timeout: std::time::Duration::from_secs(5),
+            },
+            Default::default(),
+        );
+
+        let attempt = run(&client, &proposal, &History::default(), || false).await;
+
+        assert!(matches!(attempt.ended, Err(OpError::Transient { .. })));
+        assert_eq!(op.mutation_count("suspend"), 0);
+        assert_eq!(op.user_state(proposal.target.id.as_str()).as_deref(), Some("ACTIVE"));
+    }
 
     #[test]
     fn a_started_attempt_without_an_end_is_interrupted() {

@@ -54,7 +54,8 @@ pub(super) async fn execute(
             number,
             history,
         } => {
-            let attempt = attempt::run(&state.onepassword, &proposal, &history).await;
+            let still_ours = || claimed.still_leased();
+            let attempt = attempt::run(&state.onepassword, &proposal, &history, still_ours).await;
             match &attempt.ended {
                 Err(error) if error.is_throttled() => state.op_concurrency.throttled(),
                 Ok(_) => state.op_concurrency.succeeded(),

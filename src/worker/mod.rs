@@ -154,7 +154,7 @@ async fn keep_leased(state: &AppState, job: &ClaimedJob) {
         tokio::time::sleep(every).await;
         let until = after_capped(Utc::now(), state.timing.outbox_lease, Duration::MAX);
         match state.ledger.renew_lease(job, until).await {
-            Ok(true) => {}
+            Ok(true) => job.renewed(until),
             Ok(false) => {
                 tracing::warn!(job_id = job.id, "the job's lease passed to another worker");
                 return std::future::pending().await;

@@ -11,9 +11,14 @@ pub async fn start_sandbox() -> String {
         .unwrap()
         .port();
     let bind = format!("127.0.0.1:{port}").parse().unwrap();
-    tokio::spawn(countersign::sandbox::run(bind, std::future::pending()));
+    tokio::spawn(async move {
+        if let Err(error) = countersign::sandbox::run(bind, std::future::pending()).await {
+            eprintln!("the sandbox stopped: {error:#}");
+        }
+    });
     let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
+    // 20 s: a loaded CI machine builds the app slowly; a healthy one answers in milliseconds.
+    for _ in 0..800 {
         if reqwest::get(format!("{base}/healthz")).await.is_ok() {
             return base;
         }
