@@ -253,7 +253,12 @@ mod tests {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let op = FakeOnePassword::start().await;
         let proposal = fixtures::proposal(crate::domain::Action::Suspend, 1);
-        op.add_user(proposal.target.id.as_str(), "alice@example.com", "Alice", "ACTIVE");
+        op.add_user(
+            proposal.target.id.as_str(),
+            "alice@example.com",
+            "Alice",
+            "ACTIVE",
+        );
         let client = OnePassword::new(
             OnePasswordConfig {
                 base_url: op.base_url.clone(),
@@ -270,7 +275,10 @@ mod tests {
 
         assert!(matches!(attempt.ended, Err(OpError::Transient { .. })));
         assert_eq!(op.mutation_count("suspend"), 0);
-        assert_eq!(op.user_state(proposal.target.id.as_str()).as_deref(), Some("ACTIVE"));
+        assert_eq!(
+            op.user_state(proposal.target.id.as_str()).as_deref(),
+            Some("ACTIVE")
+        );
     }
 
     #[test]
