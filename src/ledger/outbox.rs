@@ -172,11 +172,23 @@ impl Tx {
     /// Marks a claimed job done; false (and nothing changed) when the claim is no longer the
     /// job's latest.
     pub async fn complete_job(&mut self, job: &ClaimedJob, now: DateTime<Utc>) -> Result<bool> {
+        self.finish_job(job, now, None).await
+    }
+
+    /// Ends a claimed job (done, or given up with `error`); false when the claim is no longer
+    /// the job's latest.
+    async fn finish_job(
+        &mut self,
+        job: &ClaimedJob,
+        now: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE outbox SET done_at = ?, leased_until = NULL
+            "UPDATE outbox SET done_at = ?, leased_until = NULL, last_error = COALESCE(?, last_error)
              WHERE id = ? AND lease_token = ? AND done_at IS NULL",
         )
         .bind(timestamp(now))
+        .bind(error)
         .bind(job.id)
         .bind(&job.lease)
         .execute(self.conn())
@@ -352,18 +364,9 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE outbox SET done_at = ?, leased_until = NULL, last_error = ?
-             WHERE id = ? AND lease_token = ? AND done_at IS NULL",
-        )
-        .bind(timestamp(now))
-        .bind(error)
-        .bind(job.id)
-        .bind(&job.lease)
-        .execute(tx.conn())
-        .await?;
+        let done = tx.finish_job(job, now, Some(error)).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done)
     }
 
     /// Jobs not yet done, per lane.
