@@ -33,15 +33,11 @@ pub enum SweepError {
     Storage(#[from] sqlx::Error),
 }
 
-fn state_value(state: UserState) -> Value {
-    serde_json::to_value(state).unwrap_or(Value::Null)
-}
-
 /// A digest of the states seen, so the baseline is checkable without holding the list.
 fn digest(seen: &[Seen]) -> String {
     let mut lines: Vec<String> = seen
         .iter()
-        .map(|s| format!("{}={}", s.user_id, state_value(s.state)))
+        .map(|s| format!("{}={}", s.user_id, s.state.as_str()))
         .collect();
     lines.sort();
     hex::encode(Sha256::digest(lines.join("\n").as_bytes()))
@@ -112,7 +108,7 @@ pub async fn sweep(
             && last.as_ref().is_some_and(|p| p.action == Action::Suspend);
         let payload = json!({
             "user_id": drift.user_id, "email": drift.email,
-            "from": state_value(drift.from), "to": state_value(drift.to),
+            "from": drift.from.as_str(), "to": drift.to.as_str(),
             "first_seen_at": crate::ledger::timestamp(now),
             "last_proposal": last.as_ref().map(last_proposal),
         });

@@ -147,20 +147,7 @@ async fn a_response_url_that_cannot_be_answered_is_never_logged() {
         process::CHANNEL,
         &response_url,
     );
-    let now = slack_signing::now();
-    let answered = world
-        .http
-        .post(format!("{}/slack/commands", server.address))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", now.to_string())
-        .header(
-            "x-slack-signature",
-            slack_signing::sign(SIGNING_SECRET, now, &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let answered = world.signed_post(&server, "/slack/commands", body).await;
     assert_eq!(answered.status(), 200);
 
     process::eventually("the failed answer to be logged", || {

@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::domain::{Action, Status};
+use crate::domain::drift::direction;
+use crate::domain::{Action, Status, UserState};
 use crate::metrics::Gauge;
 use crate::state::AppState;
 
@@ -53,14 +54,14 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 /// Drifts recorded, by direction; every direction appears, at zero when there is none.
 async fn drift_samples(state: &AppState) -> Vec<(Vec<(&'static str, &'static str)>, f64)> {
     let counts = state.ledger.drift_counts().await.unwrap_or_default();
-    [("reactivated", "ACTIVE"), ("suspended", "SUSPENDED")]
+    [UserState::Active, UserState::Suspended]
         .into_iter()
-        .map(|(direction, state_name)| {
+        .map(|to| {
             let n = counts
                 .iter()
-                .find(|(to, _)| to == state_name)
+                .find(|(name, _)| name == to.as_str())
                 .map_or(0, |(_, n)| *n);
-            (vec![("direction", direction)], n as f64)
+            (vec![("direction", direction(to))], n as f64)
         })
         .collect()
 }

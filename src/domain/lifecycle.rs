@@ -106,6 +106,26 @@ pub enum UserState {
     StateUnspecified,
 }
 
+impl UserState {
+    /// The Users API's name for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserState::Active => "ACTIVE",
+            UserState::Suspended => "SUSPENDED",
+            UserState::StateUnspecified => "STATE_UNSPECIFIED",
+        }
+    }
+
+    /// Reads a state as the Users API names it; any other name is `STATE_UNSPECIFIED`.
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "ACTIVE" => UserState::Active,
+            "SUSPENDED" => UserState::Suspended,
+            _ => UserState::StateUnspecified,
+        }
+    }
+}
+
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
 )]

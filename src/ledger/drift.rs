@@ -10,7 +10,7 @@ use super::chain::StoredEvent;
 use super::events::stored_event;
 use super::{timestamp, Ledger, Result, Tx};
 use crate::domain::drift::{Drift, Seen};
-use crate::domain::{Proposal, ProposalId, UserState};
+use crate::domain::{Action, Proposal, ProposalId, UserState};
 
 /// A drift not yet announced in Slack.
 #[derive(Debug, Clone)]
@@ -24,19 +24,6 @@ pub struct UnannouncedDrift {
     pub noticed_at: String,
 }
 
-fn state_name(state: UserState) -> &'static str {
-    match state {
-        UserState::Active => "ACTIVE",
-        UserState::Suspended => "SUSPENDED",
-        UserState::StateUnspecified => "STATE_UNSPECIFIED",
-    }
-}
-
-fn parse_state(name: &str) -> UserState {
-    serde_json::from_value(serde_json::Value::String(name.to_owned()))
-        .unwrap_or(UserState::StateUnspecified)
-}
-
 impl Tx {
     /// What countersign last recorded of each user's state.
     pub async fn known_states(&mut self) -> Result<HashMap<String, UserState>> {
@@ -45,7 +32,7 @@ impl Tx {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| (r.get("user_id"), parse_state(r.get("state"))))
+            .map(|r| (r.get("user_id"), UserState::parse(r.get("state"))))
             .collect())
     }
 
@@ -60,12 +47,9 @@ impl Tx {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| {
-                let to = match r.get::<String, _>("action").as_str() {
-                    "restore" => UserState::Active,
-                    _ => UserState::Suspended,
-                };
-                (r.get("target_user_id"), to)
+            .filter_map(|r| {
+                let action = Action::parse(r.get("action")).ok()?;
+                Some((r.get("target_user_id"), action.target_state()))
             })
             .collect())
     }
@@ -112,7 +96,7 @@ impl Tx {
             upsert.push_values(chunk, |mut row, user| {
                 row.push_bind(&user.user_id)
                     .push_bind(&user.email)
-                    .push_bind(state_name(user.state))
+                    .push_bind(user.state.as_str())
                     .push_bind(timestamp(listed_at))
                     .push_bind(None::<String>);
             });
@@ -140,7 +124,7 @@ impl Tx {
         )
         .bind(proposal.target.id.as_str())
         .bind(proposal.target.email.as_str())
-        .bind(state_name(proposal.target.state))
+        .bind(proposal.target.state.as_str())
         .bind(timestamp(now))
         .bind(proposal.id.to_string())
         .execute(self.conn())
@@ -186,8 +170,8 @@ impl Tx {
         .bind(seq)
         .bind(&drift.user_id)
         .bind(&drift.email)
-        .bind(state_name(drift.from))
-        .bind(state_name(drift.to))
+        .bind(drift.from.as_str())
+        .bind(drift.to.as_str())
         .bind(urgent)
         .bind(timestamp(now))
         .execute(self.conn())
@@ -243,8 +227,8 @@ impl Ledger {
                 seq: r.get("seq"),
                 user_id: r.get("user_id"),
                 email: r.get("email"),
-                from: parse_state(r.get("from_state")),
-                to: parse_state(r.get("to_state")),
+                from: UserState::parse(r.get("from_state")),
+                to: UserState::parse(r.get("to_state")),
                 urgent: r.get("urgent"),
                 noticed_at: r.get("noticed_at"),
             })

@@ -7,6 +7,9 @@ use std::io::Write;
 use serde_json::{json, Value};
 use sqlx::Row;
 
+use crate::domain::drift::direction;
+use crate::domain::UserState;
+
 use super::chain::StoredEvent;
 use super::{EventQuery, Ledger};
 
@@ -60,11 +63,9 @@ fn csv_field(value: &str) -> String {
 /// The `drift` column: which way a user changed outside countersign, or the baseline.
 fn drift_mark(event: &StoredEvent) -> &'static str {
     match event.kind.as_str() {
-        "drift.detected" => match event.payload["to"].as_str() {
-            Some("ACTIVE") => "reactivated",
-            Some("SUSPENDED") => "suspended",
-            _ => "other",
-        },
+        "drift.detected" => direction(UserState::parse(
+            event.payload["to"].as_str().unwrap_or_default(),
+        )),
         "drift.baseline" => "baseline",
         _ => "",
     }

@@ -172,14 +172,15 @@ impl Tx {
     /// Marks a claimed job done; false (and nothing changed) when the claim is no longer the
     /// job's latest.
     pub async fn complete_job(&mut self, job: &ClaimedJob, now: DateTime<Utc>) -> Result<bool> {
-        self.finish_job(job, now, None).await
+        self.finish_job(job.id, &job.lease, now, None).await
     }
 
     /// Ends a claimed job (done, or given up with `error`); false when the claim is no longer
     /// the job's latest.
     async fn finish_job(
         &mut self,
-        job: &ClaimedJob,
+        id: i64,
+        lease: &str,
         now: DateTime<Utc>,
         error: Option<&str>,
     ) -> Result<bool> {
@@ -189,8 +190,8 @@ impl Tx {
         )
         .bind(timestamp(now))
         .bind(error)
-        .bind(job.id)
-        .bind(&job.lease)
+        .bind(id)
+        .bind(lease)
         .execute(self.conn())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -300,12 +301,8 @@ impl Ledger {
                 // A row no version of this code can run (written by a newer release, or
                 // edited by hand): set it aside with the reason, so it never blocks its lane.
                 tracing::error!(job_id = id, %error, "outbox job cannot be read; set aside");
-                sqlx::query("UPDATE outbox SET done_at = ?, leased_until = NULL, last_error = ? WHERE id = ?")
-                    .bind(timestamp(now))
-                    .bind(format!("unreadable job: {error}"))
-                    .bind(id)
-                    .execute(tx.conn())
-                    .await?;
+                let why = format!("unreadable job: {error}");
+                tx.finish_job(id, &token, now, Some(&why)).await?;
                 tx.commit().await?;
                 return Ok(None);
             }
@@ -364,7 +361,7 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let done = tx.finish_job(job, now, Some(error)).await?;
+        let done = tx.finish_job(job.id, &job.lease, now, Some(error)).await?;
         tx.commit().await?;
         Ok(done)
     }

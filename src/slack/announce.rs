@@ -1,7 +1,7 @@
 //! Words for the facts the services announce in a card's thread (`Announcement`): the one
 //! place their Slack text is written.
 
-use super::card::{escape, outcome_text, slack_time, state_name, superseded_by, tally, tally_of};
+use super::card::{escape, outcome_text, slack_time, superseded_by, tally, tally_of};
 use crate::domain::{Announcement, Proposal, Requester};
 
 /// The thread reply that tells `fact` about proposal `p` (as it stands when posted).
@@ -50,7 +50,7 @@ pub fn render(fact: &Announcement, p: &Proposal) -> String {
                 escape(&p.target.display_name),
                 escape(p.target.email.as_str()),
                 outcome_text(*outcome),
-                state_name(*state)
+                state.as_str()
             ),
         ),
         Announcement::ExecutionFailed { error } => cc_requester(

@@ -3,7 +3,7 @@
 
 use slack_morphism::prelude::*;
 
-use crate::domain::{Action, Outcome, Proposal, Requester, Status, UserState};
+use crate::domain::{Action, Outcome, Proposal, Requester, Status};
 
 /// The `action_id`s of the card's buttons; each button's `value` is the proposal id.
 pub const APPROVE: &str = "approve";
@@ -28,14 +28,6 @@ fn verb(action: Action) -> &'static str {
     match action {
         Action::Suspend => "Suspend",
         Action::Restore => "Restore",
-    }
-}
-
-pub(super) fn state_name(state: UserState) -> &'static str {
-    match state {
-        UserState::Active => "ACTIVE",
-        UserState::Suspended => "SUSPENDED",
-        UserState::StateUnspecified => "STATE_UNSPECIFIED",
     }
 }
 
@@ -142,7 +134,7 @@ fn status_line(p: &Proposal) -> String {
             format!(
                 ":white_check_mark: *Executed*: {} {outcome} · 1Password shows {} · {at} · approved by {by}",
                 escape(&p.target.display_name),
-                state_name(p.target.state)
+                p.target.state.as_str()
             )
         }
         Status::Failed => format!(
@@ -243,7 +235,7 @@ pub fn render(p: &Proposal) -> Card {
         p.target.email
     );
     let fields = vec![
-        md!(format!("*1Password state*\n{}", state_name(p.target.state))),
+        md!(format!("*1Password state*\n{}", p.target.state.as_str())),
         md!(format!("*Requested by*\n{}", requester(p))),
         md!(format!("*Source*\n{}", source(p))),
         md!(format!("*Approvals*\n{}", tally(p))),

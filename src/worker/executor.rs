@@ -23,10 +23,6 @@ const MAX_ATTEMPTS: u32 = 6;
 
 const INTERRUPTED: &str = "the previous attempt ended without a record (its worker stopped or lost its lease), so its calls may have reached 1Password unrecorded; this attempt reads the user first";
 
-fn state_name(state: crate::domain::UserState) -> Value {
-    serde_json::to_value(state).unwrap_or(Value::Null)
-}
-
 fn calls_json(calls: &[attempt::Call]) -> Value {
     serde_json::to_value(calls).unwrap_or(Value::Null)
 }
@@ -206,7 +202,7 @@ async fn conclude(
             tx.record_executed_state(proposal, now).await?;
             let payload = json!({
                 "attempt": number, "outcome": done.outcome.as_str(),
-                "state": state_name(done.state), "calls": calls_json(calls),
+                "state": done.state.as_str(), "calls": calls_json(calls),
             });
             tx.append(
                 Some(id),

@@ -160,10 +160,20 @@ impl World {
             &self.slack.response_url("x"),
         );
         let body = slack_signing::interaction_body(&payload);
+        let response = self.signed_post(server, "/slack/interactions", body).await;
+        assert_eq!(response.status(), 200, "Slack would see an error");
+    }
+
+    /// POSTs a form body to `path`, signed as Slack signs its requests.
+    pub async fn signed_post(
+        &self,
+        server: &Server,
+        path: &str,
+        body: String,
+    ) -> reqwest::Response {
         let now = slack_signing::now();
-        let response = self
-            .http
-            .post(format!("{}/slack/interactions", server.address))
+        self.http
+            .post(format!("{}{path}", server.address))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("x-slack-request-timestamp", now.to_string())
             .header(
@@ -173,8 +183,7 @@ impl World {
             .body(body)
             .send()
             .await
-            .expect("approve");
-        assert_eq!(response.status(), 200, "Slack would see an error");
+            .expect("the server answers")
     }
 
     pub async fn assert_ledger_verifies(&self) {
