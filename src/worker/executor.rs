@@ -154,7 +154,6 @@ async fn record(
                 now,
             )
             .await?;
-            let done = attempt::reported_done(&proposal, history, &attempt);
             if transient && claimed.attempts < MAX_ATTEMPTS {
                 tx.commit().await?;
                 return Ok(JobResult::Retry {
@@ -163,7 +162,7 @@ async fn record(
                 });
             }
             // Out of attempts: 1Password's own answer, if it said done, is the outcome.
-            done.ok_or_else(|| error.clone())
+            attempt::reported_done(&proposal, history, &attempt).ok_or_else(|| error.clone())
         }
     };
     conclude(&mut tx, &mut proposal, number, ended, &attempt.calls, now).await?;
