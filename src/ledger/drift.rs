@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::chain::StoredEvent;
+use super::engine::values_list;
 use super::events::stored_event;
 use super::{timestamp, Ledger, Result, Tx};
 use crate::domain::drift::{Drift, Seen};
@@ -57,7 +58,7 @@ impl Tx {
     /// Users whose state countersign's own executions recorded at or after `since`.
     pub async fn recorded_since(&mut self, since: DateTime<Utc>) -> Result<HashSet<String>> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT user_id FROM user_states WHERE proposal_id IS NOT NULL AND seen_at >= ?",
+            "SELECT user_id FROM user_states WHERE proposal_id IS NOT NULL AND seen_at >= $1",
         )
         .bind(timestamp(since))
         .fetch_all(self.conn())
@@ -72,13 +73,14 @@ impl Tx {
         holder: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let held: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM leases WHERE name = ? AND holder = ? AND until > ?")
-                .bind(name)
-                .bind(holder)
-                .bind(timestamp(now))
-                .fetch_optional(self.conn())
-                .await?;
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND until > $3",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(timestamp(now))
+        .fetch_optional(self.conn())
+        .await?;
         Ok(held.is_some())
     }
 
@@ -90,22 +92,23 @@ impl Tx {
             .filter(|s| s.state != UserState::StateUnspecified)
             .collect();
         for chunk in named.chunks(500) {
-            let mut upsert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO user_states (user_id, email, state, seen_at, proposal_id) ",
+            let sql = format!(
+                "INSERT INTO user_states (user_id, email, state, seen_at, proposal_id) VALUES {}
+                 ON CONFLICT (user_id) DO UPDATE SET email = excluded.email,
+                     state = excluded.state, seen_at = excluded.seen_at, proposal_id = NULL
+                 WHERE user_states.seen_at <= excluded.seen_at",
+                values_list(chunk.len(), 5)
             );
-            upsert.push_values(chunk, |mut row, user| {
-                row.push_bind(&user.user_id)
-                    .push_bind(&user.email)
-                    .push_bind(user.state.as_str())
-                    .push_bind(timestamp(listed_at))
-                    .push_bind(None::<String>);
-            });
-            upsert.push(
-                " ON CONFLICT (user_id) DO UPDATE SET email = excluded.email,
-                  state = excluded.state, seen_at = excluded.seen_at, proposal_id = NULL
-                  WHERE user_states.seen_at <= excluded.seen_at",
-            );
-            upsert.build().execute(self.conn()).await?;
+            let mut upsert = sqlx::query(&sql);
+            for user in chunk {
+                upsert = upsert
+                    .bind(&user.user_id)
+                    .bind(&user.email)
+                    .bind(user.state.as_str())
+                    .bind(timestamp(listed_at))
+                    .bind(None::<String>);
+            }
+            upsert.execute(self.conn()).await?;
         }
         Ok(())
     }
@@ -118,9 +121,9 @@ impl Tx {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO user_states (user_id, email, state, seen_at, proposal_id)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (user_id) DO UPDATE SET email = ?2, state = ?3, seen_at = ?4,
-                 proposal_id = ?5",
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (user_id) DO UPDATE SET email = $2, state = $3, seen_at = $4,
+                 proposal_id = $5",
         )
         .bind(proposal.target.id.as_str())
         .bind(proposal.target.email.as_str())
@@ -144,7 +147,7 @@ impl Tx {
     /// The last proposal about `user_id` that countersign executed, if any.
     pub async fn last_executed_for(&mut self, user_id: &str) -> Result<Option<Proposal>> {
         let document: Option<String> = sqlx::query_scalar(
-            "SELECT document FROM proposals WHERE target_user_id = ? AND status = 'executed'
+            "SELECT document FROM proposals WHERE target_user_id = $1 AND status = 'executed'
              ORDER BY approved_at DESC, id DESC LIMIT 1",
         )
         .bind(user_id)
@@ -165,14 +168,14 @@ impl Tx {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO drifts (seq, user_id, email, from_state, to_state, urgent, noticed_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(seq)
         .bind(&drift.user_id)
         .bind(&drift.email)
         .bind(drift.from.as_str())
         .bind(drift.to.as_str())
-        .bind(urgent)
+        .bind(i64::from(urgent))
         .bind(timestamp(now))
         .execute(self.conn())
         .await?;
@@ -189,9 +192,9 @@ impl Tx {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let taken = sqlx::query(
-            "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET holder = ?2, until = ?3
-             WHERE leases.holder = ?2 OR leases.until <= ?4",
+            "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET holder = $2, until = $3
+             WHERE leases.holder = $2 OR leases.until <= $4",
         )
         .bind(name)
         .bind(holder)
@@ -203,7 +206,7 @@ impl Tx {
     }
 
     pub async fn mark_drift_announced(&mut self, seq: i64, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE drifts SET announced_at = ? WHERE seq = ? AND announced_at IS NULL")
+        sqlx::query("UPDATE drifts SET announced_at = $1 WHERE seq = $2 AND announced_at IS NULL")
             .bind(timestamp(now))
             .bind(seq)
             .execute(self.conn())
@@ -229,7 +232,7 @@ impl Ledger {
                 email: r.get("email"),
                 from: UserState::parse(r.get("from_state")),
                 to: UserState::parse(r.get("to_state")),
-                urgent: r.get("urgent"),
+                urgent: r.get::<i64, _>("urgent") != 0,
                 noticed_at: r.get("noticed_at"),
             })
             .collect())
@@ -239,7 +242,7 @@ impl Ledger {
     pub async fn drift_event(&self, seq: i64) -> Result<Option<StoredEvent>> {
         let row = sqlx::query(
             "SELECT seq, proposal_id, at, kind, actor, payload, prev_hash, hash
-             FROM ledger_events WHERE seq = ? AND kind = 'drift.detected'",
+             FROM ledger_events WHERE seq = $1 AND kind = 'drift.detected'",
         )
         .bind(seq)
         .fetch_optional(&self.reader)
@@ -256,8 +259,8 @@ impl Ledger {
         let rows = sqlx::query(
             "SELECT seq, proposal_id, at, kind, actor, payload, prev_hash, hash
              FROM ledger_events
-             WHERE kind = 'drift.detected' AND (?1 IS NULL OR at >= ?1)
-             ORDER BY seq DESC LIMIT ?2",
+             WHERE kind = 'drift.detected' AND ($1 IS NULL OR at >= $1)
+             ORDER BY seq DESC LIMIT $2",
         )
         .bind(since.map(timestamp))
         .bind(limit)

@@ -71,7 +71,7 @@ impl EventKind {
 }
 
 /// An event row as read back.
-pub(super) fn stored_event(row: &sqlx::sqlite::SqliteRow) -> StoredEvent {
+pub(super) fn stored_event(row: &sqlx::any::AnyRow) -> StoredEvent {
     let payload: String = row.get("payload");
     StoredEvent {
         seq: row.get("seq"),
@@ -109,7 +109,7 @@ impl Tx {
     pub async fn execution_events(&mut self, id: ProposalId) -> Result<Vec<(String, Value)>> {
         let rows = sqlx::query(
             "SELECT kind, payload FROM ledger_events
-             WHERE proposal_id = ? AND kind LIKE 'execution.%' ORDER BY seq",
+             WHERE proposal_id = $1 AND kind LIKE 'execution.%' ORDER BY seq",
         )
         .bind(id.to_string())
         .fetch_all(self.conn())
@@ -129,7 +129,7 @@ impl Tx {
     /// How many proposals `actor` approved since `since` (an auto-approve rule's hourly use).
     pub async fn approvals_by_since(&mut self, actor: &str, since: DateTime<Utc>) -> Result<u64> {
         let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM ledger_events WHERE kind = 'proposal.approved' AND actor = ? AND at >= ?",
+            "SELECT COUNT(*) FROM ledger_events WHERE kind = 'proposal.approved' AND actor = $1 AND at >= $2",
         )
         .bind(actor)
         .bind(timestamp(since))
@@ -163,7 +163,7 @@ impl Tx {
         );
         sqlx::query(
             "INSERT INTO ledger_events (seq, proposal_id, at, kind, actor, payload, prev_hash, hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(seq)
         .bind(proposal_id)
@@ -223,8 +223,8 @@ impl Ledger {
         let rows = sqlx::query(
             "SELECT seq, proposal_id, at, kind, actor, payload, prev_hash, hash
              FROM ledger_events
-             WHERE seq > ?1 AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR proposal_id = ?4)
-             ORDER BY seq LIMIT ?2",
+             WHERE seq > $1 AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR proposal_id = $4)
+             ORDER BY seq LIMIT $2",
         )
         .bind(query.after_seq)
         .bind(query.limit)
@@ -270,7 +270,7 @@ impl Ledger {
             return Ok(broken);
         }
         let linked: Option<i64> =
-            sqlx::query_scalar("SELECT seq FROM ledger_events WHERE hash = ?")
+            sqlx::query_scalar("SELECT seq FROM ledger_events WHERE hash = $1")
                 .bind(&event.prev_hash)
                 .fetch_optional(&self.reader)
                 .await?;
@@ -302,7 +302,7 @@ impl Ledger {
             }));
         }
         let held: Option<String> =
-            sqlx::query_scalar("SELECT hash FROM ledger_events WHERE seq = ?")
+            sqlx::query_scalar("SELECT hash FROM ledger_events WHERE seq = $1")
                 .bind(seq)
                 .fetch_optional(&self.reader)
                 .await?;

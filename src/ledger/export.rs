@@ -29,13 +29,12 @@ struct Correlation {
 }
 
 async fn correlations(ledger: &Ledger) -> Result<HashMap<String, Correlation>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, json_extract(document, '$.source.alert_id') AS alert_id,
-                json_extract(document, '$.source.platform') AS platform
-         FROM proposals",
-    )
-    .fetch_all(&ledger.reader)
-    .await?;
+    let sql = format!(
+        "SELECT id, {} AS alert_id, {} AS platform FROM proposals",
+        ledger.engine.json_text("document", &["source", "alert_id"]),
+        ledger.engine.json_text("document", &["source", "platform"])
+    );
+    let rows = sqlx::query(&sql).fetch_all(&ledger.reader).await?;
     Ok(rows
         .iter()
         .map(|r| {

@@ -1,4 +1,4 @@
-//! Group commit on the single write connection. Transactions that queue behind one another
+//! SQLite's group commit on its single write connection. Transactions that queue behind one another
 //! share one `BEGIN IMMEDIATE … COMMIT`: each runs inside its own `SAVEPOINT` (one that fails
 //! or is dropped rolls back alone), and the last of a group — the one that finds nobody
 //! waiting behind it — commits for all, with one fsync. Every member hears the commit's result
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{oneshot, Mutex, OwnedMutexGuard};
 
 /// The most transactions one commit carries, so a steady stream still reaches the disk.
@@ -17,7 +17,7 @@ const MAX_GROUP: usize = 64;
 
 /// Who holds the write connection, and how many wait for it.
 pub(super) struct Writer {
-    pool: SqlitePool,
+    pool: AnyPool,
     slot: Arc<Mutex<Slot>>,
     waiting: AtomicUsize,
     /// Groups committed, and the transactions they carried.
@@ -26,7 +26,7 @@ pub(super) struct Writer {
 }
 
 /// How well commits are being grouped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GroupStats {
     /// `COMMIT`s issued (each one fsync).
     pub commits: usize,
@@ -36,7 +36,7 @@ pub struct GroupStats {
 
 #[derive(Default)]
 pub(super) struct Slot {
-    conn: Option<PoolConnection<Sqlite>>,
+    conn: Option<PoolConnection<Any>>,
     group: Option<Group>,
     /// A member was dropped without committing: its savepoint is rolled back before the
     /// connection is used again.
@@ -60,8 +60,8 @@ pub(super) struct Held {
 }
 
 impl Deref for Held {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
         self.guard
             .conn
             .as_ref()
@@ -70,7 +70,7 @@ impl Deref for Held {
 }
 
 impl DerefMut for Held {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
         self.guard
             .conn
             .as_mut()
@@ -91,7 +91,7 @@ impl Drop for Waiting<'_> {
 }
 
 impl Writer {
-    pub fn new(pool: SqlitePool) -> Arc<Self> {
+    pub fn new(pool: AnyPool) -> Arc<Self> {
         Arc::new(Self {
             pool,
             slot: Arc::default(),
@@ -108,7 +108,7 @@ impl Writer {
         }
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 

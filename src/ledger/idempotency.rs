@@ -14,9 +14,9 @@ pub struct Remembered {
 }
 
 const LOOKUP: &str = "SELECT body_sha256, proposal_id FROM idempotency_keys
-     WHERE token_id = ? AND key = ? AND created_at > ?";
+     WHERE token_id = $1 AND key = $2 AND created_at > $3";
 
-fn remembered(row: sqlx::sqlite::SqliteRow) -> Result<Remembered> {
+fn remembered(row: sqlx::any::AnyRow) -> Result<Remembered> {
     let id: String = row.get("proposal_id");
     Ok(Remembered {
         body_sha256: row.get("body_sha256"),
@@ -26,7 +26,7 @@ fn remembered(row: sqlx::sqlite::SqliteRow) -> Result<Remembered> {
 
 /// Looks a live key up through any connection: the reader pool, or a write transaction.
 async fn lookup<'c>(
-    executor: impl sqlx::SqliteExecutor<'c>,
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     token_id: &str,
     key: &str,
     since: DateTime<Utc>,
@@ -72,8 +72,10 @@ impl Tx {
         now: DateTime<Utc>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT OR REPLACE INTO idempotency_keys (token_id, key, body_sha256, proposal_id, created_at)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO idempotency_keys (token_id, key, body_sha256, proposal_id, created_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (token_id, key) DO UPDATE SET body_sha256 = excluded.body_sha256,
+                 proposal_id = excluded.proposal_id, created_at = excluded.created_at",
         )
         .bind(token_id)
         .bind(key)

@@ -1,34 +1,39 @@
-//! The approvals ledger in SQLite: current proposal state, the append-only hash-chained event
-//! log, API tokens and the outbox. Every write goes through [`Tx`], one `BEGIN IMMEDIATE`
-//! transaction on the single writer connection, so the chain head is read and extended
-//! atomically and a transition's event, state and follow-up jobs commit together or not at all.
+//! The approvals ledger: current proposal state, the append-only hash-chained event log, API
+//! tokens and the outbox, on SQLite (the default, one file) or PostgreSQL (several replicas,
+//! one ledger). Every write goes through [`Tx`], which holds the ledger's write lock — SQLite's
+//! single writer, or PostgreSQL's advisory lock — so the chain head is read and extended
+//! atomically and a transition's event, state and follow-up jobs commit together or not at
+//! all. Which engine runs is settled here and in [`engine`]; callers never see it.
 
 pub mod chain;
 mod drift;
+pub mod engine;
 mod events;
 mod export;
 mod group;
 mod idempotency;
 mod outbox;
+mod postgres;
 mod proposals;
+mod sqlite;
 mod tokens;
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use sqlx::{Any, AnyConnection, AnyPool};
 
 use crate::domain::ProposalId;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
 
 pub use drift::{last_proposal_of, UnannouncedDrift};
+pub use engine::Engine;
 pub use events::{EventKind, EventQuery};
 pub use export::{export, ExportFormat};
 pub use group::GroupStats;
 pub use idempotency::Remembered;
 pub use outbox::{ClaimedJob, Job, Lane};
+pub use postgres::listen_for_jobs;
 pub use proposals::ProposalQuery;
 pub use tokens::{ApiToken, Scope};
 
@@ -40,10 +45,24 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
+/// Where write transactions go.
+#[derive(Clone)]
+enum Writes {
+    /// SQLite's one connection, with group commit.
+    Group(Arc<group::Writer>),
+    /// A PostgreSQL pool; each transaction takes the ledger's lock.
+    Postgres(AnyPool),
+}
+
+/// How many connections a PostgreSQL replica keeps: writes take turns on the ledger's lock,
+/// so a few serve them, and reads (the API, Slack, readiness) the rest.
+const POSTGRES_CONNECTIONS: u32 = 16;
+
 #[derive(Clone)]
 pub struct Ledger {
-    writer: Arc<group::Writer>,
-    reader: SqlitePool,
+    engine: Engine,
+    writes: Writes,
+    reader: AnyPool,
     /// The last answer to "does the database take a write?", so readiness probes do not
     /// queue behind the single writer on every call.
     writable: Arc<tokio::sync::Mutex<Option<WriteCheck>>>,
@@ -56,59 +75,100 @@ type WriteCheck = (Instant, std::result::Result<(), String>);
 const WRITABLE_FOR: Duration = Duration::from_secs(5);
 
 impl Ledger {
+    /// Opens (creating a SQLite file if missing) the ledger at `database_url`; `migrate` then
+    /// brings its schema up to date.
     pub async fn connect(database_url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(database_url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let writer = group::Writer::new(
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(options.clone())
-                .await?,
-        );
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_lazy_with(options.read_only(true));
+        sqlx::any::install_default_drivers();
+        let engine = Engine::of(database_url).map_err(|e| sqlx::Error::Configuration(e.into()))?;
+        let (writes, reader) = match engine {
+            Engine::Sqlite => {
+                let writer = sqlite::pool(database_url, sqlite::Access::Write, 1, false).await?;
+                let reader = sqlite::pool(database_url, sqlite::Access::ReadOnly, 4, true).await?;
+                (Writes::Group(group::Writer::new(writer)), reader)
+            }
+            Engine::Postgres => {
+                let pool = postgres::connect(database_url, POSTGRES_CONNECTIONS).await?;
+                (Writes::Postgres(pool.clone()), pool)
+            }
+        };
         Ok(Self {
-            writer,
+            engine,
+            writes,
             reader,
             writable: Arc::default(),
         })
     }
 
-    /// Opens an existing ledger for reading only (verify, export): a mistyped path fails
+    /// Opens an existing ledger for reading (verify, export): on SQLite a mistyped path fails
     /// instead of creating an empty database that "verifies", and the audited file is not
     /// written to.
     pub async fn open_read_only(database_url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(database_url)?
-            .read_only(true)
-            .create_if_missing(false)
-            .busy_timeout(Duration::from_secs(10));
-        let reader = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await?;
-        Ok(Self {
-            writer: group::Writer::new(reader.clone()),
-            reader,
-            writable: Arc::default(),
-        })
+        sqlx::any::install_default_drivers();
+        let engine = Engine::of(database_url).map_err(|e| sqlx::Error::Configuration(e.into()))?;
+        let ledger = match engine {
+            Engine::Sqlite => {
+                let reader = sqlite::pool(database_url, sqlite::Access::ReadOnly, 2, false).await?;
+                Self {
+                    engine,
+                    writes: Writes::Group(group::Writer::new(reader.clone())),
+                    reader,
+                    writable: Arc::default(),
+                }
+            }
+            Engine::Postgres => {
+                let pool = postgres::connect(database_url, 2).await?;
+                Self {
+                    engine,
+                    writes: Writes::Postgres(pool.clone()),
+                    reader: pool,
+                    writable: Arc::default(),
+                }
+            }
+        };
+        Ok(ledger)
     }
 
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Applies the engine's migrations (`migrations/sqlite` or `migrations/postgres`).
     pub async fn migrate(&self) -> std::result::Result<(), sqlx::migrate::MigrateError> {
-        sqlx::migrate!("./migrations").run(self.writer.pool()).await
+        match &self.writes {
+            Writes::Group(writer) => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(writer.pool())
+                    .await
+            }
+            Writes::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        }
     }
 
-    /// Starts a write transaction: a savepoint in the writer's current group, which
-    /// `BEGIN IMMEDIATE` opened (taking the write lock up front, so two processes on one
-    /// database serialize instead of failing on a lock upgrade).
+    /// Starts a write transaction holding the ledger's write lock. On SQLite it is a savepoint
+    /// in the writer's current group, which `BEGIN IMMEDIATE` opened (taking the write lock up
+    /// front, so two processes on one file serialize instead of failing on a lock upgrade).
     pub async fn begin(&self) -> Result<Tx> {
-        let (held, head) = self.writer.begin().await?;
+        self.begin_with(postgres::Lock::Ledger).await
+    }
+
+    /// A transaction that only claims or renews outbox jobs: on PostgreSQL it does not take
+    /// the ledger's lock (its rows are locked instead), so claims never queue behind
+    /// decisions. On SQLite it is an ordinary transaction on the one writer.
+    async fn begin_outbox(&self) -> Result<Tx> {
+        self.begin_with(postgres::Lock::Outbox).await
+    }
+
+    async fn begin_with(&self, lock: postgres::Lock) -> Result<Tx> {
+        let (inner, head) = match &self.writes {
+            Writes::Group(writer) => {
+                let (held, head) = writer.begin().await?;
+                (Open::Group(held), head)
+            }
+            Writes::Postgres(pool) => (Open::Postgres(postgres::begin(pool, lock).await?), None),
+        };
         Ok(Tx {
-            inner: Some(held),
+            engine: self.engine,
+            inner: Some(inner),
             jobs: Vec::new(),
             head,
         })
@@ -136,22 +196,33 @@ impl Ledger {
         answer
     }
 
-    /// How many commits the writer issued and how many transactions they carried.
+    /// How many commits the writer issued and how many transactions they carried (SQLite's
+    /// group commit; PostgreSQL groups commits itself and reports none).
     pub fn group_stats(&self) -> GroupStats {
-        self.writer.stats()
+        match &self.writes {
+            Writes::Group(writer) => writer.stats(),
+            Writes::Postgres(_) => GroupStats::default(),
+        }
     }
 
     pub async fn close(&self) {
-        self.writer.close().await;
-        self.writer.pool().close().await;
+        match &self.writes {
+            Writes::Group(writer) => {
+                writer.close().await;
+                writer.pool().close().await;
+            }
+            Writes::Postgres(pool) => pool.close().await,
+        }
         self.reader.close().await;
     }
 }
 
-/// One write transaction: a member of the writer's group commit. Dropping it without
-/// [`Tx::commit`] rolls back its own changes, and only its own.
+/// One write transaction. On SQLite a member of the writer's group commit: dropping it
+/// without [`Tx::commit`] rolls back its own changes, and only its own. On PostgreSQL a
+/// transaction of its own, rolled back when dropped.
 pub struct Tx {
-    inner: Option<group::Held>,
+    engine: Engine,
+    inner: Option<Open>,
     /// Jobs filed by this transaction, inserted together at commit.
     jobs: Vec<(ProposalId, Job, DateTime<Utc>)>,
     /// The chain head once this transaction has read or extended it: the write lock is held,
@@ -159,28 +230,49 @@ pub struct Tx {
     head: Option<(i64, String)>,
 }
 
+enum Open {
+    Group(group::Held),
+    Postgres(sqlx::Transaction<'static, Any>),
+}
+
 impl Tx {
-    /// Makes the transaction durable: returns once the group it joined has committed.
+    /// Makes the transaction durable: returns once it (on SQLite, the group it joined) has
+    /// committed.
     pub async fn commit(mut self) -> Result<()> {
+        let filed = !self.jobs.is_empty();
         self.insert_jobs().await?;
-        let held = self
+        let open = self
             .inner
             .take()
             .expect("an open transaction holds the writer");
-        held.commit(self.head.take()).await
+        match open {
+            Open::Group(held) => held.commit(self.head.take()).await,
+            Open::Postgres(mut tx) => {
+                if filed {
+                    postgres::notify_jobs_filed(&mut tx).await?;
+                }
+                tx.commit().await
+            }
+        }
     }
 
     /// The write connection, for statements.
-    fn conn(&mut self) -> &mut sqlx::SqliteConnection {
-        self.inner
+    fn conn(&mut self) -> &mut AnyConnection {
+        match self
+            .inner
             .as_mut()
             .expect("an open transaction holds the writer")
+        {
+            Open::Group(held) => held,
+            Open::Postgres(tx) => tx,
+        }
     }
 }
 
 impl Drop for Tx {
     fn drop(&mut self) {
-        if let Some(held) = self.inner.as_mut() {
+        // A PostgreSQL transaction rolls itself back when dropped.
+        if let Some(Open::Group(held)) = self.inner.as_mut() {
             group::abandon(held);
         }
     }

@@ -8,7 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::{timestamp, Ledger, Result, Tx};
+use super::engine::values_list;
+use super::{postgres, timestamp, Engine, Ledger, Result, Tx};
 use crate::domain::{Announcement, Proposal, ProposalId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,19 +132,23 @@ impl Tx {
             return Ok(());
         }
         let jobs = std::mem::take(&mut self.jobs);
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO outbox (proposal_id, lane, kind, priority, payload, created_at, run_after) ",
+        let sql = format!(
+            "INSERT INTO outbox (proposal_id, lane, kind, priority, payload, created_at, run_after)
+             VALUES {}",
+            values_list(jobs.len(), 7)
         );
-        insert.push_values(&jobs, |mut row, (proposal_id, job, now)| {
-            row.push_bind(proposal_id.to_string())
-                .push_bind(job.lane().as_str())
-                .push_bind(job.name())
-                .push_bind(job.priority())
-                .push_bind(serde_json::to_string(job).expect("a job always serializes"))
-                .push_bind(timestamp(*now))
-                .push_bind(timestamp(*now));
-        });
-        insert.build().execute(self.conn()).await?;
+        let mut insert = sqlx::query(&sql);
+        for (proposal_id, job, now) in &jobs {
+            insert = insert
+                .bind(proposal_id.to_string())
+                .bind(job.lane().as_str())
+                .bind(job.name())
+                .bind(job.priority())
+                .bind(serde_json::to_string(job).expect("a job always serializes"))
+                .bind(timestamp(*now))
+                .bind(timestamp(*now));
+        }
+        insert.execute(self.conn()).await?;
         Ok(())
     }
 
@@ -185,8 +190,8 @@ impl Tx {
         error: Option<&str>,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE outbox SET done_at = ?, leased_until = NULL, last_error = COALESCE(?, last_error)
-             WHERE id = ? AND lease_token = ? AND done_at IS NULL",
+            "UPDATE outbox SET done_at = $1, leased_until = NULL, last_error = COALESCE($2, last_error)
+             WHERE id = $3 AND lease_token = $4 AND done_at IS NULL",
         )
         .bind(timestamp(now))
         .bind(error)
@@ -200,13 +205,17 @@ impl Tx {
     /// Whether this claim is still the job's latest, read under the write lock: a worker whose
     /// lease passed to another records its calls but not an outcome.
     pub async fn holds_lease(&mut self, job: &ClaimedJob) -> Result<bool> {
-        let held: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM outbox WHERE id = ? AND lease_token = ? AND done_at IS NULL",
-        )
-        .bind(job.id)
-        .bind(&job.lease)
-        .fetch_optional(self.conn())
-        .await?;
+        // Locked until this transaction ends, so a claim by another replica cannot take the
+        // job between this answer and the outcome it lets the caller record.
+        let held = format!(
+            "SELECT 1 FROM outbox WHERE id = $1 AND lease_token = $2 AND done_at IS NULL{}",
+            self.engine.for_update()
+        );
+        let held: Option<i64> = sqlx::query_scalar(&held)
+            .bind(job.id)
+            .bind(&job.lease)
+            .fetch_optional(self.conn())
+            .await?;
         Ok(held.is_some())
     }
 
@@ -219,8 +228,8 @@ impl Tx {
         error: &str,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE outbox SET run_after = ?, leased_until = NULL, last_error = ?
-             WHERE id = ? AND lease_token = ? AND done_at IS NULL",
+            "UPDATE outbox SET run_after = $1, leased_until = NULL, last_error = $2
+             WHERE id = $3 AND lease_token = $4 AND done_at IS NULL",
         )
         .bind(timestamp(run_after))
         .bind(error)
@@ -246,8 +255,8 @@ impl Ledger {
         // Every commit wakes every lane; look on a reader first, so a lane with nothing due
         // does not queue a write transaction behind the single writer.
         let due: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM outbox WHERE lane = ?1 AND done_at IS NULL AND run_after <= ?2
-               AND (leased_until IS NULL OR leased_until <= ?2) LIMIT 1",
+            "SELECT 1 FROM outbox WHERE lane = $1 AND done_at IS NULL AND run_after <= $2
+               AND (leased_until IS NULL OR leased_until <= $2) LIMIT 1",
         )
         .bind(lane.as_str())
         .bind(timestamp(now))
@@ -260,13 +269,16 @@ impl Ledger {
             return Ok(None);
         };
         let token = lease_token();
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(
-            "UPDATE outbox SET leased_until = ?1, attempts = attempts + 1, lease_token = ?4
+        let mut tx = self.begin_outbox().await?;
+        if lane == Lane::OnePassword && self.engine == Engine::Postgres {
+            postgres::serialize_onepassword_claims(tx.conn()).await?;
+        }
+        let claim = format!(
+            "UPDATE outbox SET leased_until = $1, attempts = attempts + 1, lease_token = $4
              WHERE id = (
                  SELECT o.id FROM outbox o
-                 WHERE o.lane = ?2 AND o.done_at IS NULL AND o.run_after <= ?3
-                   AND (o.leased_until IS NULL OR o.leased_until <= ?3)
+                 WHERE o.lane = $2 AND o.done_at IS NULL AND o.run_after <= $3
+                   AND (o.leased_until IS NULL OR o.leased_until <= $3)
                    AND NOT EXISTS (
                        SELECT 1 FROM outbox e
                        WHERE e.proposal_id = o.proposal_id AND e.lane = o.lane
@@ -274,18 +286,20 @@ impl Ledger {
                    AND (o.lane <> 'onepassword' OR NOT EXISTS (
                        SELECT 1 FROM outbox r JOIN proposals rp ON rp.id = r.proposal_id
                        WHERE r.lane = 'onepassword' AND r.done_at IS NULL AND r.id <> o.id
-                         AND r.leased_until > ?3 AND rp.target_user_id =
+                         AND r.leased_until > $3 AND rp.target_user_id =
                              (SELECT target_user_id FROM proposals WHERE id = o.proposal_id)))
                  ORDER BY o.priority, o.id
-                 LIMIT 1)
+                 LIMIT 1{})
              RETURNING id, proposal_id, payload, attempts",
-        )
-        .bind(timestamp(until))
-        .bind(lane.as_str())
-        .bind(timestamp(now))
-        .bind(&token)
-        .fetch_optional(tx.conn())
-        .await?;
+            self.engine.skip_locked()
+        );
+        let row = sqlx::query(&claim)
+            .bind(timestamp(until))
+            .bind(lane.as_str())
+            .bind(timestamp(now))
+            .bind(&token)
+            .fetch_optional(tx.conn())
+            .await?;
         let Some(row) = row else {
             tx.commit().await?;
             return Ok(None);
@@ -327,9 +341,9 @@ impl Ledger {
 
     /// Extends a running job's lease, if the claim is still the job's latest.
     pub async fn renew_lease(&self, job: &ClaimedJob, until: DateTime<Utc>) -> Result<bool> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_outbox().await?;
         let done = sqlx::query(
-            "UPDATE outbox SET leased_until = ? WHERE id = ? AND lease_token = ? AND done_at IS NULL",
+            "UPDATE outbox SET leased_until = $1 WHERE id = $2 AND lease_token = $3 AND done_at IS NULL",
         )
         .bind(timestamp(until))
         .bind(job.id)

@@ -41,7 +41,7 @@ impl Tx {
         sqlx::query(
             "INSERT INTO proposals (id, action, status, target_user_id, requester_token_id,
                  created_at, expires_at, approved_at, slack_channel, slack_ts, document, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(proposal.id.to_string())
         .bind(proposal.action.as_str())
@@ -63,9 +63,9 @@ impl Tx {
     /// Writes the proposal's new state. The caller read it in this same transaction.
     pub async fn save_proposal(&mut self, proposal: &Proposal, now: DateTime<Utc>) -> Result<()> {
         sqlx::query(
-            "UPDATE proposals SET status = ?, approved_at = ?, slack_channel = ?, slack_ts = ?,
-                 expires_at = ?, document = ?, updated_at = ?
-             WHERE id = ?",
+            "UPDATE proposals SET status = $1, approved_at = $2, slack_channel = $3, slack_ts = $4,
+                 expires_at = $5, document = $6, updated_at = $7
+             WHERE id = $8",
         )
         .bind(proposal.status.as_str())
         .bind(proposal.decided_at().map(timestamp))
@@ -86,7 +86,7 @@ impl Tx {
         approval: &Approval,
         email: Option<&Email>,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO approvals (proposal_id, slack_user_id, name, email, at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO approvals (proposal_id, slack_user_id, name, email, at) VALUES ($1, $2, $3, $4, $5)")
             .bind(id.to_string())
             .bind(approval.slack_user_id.as_str())
             .bind(&approval.name)
@@ -100,7 +100,7 @@ impl Tx {
     /// Reads a proposal inside the write transaction, so what the caller decides from it
     /// cannot be overtaken by another writer.
     pub async fn proposal(&mut self, id: ProposalId) -> Result<Option<Proposal>> {
-        let row = sqlx::query("SELECT document FROM proposals WHERE id = ?")
+        let row = sqlx::query("SELECT document FROM proposals WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(self.conn())
             .await?;
@@ -109,7 +109,7 @@ impl Tx {
 
     /// Marks a pending proposal reminded; false when it was already, or is no longer pending.
     pub async fn mark_reminded(&mut self, id: ProposalId, now: DateTime<Utc>) -> Result<bool> {
-        let done = sqlx::query("UPDATE proposals SET reminded_at = ? WHERE id = ? AND status = 'pending' AND reminded_at IS NULL")
+        let done = sqlx::query("UPDATE proposals SET reminded_at = $1 WHERE id = $2 AND status = 'pending' AND reminded_at IS NULL")
             .bind(timestamp(now))
             .bind(id.to_string())
             .execute(self.conn())
@@ -124,7 +124,7 @@ impl Tx {
         than: ProposalId,
     ) -> Result<Option<ProposalId>> {
         let id: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM proposals WHERE target_user_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
+            "SELECT id FROM proposals WHERE target_user_id = $1 AND id > $2 ORDER BY id DESC LIMIT 1",
         )
         .bind(user.as_str())
         .bind(than.to_string())
@@ -143,8 +143,8 @@ impl Tx {
         let decided = timestamp(decided);
         let id: Option<String> = sqlx::query_scalar(
             "SELECT id FROM proposals
-             WHERE target_user_id = ?1 AND id <> ?2 AND approved_at IS NOT NULL
-               AND (approved_at > ?3 OR (approved_at = ?3 AND id > ?2))
+             WHERE target_user_id = $1 AND id <> $2 AND approved_at IS NOT NULL
+               AND (approved_at > $3 OR (approved_at = $3 AND id > $2))
              ORDER BY approved_at DESC, id DESC LIMIT 1",
         )
         .bind(proposal.target.id.as_str())
@@ -164,8 +164,8 @@ impl Tx {
         };
         let rows = sqlx::query(
             "SELECT document FROM proposals
-             WHERE target_user_id = ?1 AND id <> ?2 AND status IN ('approved', 'failed')
-               AND (approved_at < ?3 OR (approved_at = ?3 AND id < ?2))
+             WHERE target_user_id = $1 AND id <> $2 AND status IN ('approved', 'failed')
+               AND (approved_at < $3 OR (approved_at = $3 AND id < $2))
              ORDER BY approved_at",
         )
         .bind(proposal.target.id.as_str())
@@ -179,7 +179,7 @@ impl Tx {
     /// The pending proposal for this user and action, if there is one.
     pub async fn pending_for(&mut self, user: &OnePasswordUserId) -> Result<Option<Proposal>> {
         let row = sqlx::query(
-            "SELECT document FROM proposals WHERE target_user_id = ? AND status = 'pending'
+            "SELECT document FROM proposals WHERE target_user_id = $1 AND status = 'pending'
              ORDER BY id DESC LIMIT 1",
         )
         .bind(user.as_str())
@@ -191,7 +191,7 @@ impl Tx {
 
 impl Ledger {
     pub async fn proposal(&self, id: ProposalId) -> Result<Option<Proposal>> {
-        let row = sqlx::query("SELECT document FROM proposals WHERE id = ?")
+        let row = sqlx::query("SELECT document FROM proposals WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.reader)
             .await?;
@@ -199,19 +199,21 @@ impl Ledger {
     }
 
     pub async fn proposals(&self, query: &ProposalQuery) -> Result<Vec<Proposal>> {
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT document FROM proposals
-             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR id < ?3)
-               AND (?5 IS NULL OR json_extract(document, '$.target.email') = ?5)
-             ORDER BY id DESC LIMIT ?4",
-        )
-        .bind(query.status.map(Status::as_str))
-        .bind(query.action.map(Action::as_str))
-        .bind(query.before.map(|id| id.to_string()))
-        .bind(query.limit)
-        .bind(query.target_email.as_ref().map(Email::as_str))
-        .fetch_all(&self.reader)
-        .await?;
+             WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR action = $2) AND ($3 IS NULL OR id < $3)
+               AND ($5 IS NULL OR {} = $5)
+             ORDER BY id DESC LIMIT $4",
+            self.engine.json_text("document", &["target", "email"])
+        );
+        let rows = sqlx::query(&sql)
+            .bind(query.status.map(Status::as_str))
+            .bind(query.action.map(Action::as_str))
+            .bind(query.before.map(|id| id.to_string()))
+            .bind(i64::from(query.limit))
+            .bind(query.target_email.as_ref().map(Email::as_str))
+            .fetch_all(&self.reader)
+            .await?;
         rows.iter().map(|r| decode(r.get("document"))).collect()
     }
 
@@ -232,7 +234,7 @@ impl Ledger {
     pub async fn overdue_cards(&self, before: DateTime<Utc>) -> Result<i64> {
         sqlx::query_scalar(
             "SELECT COUNT(*) FROM proposals
-             WHERE status = 'pending' AND slack_ts IS NULL AND created_at <= ?",
+             WHERE status = 'pending' AND slack_ts IS NULL AND created_at <= $1",
         )
         .bind(timestamp(before))
         .fetch_one(&self.reader)
@@ -250,7 +252,7 @@ impl Ledger {
     /// Ids of pending proposals whose time ran out by `now`.
     pub async fn expired_pending(&self, now: DateTime<Utc>) -> Result<Vec<ProposalId>> {
         let rows =
-            sqlx::query("SELECT id FROM proposals WHERE status = 'pending' AND expires_at <= ?")
+            sqlx::query("SELECT id FROM proposals WHERE status = 'pending' AND expires_at <= $1")
                 .bind(timestamp(now))
                 .fetch_all(&self.reader)
                 .await?;

@@ -58,7 +58,7 @@ impl ApiToken {
         self.scopes.contains(&scope)
     }
 
-    fn from_row(row: &sqlx::sqlite::SqliteRow) -> Self {
+    fn from_row(row: &sqlx::any::AnyRow) -> Self {
         let scopes: String = row.get("scopes");
         Self {
             id: row.get("id"),
@@ -92,7 +92,7 @@ impl Ledger {
         let id = format!("tok_{}", &hex::encode(Sha256::digest(bytes))[..16]);
         let scope_names: Vec<_> = scopes.iter().map(|s| s.as_str()).collect();
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO api_tokens (id, name, token_hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO api_tokens (id, name, token_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
             .bind(name)
             .bind(hash_secret(&secret))
@@ -127,7 +127,7 @@ impl Ledger {
     pub async fn revoke_token(&self, id: &str, now: DateTime<Utc>) -> Result<Option<ApiToken>> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL
              RETURNING id, name, scopes, created_at, revoked_at",
         )
         .bind(timestamp(now))
@@ -147,7 +147,7 @@ impl Ledger {
     pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>> {
         let row = sqlx::query(
             "SELECT id, name, scopes, created_at, revoked_at FROM api_tokens
-             WHERE token_hash = ? AND revoked_at IS NULL",
+             WHERE token_hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash_secret(secret))
         .fetch_optional(&self.reader)

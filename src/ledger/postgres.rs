@@ -1,0 +1,105 @@
+//! The PostgreSQL engine, for replicas that share one ledger. A pool of connections, each
+//! ledger transaction a real PostgreSQL transaction that first takes the ledger's write lock
+//! (a transaction-level advisory lock): transactions that decide and append run one at a time
+//! across every replica, as they do on SQLite's single writer, so the chain stays one gapless
+//! `seq` and a decision read in a transaction cannot be overtaken by another replica's.
+//! Claims and lease renewals touch only outbox rows and do not take it; they use row locks
+//! (`FOR UPDATE SKIP LOCKED`) instead. Replicas wake one another with `LISTEN/NOTIFY`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::PgListener;
+use sqlx::{Any, AnyPool, Transaction};
+use tokio::sync::Notify;
+
+use super::Result;
+
+/// Advisory lock keys (one 64-bit space per database): the ledger's write lock, and the one
+/// that makes 1Password claims take turns, so two replicas never start two actions for one
+/// user. The values are arbitrary; they spell "cs-ledgr" and "cs-1pclm".
+const LEDGER_LOCK: i64 = 0x6373_2d6c_6564_6772;
+const ONEPASSWORD_CLAIMS: i64 = 0x6373_2d31_7063_6c6d;
+
+/// The channel a commit that filed jobs notifies.
+const WAKE_CHANNEL: &str = "countersign_outbox";
+
+pub(super) async fn connect(database_url: &str, connections: u32) -> Result<AnyPool> {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(database_url)
+        .await
+}
+
+/// Which transactions take the ledger's write lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lock {
+    /// Everything that reads to decide, or appends to the chain.
+    Ledger,
+    /// A claim or a renewal: outbox rows only, under row locks.
+    Outbox,
+}
+
+pub(super) async fn begin(pool: &AnyPool, lock: Lock) -> Result<Transaction<'static, Any>> {
+    let mut tx = pool.begin().await?;
+    if lock == Lock::Ledger {
+        take(&mut tx, LEDGER_LOCK).await?;
+    }
+    Ok(tx)
+}
+
+/// Makes this claim wait for any other replica's 1Password claim: the per-user rule reads
+/// which jobs are running, and two claims reading at once could each start one for the same
+/// user. Held until the claim commits.
+pub(super) async fn serialize_onepassword_claims(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    take(conn, ONEPASSWORD_CLAIMS).await
+}
+
+async fn take(conn: &mut sqlx::AnyConnection, key: i64) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Queued in a transaction that filed jobs; PostgreSQL delivers it when (and only if) the
+/// transaction commits.
+pub(super) async fn notify_jobs_filed(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    sqlx::query(&format!("NOTIFY {WAKE_CHANNEL}"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Rings `wake` whenever any replica commits jobs, until the process ends. A lost connection
+/// is reconnected; notifications sent meanwhile are missed, which the workers' polling covers.
+pub fn listen_for_jobs(database_url: String, wake: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match PgListener::connect(&database_url).await {
+                Ok(mut listener) => {
+                    if let Err(error) = listener.listen(WAKE_CHANNEL).await {
+                        tracing::warn!(%error, "LISTEN failed; retrying");
+                    } else {
+                        // A reconnect may have missed notifications: look now.
+                        wake.notify_waiters();
+                        loop {
+                            match listener.recv().await {
+                                Ok(_) => wake.notify_waiters(),
+                                Err(error) => {
+                                    tracing::warn!(%error, "lost the LISTEN connection");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot LISTEN for jobs; polling only"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+}
