@@ -98,6 +98,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let workers = Workers::start(self.state.clone());
+        let listening = self.state.ledger.wake_on_commits(self.state.wake.clone());
         let mut app = router(self.state.clone());
         if let Some(extra) = self.extra {
             app = app.merge(extra);
@@ -114,6 +115,9 @@ impl Application {
             .drain(state.timing.command_drain, &state.http)
             .await;
         workers.stop().await;
+        if let Some(listening) = listening {
+            listening.abort();
+        }
         revoke_access_token(&self.state.onepassword).await;
         self.state.ledger.close().await;
         served

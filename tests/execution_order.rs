@@ -246,10 +246,10 @@ struct OutboxRow {
 
 async fn outbox_rows(app: &TestApp, proposal: &str, lane: &str) -> Vec<OutboxRow> {
     use sqlx::Row;
-    let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+    let pool = support::database::pool(&app.database_url).await;
     let rows = sqlx::query(
         "SELECT run_after, last_error, done_at FROM outbox
-         WHERE proposal_id = ? AND lane = ? ORDER BY id",
+         WHERE proposal_id = $1 AND lane = $2 ORDER BY id",
     )
     .bind(proposal)
     .bind(lane)
@@ -271,11 +271,11 @@ async fn a_job_no_handler_can_read_is_set_aside_and_its_lane_keeps_running() {
     let app = spawn_app().await;
     let first = app.propose_id(&suspend_alice()).await;
     // A row of a kind this release does not know (a newer release wrote it, or a hand did).
-    let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+    let pool = support::database::pool(&app.database_url).await;
     let now = countersign::ledger::timestamp(chrono::Utc::now());
     sqlx::query(
         "INSERT INTO outbox (proposal_id, lane, kind, payload, created_at, run_after)
-         VALUES (?, 'slack', 'announce', '{\"kind\":\"announce\"}', ?, ?)",
+         VALUES ($1, 'slack', 'announce', '{\"kind\":\"announce\"}', $2, $3)",
     )
     .bind(&first)
     .bind(&now)

@@ -27,15 +27,10 @@ fn stdout(output: &std::process::Output) -> String {
 /// Runs SQL on the ledger file with the append-only triggers dropped, as an attacker with the
 /// file could.
 async fn tamper(app: &TestApp, statements: &[&str]) {
-    let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
-    sqlx::query("DROP TRIGGER IF EXISTS ledger_events_no_update")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("DROP TRIGGER IF EXISTS ledger_events_no_delete")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let pool = support::database::pool(&app.database_url).await;
+    for statement in support::database::drop_append_only_triggers(&app.database_url) {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
     for statement in statements {
         sqlx::query(statement).execute(&pool).await.unwrap();
     }

@@ -34,12 +34,11 @@ async fn an_intact_ledger_verifies() {
 async fn editing_a_ledger_row_by_hand_makes_verify_fail_and_name_the_row() {
     let app = spawn_app().await;
     app.propose(&suspend_alice()).await;
-    let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+    let pool = support::database::pool(&app.database_url).await;
     // The append-only trigger refuses edits; an attacker with the file can drop it first.
-    sqlx::query("DROP TRIGGER ledger_events_no_update")
-        .execute(&pool)
-        .await
-        .unwrap();
+    for statement in support::database::drop_append_only_triggers(&app.database_url) {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
     sqlx::query("UPDATE ledger_events SET actor = 'integration:someone-else' WHERE seq = 2")
         .execute(&pool)
         .await
@@ -57,7 +56,7 @@ async fn editing_a_ledger_row_by_hand_makes_verify_fail_and_name_the_row() {
 async fn the_ledger_refuses_updates_and_deletes() {
     let app = spawn_app().await;
     app.propose(&suspend_alice()).await;
-    let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+    let pool = support::database::pool(&app.database_url).await;
 
     let update = sqlx::query("UPDATE ledger_events SET actor = 'x' WHERE seq = 1")
         .execute(&pool)

@@ -8,7 +8,6 @@ use std::time::Duration;
 use countersign::domain::Status;
 use countersign::ledger::Scope;
 use serde_json::{json, Value};
-use sqlx::Connection;
 use support::app::*;
 use support::fake_slack::SlackUserKind;
 
@@ -277,13 +276,7 @@ async fn readiness_does_not_wait_for_the_write_lock_on_every_probe() {
     let app = spawn_app().await;
     assert_eq!(app.readiness().await["status"], "ready");
     // Another writer holds the database's write lock.
-    let mut blocker = sqlx::SqliteConnection::connect(&app.database_url)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let blocker = support::database::hold_write_lock(&app.database_url).await;
     let quick = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
@@ -296,5 +289,5 @@ async fn readiness_does_not_wait_for_the_write_lock_on_every_probe() {
             "a probe waited on the writer"
         );
     }
-    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    drop(blocker);
 }

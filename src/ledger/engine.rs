@@ -4,6 +4,10 @@
 
 use std::fmt;
 
+/// The advisory lock key every PostgreSQL ledger transaction takes (for operators: a session
+/// holding it stops every replica's writes).
+pub const POSTGRES_WRITE_LOCK: i64 = super::postgres::LEDGER_LOCK;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     /// One file, one writer (with group commit), nothing to run: the default.

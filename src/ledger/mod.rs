@@ -33,7 +33,6 @@ pub use export::{export, ExportFormat};
 pub use group::GroupStats;
 pub use idempotency::Remembered;
 pub use outbox::{ClaimedJob, Job, Lane};
-pub use postgres::listen_for_jobs;
 pub use proposals::ProposalQuery;
 pub use tokens::{ApiToken, Scope};
 
@@ -50,8 +49,9 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
 enum Writes {
     /// SQLite's one connection, with group commit.
     Group(Arc<group::Writer>),
-    /// A PostgreSQL pool; each transaction takes the ledger's lock.
-    Postgres(AnyPool),
+    /// A PostgreSQL pool; each transaction takes the ledger's lock. The URL is kept for the
+    /// connection that listens for other replicas' commits.
+    Postgres(AnyPool, Arc<str>),
 }
 
 /// How many connections a PostgreSQL replica keeps: writes take turns on the ledger's lock,
@@ -88,7 +88,10 @@ impl Ledger {
             }
             Engine::Postgres => {
                 let pool = postgres::connect(database_url, POSTGRES_CONNECTIONS).await?;
-                (Writes::Postgres(pool.clone()), pool)
+                (
+                    Writes::Postgres(pool.clone(), Arc::from(database_url)),
+                    pool,
+                )
             }
         };
         Ok(Self {
@@ -119,7 +122,7 @@ impl Ledger {
                 let pool = postgres::connect(database_url, 2).await?;
                 Self {
                     engine,
-                    writes: Writes::Postgres(pool.clone()),
+                    writes: Writes::Postgres(pool.clone(), Arc::from(database_url)),
                     reader: pool,
                     writable: Arc::default(),
                 }
@@ -140,7 +143,7 @@ impl Ledger {
                     .run(writer.pool())
                     .await
             }
-            Writes::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+            Writes::Postgres(pool, _) => sqlx::migrate!("./migrations/postgres").run(pool).await,
         }
     }
 
@@ -164,7 +167,7 @@ impl Ledger {
                 let (held, head) = writer.begin().await?;
                 (Open::Group(held), head)
             }
-            Writes::Postgres(pool) => (Open::Postgres(postgres::begin(pool, lock).await?), None),
+            Writes::Postgres(pool, _) => (Open::Postgres(postgres::begin(pool, lock).await?), None),
         };
         Ok(Tx {
             engine: self.engine,
@@ -196,12 +199,25 @@ impl Ledger {
         answer
     }
 
+    /// Rings `wake` when another replica commits jobs (PostgreSQL's `LISTEN`), until the
+    /// returned task is aborted. On SQLite there is nobody to hear: other processes on one
+    /// file find work by polling.
+    pub fn wake_on_commits(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        match &self.writes {
+            Writes::Group(_) => None,
+            Writes::Postgres(_, url) => Some(postgres::listen_for_jobs(url.to_string(), wake)),
+        }
+    }
+
     /// How many commits the writer issued and how many transactions they carried (SQLite's
     /// group commit; PostgreSQL groups commits itself and reports none).
     pub fn group_stats(&self) -> GroupStats {
         match &self.writes {
             Writes::Group(writer) => writer.stats(),
-            Writes::Postgres(_) => GroupStats::default(),
+            Writes::Postgres(..) => GroupStats::default(),
         }
     }
 
@@ -211,7 +227,7 @@ impl Ledger {
                 writer.close().await;
                 writer.pool().close().await;
             }
-            Writes::Postgres(pool) => pool.close().await,
+            Writes::Postgres(pool, _) => pool.close().await,
         }
         self.reader.close().await;
     }

@@ -19,7 +19,7 @@ use super::Result;
 /// Advisory lock keys (one 64-bit space per database): the ledger's write lock, and the one
 /// that makes 1Password claims take turns, so two replicas never start two actions for one
 /// user. The values are arbitrary; they spell "cs-ledgr" and "cs-1pclm".
-const LEDGER_LOCK: i64 = 0x6373_2d6c_6564_6772;
+pub(super) const LEDGER_LOCK: i64 = 0x6373_2d6c_6564_6772;
 const ONEPASSWORD_CLAIMS: i64 = 0x6373_2d31_7063_6c6d;
 
 /// The channel a commit that filed jobs notifies.
@@ -76,7 +76,10 @@ pub(super) async fn notify_jobs_filed(conn: &mut sqlx::AnyConnection) -> Result<
 
 /// Rings `wake` whenever any replica commits jobs, until the process ends. A lost connection
 /// is reconnected; notifications sent meanwhile are missed, which the workers' polling covers.
-pub fn listen_for_jobs(database_url: String, wake: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+pub(super) fn listen_for_jobs(
+    database_url: String,
+    wake: Arc<Notify>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             match PgListener::connect(&database_url).await {

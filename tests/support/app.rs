@@ -140,7 +140,7 @@ async fn spawn_app_against(
     op.add_user(MALLORY, "mallory@example.com", "Mallory", "SUSPENDED");
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite://{}", dir.path().join("countersign.db").display());
+    let database_url = super::database::fresh(dir.path()).await;
     let settings = Settings {
         database_url: database_url.clone(),
         bind_addr: "127.0.0.1:0".parse().unwrap(),

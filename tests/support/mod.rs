@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 pub mod app;
 pub mod callback_receiver;
+pub mod database;
 pub mod process;
 pub mod sandbox;
 

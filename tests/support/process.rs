@@ -48,7 +48,7 @@ impl World {
         let dir = tempfile::tempdir().expect("temp dir");
         let policy = dir.path().join("policy.toml");
         std::fs::write(&policy, POLICY).expect("write the policy");
-        let database_url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let database_url = super::database::fresh(dir.path()).await;
         Self {
             slack,
             op,
