@@ -6,6 +6,7 @@
 //! all. Which engine runs is settled here and in [`engine`]; callers never see it.
 
 pub mod chain;
+mod copy;
 mod drift;
 pub mod engine;
 mod events;
@@ -26,6 +27,7 @@ use sqlx::{Any, AnyConnection, AnyPool};
 
 use crate::domain::ProposalId;
 
+pub use copy::{copy, Copied, CopyError};
 pub use drift::{last_proposal_of, UnannouncedDrift};
 pub use engine::Engine;
 pub use events::{EventKind, EventQuery};

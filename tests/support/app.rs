@@ -116,12 +116,45 @@ pub async fn spawn_app_on(op: FakeOnePassword) -> TestApp {
     spawn_app_against(POLICY, test_timing(), 10_000, 8, op).await
 }
 
+/// On a SQLite file whatever engine this run is for (a ledger to copy elsewhere).
+pub async fn spawn_app_on_sqlite() -> TestApp {
+    let op = FakeOnePassword::start().await;
+    spawn_app_in(POLICY, test_timing(), 10_000, 8, op, Store::Sqlite).await
+}
+
+/// Which database a test app gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Store {
+    /// A fresh one on this run's engine.
+    RunEngine,
+    Sqlite,
+}
+
 async fn spawn_app_against(
     policy: &str,
     timing: Timing,
     api_rate_limit: u32,
     op_concurrency: usize,
     op: FakeOnePassword,
+) -> TestApp {
+    spawn_app_in(
+        policy,
+        timing,
+        api_rate_limit,
+        op_concurrency,
+        op,
+        Store::RunEngine,
+    )
+    .await
+}
+
+async fn spawn_app_in(
+    policy: &str,
+    timing: Timing,
+    api_rate_limit: u32,
+    op_concurrency: usize,
+    op: FakeOnePassword,
+    store: Store,
 ) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let slack = FakeSlack::start().await;
@@ -140,7 +173,10 @@ async fn spawn_app_against(
     op.add_user(MALLORY, "mallory@example.com", "Mallory", "SUSPENDED");
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = super::database::fresh(dir.path()).await;
+    let database_url = match store {
+        Store::RunEngine => super::database::fresh(dir.path()).await,
+        Store::Sqlite => format!("sqlite://{}", dir.path().join("countersign.db").display()),
+    };
     let settings = Settings {
         database_url: database_url.clone(),
         bind_addr: "127.0.0.1:0".parse().unwrap(),

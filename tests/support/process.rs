@@ -39,7 +39,17 @@ pub struct Server {
 }
 
 impl World {
+    /// On a fresh database of this run's engine.
     pub async fn start() -> Self {
+        Self::start_at(None).await
+    }
+
+    /// On the database at `database_url` (say, one PostgreSQL database two replicas share).
+    pub async fn start_on(database_url: String) -> Self {
+        Self::start_at(Some(database_url)).await
+    }
+
+    async fn start_at(database_url: Option<String>) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let slack = FakeSlack::start().await;
         slack.add_user(BOB, "Bob", Some("bob@example.com"));
@@ -48,7 +58,10 @@ impl World {
         let dir = tempfile::tempdir().expect("temp dir");
         let policy = dir.path().join("policy.toml");
         std::fs::write(&policy, POLICY).expect("write the policy");
-        let database_url = super::database::fresh(dir.path()).await;
+        let database_url = match database_url {
+            Some(url) => url,
+            None => super::database::fresh(dir.path()).await,
+        };
         Self {
             slack,
             op,
@@ -148,6 +161,27 @@ impl World {
         self.slack.top_level_messages()[0].ts.clone()
     }
 
+    /// The ts of proposal `id`'s card, once a worker has posted it.
+    pub async fn card_ts_of(&self, id: &str) -> String {
+        let ledger = countersign::ledger::Ledger::connect(&self.database_url)
+            .await
+            .expect("open the ledger");
+        let id = countersign::domain::ProposalId::parse(id).expect("a proposal id");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let proposal = ledger.proposal(id).await.expect("read the proposal");
+            if let Some(slack) = proposal.and_then(|p| p.slack) {
+                ledger.close().await;
+                return slack.ts;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the card of {id} was never posted"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Bob clicks Approve on the card, as Slack sends it.
     pub async fn approve(&self, server: &Server, id: &str, card_ts: &str) {
         let payload = slack_signing::block_action(
@@ -219,13 +253,18 @@ impl Server {
     }
 
     pub async fn propose_suspend_alice(&self, token: &str) -> String {
+        self.propose_suspend(token, "alice@example.com").await
+    }
+
+    /// Proposes suspending the 1Password user with `email`; the new proposal's id.
+    pub async fn propose_suspend(&self, token: &str, email: &str) -> String {
         let response = self
             .http
             .post(format!("{}/v1/proposals", self.address))
             .bearer_auth(token)
             .json(&json!({
                 "action": "suspend",
-                "user": {"email": "alice@example.com"},
+                "user": {"email": email},
                 "reason": "Impossible travel followed by vault export",
                 "source": {"platform": "crowdstrike"}
             }))

@@ -1,0 +1,176 @@
+//! High availability: two real `countersign serve` replicas on one PostgreSQL database. They
+//! share one chain, one outbox and one set of decisions: nothing acknowledged is lost, nothing
+//! is done twice, whichever replica a request reaches and whichever one dies.
+//!
+//! Needs `COUNTERSIGN_TEST_POSTGRES` (`.ci/postgres start`); skipped with a message without
+//! it, required under `CI=true`.
+
+mod support;
+
+use std::time::Duration;
+
+use countersign::ledger::Ledger;
+use support::database;
+use support::process::{eventually, Server, World, ALICE};
+
+/// Two replicas of one deployment on a fresh PostgreSQL database, or `None` to skip.
+async fn two_replicas() -> Option<(World, Server, Server)> {
+    let server = database::postgres_server()?;
+    let world = World::start_on(database::fresh_postgres(&server).await).await;
+    let a = world.serve("replica-a").await;
+    let b = world.serve("replica-b").await;
+    Some((world, a, b))
+}
+
+/// Every event's seq, in order, and how many of each kind.
+async fn chain(world: &World) -> (Vec<i64>, std::collections::HashMap<String, usize>) {
+    let ledger = Ledger::connect(&world.database_url).await.unwrap();
+    let events = ledger.events(0, 100_000).await.unwrap();
+    ledger.close().await;
+    let mut kinds = std::collections::HashMap::new();
+    for event in &events {
+        *kinds.entry(event.kind.clone()).or_insert(0) += 1;
+    }
+    (events.iter().map(|e| e.seq).collect(), kinds)
+}
+
+fn assert_gapless(seqs: &[i64]) {
+    let expected: Vec<i64> = (1..=seqs.len() as i64).collect();
+    assert_eq!(seqs, expected, "the chain's seq has a gap or a repeat");
+}
+
+#[tokio::test]
+async fn proposals_through_either_replica_extend_one_gapless_chain() {
+    let Some((world, a, b)) = two_replicas().await else {
+        return;
+    };
+    world.op.add_user(
+        "BOBBYAAAAAAAAAAAAAAAAAAAAA",
+        "bobby@example.com",
+        "Bobby",
+        "ACTIVE",
+    );
+    let token = world.create_token().await;
+
+    let first = a.propose_suspend_alice(&token).await;
+    let second = b.propose_suspend(&token, "bobby@example.com").await;
+
+    world.card_ts_of(&first).await;
+    world.card_ts_of(&second).await;
+    // Each replica reads what the other wrote.
+    b.wait_for_status(&token, &first, "pending").await;
+    a.wait_for_status(&token, &second, "pending").await;
+    let (seqs, kinds) = chain(&world).await;
+    assert_gapless(&seqs);
+    assert_eq!(kinds["proposal.created"], 2);
+    assert_eq!(kinds["slack.card_posted"], 2);
+    assert_eq!(world.slack.top_level_messages().len(), 2, "one card each");
+    world.assert_ledger_verifies().await;
+}
+
+#[tokio::test]
+async fn the_same_approve_click_reaching_both_replicas_at_once_is_one_approval() {
+    let Some((world, a, b)) = two_replicas().await else {
+        return;
+    };
+    let token = world.create_token().await;
+    let id = a.propose_suspend_alice(&token).await;
+    let card = world.card_ts_of(&id).await;
+
+    // Slack retried the click, and a load balancer sent each copy to another replica.
+    tokio::join!(world.approve(&a, &id, &card), world.approve(&b, &id, &card));
+
+    b.wait_for_status(&token, &id, "executed").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (seqs, kinds) = chain(&world).await;
+    assert_gapless(&seqs);
+    assert_eq!(kinds["approval.recorded"], 1);
+    assert_eq!(kinds["proposal.approved"], 1);
+    assert_eq!(kinds["execution.succeeded"], 1);
+    assert_eq!(world.op.mutation_count("suspend"), 1);
+    world.assert_ledger_verifies().await;
+}
+
+#[tokio::test]
+async fn fifty_approvals_split_across_two_replicas_make_fifty_changes_and_no_more() {
+    let Some((world, a, b)) = two_replicas().await else {
+        return;
+    };
+    let users: Vec<(String, String)> = (0..50)
+        .map(|i| (format!("USER{i:022}"), format!("user{i}@example.com")))
+        .collect();
+    for (id, email) in &users {
+        world.op.add_user(id, email, "Someone", "ACTIVE");
+    }
+    let token = world.create_token().await;
+    let replicas = [&a, &b];
+    let mut proposals = Vec::new();
+    for (i, (_, email)) in users.iter().enumerate() {
+        proposals.push(replicas[i % 2].propose_suspend(&token, email).await);
+    }
+
+    // Each approval goes to one replica, alternating, as a load balancer would send them.
+    let clicks = proposals.iter().enumerate().map(|(i, id)| {
+        let world = &world;
+        let replica = replicas[i % 2];
+        async move {
+            let card = world.card_ts_of(id).await;
+            world.approve(replica, id, &card).await;
+        }
+    });
+    futures_util::future::join_all(clicks).await;
+
+    for id in &proposals {
+        a.wait_for_status(&token, id, "executed").await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(world.op.mutation_count("suspend"), 50, "one call each");
+    for (id, _) in &users {
+        assert_eq!(world.op.user_state(id).as_deref(), Some("SUSPENDED"));
+    }
+    let (seqs, kinds) = chain(&world).await;
+    assert_gapless(&seqs);
+    assert_eq!(kinds["execution.succeeded"], 50);
+    assert_eq!(kinds["approval.recorded"], 50);
+    world.assert_ledger_verifies().await;
+}
+
+#[tokio::test]
+async fn a_replica_killed_while_holding_an_execution_is_finished_by_the_other_once() {
+    let Some(server) = database::postgres_server() else {
+        return;
+    };
+    let world = World::start_on(database::fresh_postgres(&server).await).await;
+    let mut a = world.serve("replica-a").await;
+    let token = world.create_token().await;
+    let id = a.propose_suspend_alice(&token).await;
+    let card = world.card_ts_of(&id).await;
+    // 1Password holds the suspend, so replica a is mid-call when it dies.
+    world.op.hold_next_mutation(Duration::from_secs(3));
+    world.approve(&a, &id, &card).await;
+    eventually("replica a's suspend call", || {
+        world.op.mutation_count("suspend") == 1
+    })
+    .await;
+    let b = world.serve("replica-b").await;
+
+    a.kill();
+
+    // b takes the job over once a's lease (2 s here) has passed.
+    let executed = b.wait_for_status(&token, &id, "executed").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(executed["execution"]["outcome"], "suspended");
+    assert_eq!(world.op.user_state(ALICE).as_deref(), Some("SUSPENDED"));
+    let (seqs, kinds) = chain(&world).await;
+    assert_gapless(&seqs);
+    assert_eq!(
+        kinds["execution.started"], 2,
+        "a's attempt, and b's that resumed it"
+    );
+    assert_eq!(
+        kinds["execution.succeeded"], 1,
+        "one outcome, recorded once"
+    );
+    assert_eq!(kinds.get("execution.failed"), None);
+    world.assert_ledger_verifies().await;
+}
