@@ -19,13 +19,20 @@ enum Kind {
 
 use Kind::{Int, Text};
 
+/// A table to copy: its columns, and the order its rows are read in.
+struct Table {
+    name: &'static str,
+    columns: &'static [(&'static str, Kind)],
+    order: &'static str,
+}
+
 /// The tables a ledger consists of, parents before children, each with its columns and the
 /// order rows are read in. `leases` is left out: a lease names a process of the old
 /// deployment, which is not running on the new one.
-const TABLES: &[(&str, &[(&str, Kind)], &str)] = &[
-    (
-        "proposals",
-        &[
+const TABLES: &[Table] = &[
+    Table {
+        name: "proposals",
+        columns: &[
             ("id", Text),
             ("action", Text),
             ("status", Text),
@@ -40,22 +47,22 @@ const TABLES: &[(&str, &[(&str, Kind)], &str)] = &[
             ("updated_at", Text),
             ("reminded_at", Text),
         ],
-        "id",
-    ),
-    (
-        "approvals",
-        &[
+        order: "id",
+    },
+    Table {
+        name: "approvals",
+        columns: &[
             ("proposal_id", Text),
             ("slack_user_id", Text),
             ("name", Text),
             ("email", Text),
             ("at", Text),
         ],
-        "proposal_id, slack_user_id",
-    ),
-    (
-        "api_tokens",
-        &[
+        order: "proposal_id, slack_user_id",
+    },
+    Table {
+        name: "api_tokens",
+        columns: &[
             ("id", Text),
             ("name", Text),
             ("token_hash", Text),
@@ -63,22 +70,22 @@ const TABLES: &[(&str, &[(&str, Kind)], &str)] = &[
             ("created_at", Text),
             ("revoked_at", Text),
         ],
-        "id",
-    ),
-    (
-        "idempotency_keys",
-        &[
+        order: "id",
+    },
+    Table {
+        name: "idempotency_keys",
+        columns: &[
             ("token_id", Text),
             ("key", Text),
             ("body_sha256", Text),
             ("proposal_id", Text),
             ("created_at", Text),
         ],
-        "token_id, key",
-    ),
-    (
-        "ledger_events",
-        &[
+        order: "token_id, key",
+    },
+    Table {
+        name: "ledger_events",
+        columns: &[
             ("seq", Int),
             ("proposal_id", Text),
             ("at", Text),
@@ -88,11 +95,11 @@ const TABLES: &[(&str, &[(&str, Kind)], &str)] = &[
             ("prev_hash", Text),
             ("hash", Text),
         ],
-        "seq",
-    ),
-    (
-        "outbox",
-        &[
+        order: "seq",
+    },
+    Table {
+        name: "outbox",
+        columns: &[
             ("id", Int),
             ("proposal_id", Text),
             ("lane", Text),
@@ -107,22 +114,22 @@ const TABLES: &[(&str, &[(&str, Kind)], &str)] = &[
             ("lease_token", Text),
             ("priority", Int),
         ],
-        "id",
-    ),
-    (
-        "user_states",
-        &[
+        order: "id",
+    },
+    Table {
+        name: "user_states",
+        columns: &[
             ("user_id", Text),
             ("email", Text),
             ("state", Text),
             ("seen_at", Text),
             ("proposal_id", Text),
         ],
-        "user_id",
-    ),
-    (
-        "drifts",
-        &[
+        order: "user_id",
+    },
+    Table {
+        name: "drifts",
+        columns: &[
             ("seq", Int),
             ("user_id", Text),
             ("email", Text),
@@ -132,8 +139,8 @@ const TABLES: &[(&str, &[(&str, Kind)], &str)] = &[
             ("noticed_at", Text),
             ("announced_at", Text),
         ],
-        "seq",
-    ),
+        order: "seq",
+    },
 ];
 
 /// Rows inserted per statement: well under both engines' limit on parameters.
@@ -182,7 +189,7 @@ pub async fn copy(from: &str, to: &str) -> Result<Copied, CopyError> {
     target.migrate().await?;
 
     let mut tx = target.begin().await?;
-    for (table, _, _) in TABLES {
+    for Table { name: table, .. } in TABLES {
         let rows: Option<i64> = sqlx::query_scalar(&format!("SELECT 1 FROM {table} LIMIT 1"))
             .fetch_optional(tx.conn())
             .await?;
@@ -191,11 +198,8 @@ pub async fn copy(from: &str, to: &str) -> Result<Copied, CopyError> {
         }
     }
     let mut copied = Vec::new();
-    for (table, columns, order) in TABLES {
-        copied.push((
-            *table,
-            copy_table(&source, &mut tx, table, columns, order).await?,
-        ));
+    for table in TABLES {
+        copied.push((table.name, copy_table(&source, &mut tx, table).await?));
     }
     if target.engine() == Engine::Postgres {
         // Rows came with their ids; the identity must continue after them.
@@ -233,13 +237,12 @@ enum Value {
     Int(Option<i64>),
 }
 
-async fn copy_table(
-    source: &Ledger,
-    tx: &mut Tx,
-    table: &str,
-    columns: &[(&str, Kind)],
-    order: &str,
-) -> Result<u64, sqlx::Error> {
+async fn copy_table(source: &Ledger, tx: &mut Tx, table: &Table) -> Result<u64, sqlx::Error> {
+    let Table {
+        name: table,
+        columns,
+        order,
+    } = table;
     let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
     let select = format!("SELECT {} FROM {table} ORDER BY {order}", names.join(", "));
     let mut rows = sqlx::query(&select).fetch(&source.reader);
