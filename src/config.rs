@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// How many 1Password actions may run at once (never two for one user).
     #[arg(long, env = "OP_CONCURRENCY", default_value_t = 8)]
     pub op_concurrency: usize,
+    /// How many replicas share the ledger (PostgreSQL): `API_RATE_LIMIT` and `OP_CONCURRENCY`
+    /// are the deployment's, and each replica takes its share.
+    #[arg(long, env = "REPLICAS", default_value_t = 1)]
+    pub replicas: u32,
     /// Path of the approval policy (TOML).
     #[arg(long, env = "COUNTERSIGN_POLICY")]
     pub policy: Option<String>,
@@ -283,8 +287,9 @@ impl Settings {
             },
             policy,
             callback_secret,
-            api_rate_limit: args.api_rate_limit,
-            op_concurrency: args.op_concurrency.clamp(1, 64),
+            api_rate_limit: share(args.api_rate_limit, args.replicas),
+            op_concurrency: (share(args.op_concurrency as u32, args.replicas) as usize)
+                .clamp(1, 64),
             timing: Timing {
                 outbox_lease: Duration::from_secs(args.outbox_lease_secs.max(1)),
                 // Membership is re-read at least every minute, as DESIGN §4 promises.
@@ -346,6 +351,12 @@ pub fn load_policy(path: &str) -> Result<Policy, ConfigError> {
     Policy::parse(&text).map_err(|e| ConfigError::Invalid(format!("{path}: {e}")))
 }
 
+/// One replica's share of a deployment-wide limit: rounded up, never zero, so the replicas
+/// together allow at least the limit and each allows something.
+fn share(limit: u32, replicas: u32) -> u32 {
+    limit.div_ceil(replicas.max(1)).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +402,15 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains("C01"), "non-secret settings still show");
+    }
+
+    #[test]
+    fn each_replica_takes_its_share_of_a_deployment_limit() {
+        assert_eq!(share(600, 1), 600);
+        assert_eq!(share(600, 2), 300);
+        assert_eq!(share(8, 3), 3);
+        assert_eq!(share(1, 4), 1);
+        assert_eq!(share(600, 0), 600);
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub async fn click_to_suspend(
         server.settle().await?;
         let click = Click::approve(fixture, &approver, id, &ts);
         let sent = Instant::now();
-        let (status, answered) = click.send(&server.http, &server.address).await?;
+        let (status, answered) = click.send(&server.http, server.address()).await?;
         if status != 200 {
             bail!("click answered {status}");
         }
@@ -112,7 +112,7 @@ pub async fn burst(
     for (approver, (id, ts)) in approvers.iter().zip(cards) {
         let click = Click::approve(fixture, approver, id, &ts);
         let start = start.clone();
-        let (http, address) = (server.http.clone(), server.address.clone());
+        let (http, address) = (server.http.clone(), server.address().to_owned());
         tasks.spawn(async move {
             start.wait().await;
             click.send(&http, &address).await
@@ -187,7 +187,7 @@ pub async fn execution_burst(
     let mut tasks = JoinSet::new();
     for (approver, (id, ts)) in approvers.iter().zip(cards) {
         let click = Click::approve(fixture, approver, id, &ts);
-        let (http, address) = (server.http.clone(), server.address.clone());
+        let (http, address) = (server.http.clone(), server.address().to_owned());
         tasks.spawn(async move { click.send(&http, &address).await });
     }
     let mut not_ok = 0;

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -14,8 +15,7 @@ use countersign::sandbox::signing::{self, SIGNING_SECRET};
 use countersign::sandbox::slack::FakeSlack;
 use reqwest::StatusCode;
 use serde_json::json;
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::SqlitePool;
+use sqlx::{AnyPool, Connection, Executor};
 
 pub const CHANNEL: &str = "C0BENCH";
 pub const TEAM: &str = "T0BENCH";
@@ -86,74 +86,147 @@ impl Fixture {
     }
 }
 
-/// countersign `serve` running as a child process against the fixture's stand-ins.
+/// Where the server's ledger lives.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// A fresh SQLite file in the scratch directory.
+    Sqlite,
+    /// A fresh database created on this PostgreSQL server.
+    Postgres(String),
+}
+
+impl Database {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Database::Sqlite => "SQLite",
+            Database::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// The URL of a new, empty ledger.
+    async fn fresh(&self, dir: &Path) -> anyhow::Result<String> {
+        match self {
+            Database::Sqlite => Ok(format!("sqlite://{}", dir.join("countersign.db").display())),
+            Database::Postgres(server) => {
+                let name = format!("cs_bench_{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+                let mut admin = sqlx::PgConnection::connect(server)
+                    .await
+                    .context("connect to the PostgreSQL server given with --database")?;
+                admin
+                    .execute(format!("CREATE DATABASE {name}").as_str())
+                    .await?;
+                admin.close().await?;
+                let mut url = url::Url::parse(server)?;
+                url.set_path(&name);
+                eprintln!("benchmark database: {name}");
+                Ok(url.to_string())
+            }
+        }
+    }
+}
+
+/// countersign `serve` running as child processes (one, or several replicas on one
+/// PostgreSQL ledger) against the fixture's stand-ins.
 pub struct Server {
-    child: Child,
-    pub address: String,
+    children: Vec<Child>,
+    addresses: Vec<String>,
+    /// Which replica the next request goes to: round robin, as a load balancer would.
+    next: AtomicUsize,
     pub http: reqwest::Client,
     /// The server's own database, opened beside it (WAL lets readers share it).
     pub ledger: Ledger,
-    /// A read-only pool for the few counts the ledger API does not offer.
-    pub db: SqlitePool,
+    /// A pool for the few counts the ledger API does not offer.
+    pub db: AnyPool,
+    pub database_url: String,
 }
 
 impl Server {
-    pub async fn start(fixture: &Fixture) -> anyhow::Result<Self> {
+    pub async fn start(
+        fixture: &Fixture,
+        database: &Database,
+        replicas: usize,
+    ) -> anyhow::Result<Self> {
         let policy = fixture.write_policy()?;
-        let database = fixture.dir.join("countersign.db");
-        let database_url = format!("sqlite://{}", database.display());
-        let port = free_port()?;
-        let log = std::fs::File::create(fixture.dir.join("serve.log"))?;
-        let child = Command::new(std::env::current_exe()?)
-            .args([AS_COUNTERSIGN, "serve"])
-            .env_clear()
-            .env("DATABASE_URL", &database_url)
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("LOG_FORMAT", "json")
-            .env("SLACK_BOT_TOKEN", FakeSlack::BOT_TOKEN)
-            .env("SLACK_SIGNING_SECRET", SIGNING_SECRET)
-            .env("SLACK_CHANNEL", CHANNEL)
-            .env("SLACK_TEAM_ID", TEAM)
-            .env("SLACK_API_URL", &fixture.slack.api_url)
-            .env("OP_CLIENT_ID", FakeOnePassword::CLIENT_ID)
-            .env("OP_CLIENT_SECRET", FakeOnePassword::CLIENT_SECRET)
-            .env("OP_ACCOUNT_ID", FakeOnePassword::ACCOUNT_ID)
-            .env("OP_API_URL", &fixture.op.base_url)
-            .env("COUNTERSIGN_POLICY", &policy)
-            // The per-token limit (600/min by default) would cap (c) at 10/s per token; the
-            // benchmark measures the server, not the limiter.
-            .env("API_RATE_LIMIT", "100000000")
-            // The Slack stand-in does not limit posts; pacing them at Slack's one a second
-            // per channel would measure the pacer, not the server.
-            .env("SLACK_POST_INTERVAL_MS", "0")
-            // The drift sweep would list every seeded user; not what the bench measures.
-            .env("DRIFT_INTERVAL", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("start countersign serve")?;
-        let address = format!("http://127.0.0.1:{port}");
+        let database_url = database.fresh(&fixture.dir).await?;
+        let mut children = Vec::new();
+        let mut addresses = Vec::new();
         let http = reqwest::Client::new();
-        wait_healthy(&http, &address).await?;
+        for replica in 0..replicas.max(1) {
+            let (child, address) = spawn_serve(fixture, &policy, &database_url, replica, replicas)?;
+            children.push(child);
+            addresses.push(address);
+        }
+        for address in &addresses {
+            wait_healthy(&http, address).await?;
+        }
         let ledger = Ledger::connect(&database_url).await?;
-        let db = SqlitePool::connect_with(
-            SqliteConnectOptions::new()
-                .filename(&database)
-                .read_only(true),
-        )
-        .await?;
+        sqlx::any::install_default_drivers();
+        let db = AnyPool::connect(&database_url).await?;
         Ok(Self {
-            child,
-            address,
+            children,
+            addresses,
+            next: AtomicUsize::new(0),
             http,
             ledger,
             db,
+            database_url,
         })
     }
 
+    /// The replica the next request goes to.
+    pub fn address(&self) -> &str {
+        let next = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.addresses[next % self.addresses.len()]
+    }
+}
+
+fn spawn_serve(
+    fixture: &Fixture,
+    policy: &Path,
+    database_url: &str,
+    replica: usize,
+    replicas: usize,
+) -> anyhow::Result<(Child, String)> {
+    let port = free_port()?;
+    let log = std::fs::File::create(fixture.dir.join(format!("serve-{replica}.log")))?;
+    let child = Command::new(std::env::current_exe()?)
+        .args([AS_COUNTERSIGN, "serve"])
+        .env_clear()
+        .env("DATABASE_URL", database_url)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOG_FORMAT", "json")
+        .env("SLACK_BOT_TOKEN", FakeSlack::BOT_TOKEN)
+        .env("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+        .env("SLACK_CHANNEL", CHANNEL)
+        .env("SLACK_TEAM_ID", TEAM)
+        .env("SLACK_API_URL", &fixture.slack.api_url)
+        .env("OP_CLIENT_ID", FakeOnePassword::CLIENT_ID)
+        .env("OP_CLIENT_SECRET", FakeOnePassword::CLIENT_SECRET)
+        .env("OP_ACCOUNT_ID", FakeOnePassword::ACCOUNT_ID)
+        .env("OP_API_URL", &fixture.op.base_url)
+        .env("COUNTERSIGN_POLICY", policy)
+        // Each replica takes its share of OP_CONCURRENCY, so the deployment's stays 8.
+        .env("REPLICAS", replicas.to_string())
+        // The per-token limit (600/min by default) would cap (c) at 10/s per token; the
+        // benchmark measures the server, not the limiter.
+        .env("API_RATE_LIMIT", "100000000")
+        // The Slack stand-in does not limit posts; pacing them at Slack's one a second
+        // per channel would measure the pacer, not the server.
+        .env("SLACK_POST_INTERVAL_MS", "0")
+        // The drift sweep would list every seeded user; not what the bench measures.
+        .env("DRIFT_INTERVAL", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("start countersign serve")?;
+    Ok((child, format!("http://127.0.0.1:{port}")))
+}
+
+impl Server {
+    /// The first replica's pid (the one whose memory is reported).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.children[0].id()
     }
 
     /// `(VmRSS, VmHWM)` of the server in MiB: resident now, and the peak so far.
@@ -197,7 +270,7 @@ impl Server {
         });
         let response = self
             .http
-            .post(format!("{}/v1/proposals", self.address))
+            .post(format!("{}/v1/proposals", self.address()))
             .bearer_auth(token)
             .json(&body)
             .send()
@@ -262,7 +335,7 @@ impl Server {
 
     pub async fn count_events(&self, kind: &str) -> anyhow::Result<i64> {
         Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM ledger_events WHERE kind = ?")
+            sqlx::query_scalar("SELECT COUNT(*) FROM ledger_events WHERE kind = $1")
                 .bind(kind)
                 .fetch_one(&self.db)
                 .await?,
@@ -272,8 +345,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

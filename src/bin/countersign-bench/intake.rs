@@ -103,3 +103,30 @@ pub async fn raw_commit_rate(dir: &Path, duration: Duration) -> anyhow::Result<f
     pool.close().await;
     Ok(rate)
 }
+
+/// The same ceiling on PostgreSQL: single-row `INSERT` transactions on one connection to the
+/// benchmark's database (its default `synchronous_commit=on`: each commit flushed).
+pub async fn raw_postgres_commit_rate(
+    database_url: &str,
+    duration: Duration,
+) -> anyhow::Result<f64> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(database_url)
+        .await?;
+    sqlx::query("CREATE TABLE bench_raw (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL)")
+        .execute(&pool)
+        .await?;
+    let began = Instant::now();
+    let mut commits = 0u64;
+    while began.elapsed() < duration {
+        sqlx::query("INSERT INTO bench_raw (body) VALUES ($1)")
+            .bind("a row about the size of a small ledger event payload ........")
+            .execute(&pool)
+            .await?;
+        commits += 1;
+    }
+    let rate = commits as f64 / began.elapsed().as_secs_f64();
+    pool.close().await;
+    Ok(rate)
+}

@@ -4,6 +4,8 @@
 //! ```sh
 //! cargo run --release --bin countersign-bench            # the full run, a few minutes
 //! cargo run --release --bin countersign-bench -- --quick # smaller counts, to try it out
+//! # on PostgreSQL (a fresh database is created on that server), one or two replicas:
+//! cargo run --release --bin countersign-bench -- --database postgres://… [--replicas 2]
 //! ```
 //!
 //! A benchmark for people, never a timed test: CI builds it but does not run it.
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use harness::{Fixture, Server, AS_COUNTERSIGN};
+use harness::{Database, Fixture, Server, AS_COUNTERSIGN};
 use stats::ms;
 
 /// The burst (f)'s 1Password: every call answered after this long, as a real API might.
@@ -93,7 +95,24 @@ fn main() -> anyhow::Result<()> {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
-    runtime.block_on(run(sizes, quick))
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let database = match value_of("--database") {
+        Some(url) if url.starts_with("postgres") => Database::Postgres(url),
+        Some(url) if url.starts_with("sqlite") => Database::Sqlite,
+        Some(other) => anyhow::bail!("--database {other:?}: give a postgres:// server URL"),
+        None => Database::Sqlite,
+    };
+    let replicas = match value_of("--replicas").map(|n| n.parse::<usize>()) {
+        None => 1,
+        Some(Ok(n)) if n >= 1 && (n == 1 || matches!(database, Database::Postgres(_))) => n,
+        Some(_) => anyhow::bail!("--replicas: 1, or more on --database postgres://…"),
+    };
+    runtime.block_on(run(sizes, quick, database, replicas))
 }
 
 /// Behaves exactly as the `countersign` binary given these arguments.
@@ -111,11 +130,12 @@ async fn run_as_countersign(args: &[String]) -> i32 {
     }
 }
 
-async fn run(sizes: Sizes, quick: bool) -> anyhow::Result<()> {
+async fn run(sizes: Sizes, quick: bool, database: Database, replicas: usize) -> anyhow::Result<()> {
     let dir = harness::scratch_dir();
     eprintln!("scratch directory: {}", dir.display());
     let fixture = Arc::new(Fixture::start(dir.clone(), sizes.approvers(), sizes.targets()).await?);
-    let server = Arc::new(Server::start(&fixture).await?);
+    let server = Arc::new(Server::start(&fixture, &database, replicas).await?);
+    let on_postgres = matches!(database, Database::Postgres(_));
     let mut rows = Vec::new();
 
     // (e) idle: after start-up has settled, before any request.
@@ -195,15 +215,28 @@ async fn run(sizes: Sizes, quick: bool) -> anyhow::Result<()> {
         f.took.as_secs_f64() <= 1.25 * floor.as_secs_f64() && f.not_ok == 0,
     ));
 
-    eprintln!("(c) raw SQLite commits for {:?}", sizes.raw_for);
-    let raw = intake::raw_commit_rate(&dir, sizes.raw_for).await?;
+    eprintln!(
+        "(c) raw {} commits for {:?}",
+        database.name(),
+        sizes.raw_for
+    );
+    let raw = if on_postgres {
+        intake::raw_postgres_commit_rate(&server.database_url, sizes.raw_for).await?
+    } else {
+        intake::raw_commit_rate(&dir, sizes.raw_for).await?
+    };
     eprintln!(
         "(c) {} proposers for {:?}",
         sizes.intake_clients, sizes.intake_for
     );
     let c = intake::sustained_proposals(&fixture, &server, sizes.intake_clients, sizes.intake_for)
         .await?;
-    rows.push(row("(c′) raw SQLite: single-row INSERT transactions, WAL, synchronous=FULL, one connection", format!("{raw:.0} commits/s"), "", true).untargeted());
+    let raw_what = if on_postgres {
+        "(c′) raw PostgreSQL: single-row INSERT transactions, synchronous_commit=on, one connection"
+    } else {
+        "(c′) raw SQLite: single-row INSERT transactions, WAL, synchronous=FULL, one connection"
+    };
+    rows.push(row(raw_what, format!("{raw:.0} commits/s"), "", true).untargeted());
     rows.push(row(
         &format!(
             "(c) sustained proposals, {} concurrent clients, by 1Password id",
@@ -237,6 +270,11 @@ async fn run(sizes: Sizes, quick: bool) -> anyhow::Result<()> {
         loaded_rss * 1.048_576 < 64.0,
     ));
     drop(server);
+    if on_postgres {
+        // (d) measures the SQLite ledger file itself.
+        print_report(&rows, quick, &dir, &database, replicas);
+        return Ok(());
+    }
 
     eprintln!("(d) ledger: {} events", sizes.ledger_events);
     let d = ledger::throughput(
@@ -296,7 +334,7 @@ async fn run(sizes: Sizes, quick: bool) -> anyhow::Result<()> {
         .untargeted(),
     );
 
-    print_report(&rows, quick, &dir);
+    print_report(&rows, quick, &dir, &database, replicas);
     Ok(())
 }
 
@@ -323,7 +361,13 @@ fn row(what: &str, figure: String, target: &str, met: bool) -> Row {
     }
 }
 
-fn print_report(rows: &[Row], quick: bool, dir: &std::path::Path) {
+fn print_report(
+    rows: &[Row],
+    quick: bool,
+    dir: &std::path::Path,
+    database: &Database,
+    replicas: usize,
+) {
     println!(
         "## countersign-bench {}",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
@@ -337,6 +381,16 @@ fn print_report(rows: &[Row], quick: bool, dir: &std::path::Path) {
         harness::describe_disk(dir)
     );
     println!("- the stand-ins and the load generator share these cores with the server");
+    println!(
+        "- ledger on {}, {replicas} replica{} of `countersign serve`{}",
+        database.name(),
+        if replicas == 1 { "" } else { "s" },
+        if replicas > 1 {
+            " (requests round-robin between them; RSS is the first's)"
+        } else {
+            ""
+        }
+    );
     if quick {
         println!("- **--quick run: smaller counts, not the recorded figures**");
     }
