@@ -174,3 +174,36 @@ async fn a_replica_killed_while_holding_an_execution_is_finished_by_the_other_on
     assert_eq!(kinds.get("execution.failed"), None);
     world.assert_ledger_verifies().await;
 }
+
+#[tokio::test]
+async fn replicas_that_find_a_checkpoint_due_together_write_it_once() {
+    let Some(server) = database::postgres_server() else {
+        return;
+    };
+    let world = World::start_on(database::fresh_postgres(&server).await).await;
+    let every = [("CHECKPOINT_INTERVAL_SECS", "1")];
+    let a = world.serve_with("replica-a", &every).await;
+    let _b = world.serve_with("replica-b", &every).await;
+    let token = world.create_token().await;
+    a.propose_suspend_alice(&token).await;
+
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+
+    let ledger = Ledger::connect(&world.database_url).await.unwrap();
+    let times: Vec<chrono::DateTime<chrono::Utc>> = ledger
+        .events(0, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "ledger.checkpoint")
+        .map(|e| e.at.parse().unwrap())
+        .collect();
+    ledger.close().await;
+    assert!(times.len() >= 2, "checkpoints were written: {times:?}");
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= chrono::Duration::seconds(1),
+            "two checkpoints within one interval: {times:?}"
+        );
+    }
+}

@@ -70,6 +70,14 @@ impl EventKind {
     }
 }
 
+const LAST_CHECKPOINTED: &str = "SELECT COALESCE(
+         (SELECT at FROM ledger_events WHERE kind = 'ledger.checkpoint' ORDER BY seq DESC LIMIT 1),
+         (SELECT at FROM ledger_events WHERE seq = 1))";
+
+fn parse_time(at: Option<String>) -> Option<DateTime<Utc>> {
+    at.and_then(|at| DateTime::parse_from_rfc3339(&at).ok().map(|t| t.to_utc()))
+}
+
 /// An event row as read back.
 pub(super) fn stored_event(row: &sqlx::any::AnyRow) -> StoredEvent {
     let payload: String = row.get("payload");
@@ -193,19 +201,38 @@ impl Ledger {
         Ok((seq, hash))
     }
 
+    /// Writes a checkpoint at `at` only if the chain was last checkpointed (see
+    /// [`Ledger::last_checkpointed`]) at or before `cutoff`, decided under the write lock: of
+    /// replicas that find a checkpoint due at the same moment, one writes it. `None` when it
+    /// was not due (another replica wrote it, or the ledger is empty).
+    pub async fn checkpoint_if_last_before(
+        &self,
+        at: DateTime<Utc>,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Option<(i64, String)>> {
+        let mut tx = self.begin().await?;
+        let last = sqlx::query_scalar(LAST_CHECKPOINTED)
+            .fetch_one(tx.conn())
+            .await?;
+        if !parse_time(last).is_some_and(|last| last <= cutoff) {
+            return Ok(None);
+        }
+        let (seq, hash) = tx.head().await?;
+        let payload = serde_json::json!({"head_seq": seq, "head_hash": hash});
+        tx.append(None, EventKind::LedgerCheckpoint, "system", payload, at)
+            .await?;
+        tx.commit().await?;
+        Ok(Some((seq, hash)))
+    }
+
     /// When the chain was last checkpointed: the last `ledger.checkpoint`, or, when there
     /// never was one, the first event (the chain has gone uncheckpointed since). `None` for an
     /// empty ledger.
     pub async fn last_checkpointed(&self) -> Result<Option<DateTime<Utc>>> {
-        let at: Option<String> = sqlx::query_scalar(
-            "SELECT COALESCE(
-                 (SELECT at FROM ledger_events WHERE kind = 'ledger.checkpoint'
-                  ORDER BY seq DESC LIMIT 1),
-                 (SELECT at FROM ledger_events WHERE seq = 1))",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        Ok(at.and_then(|at| DateTime::parse_from_rfc3339(&at).ok().map(|t| t.to_utc())))
+        let at = sqlx::query_scalar(LAST_CHECKPOINTED)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(parse_time(at))
     }
 
     /// Events with `seq > after_seq`, oldest first, at most `limit`.

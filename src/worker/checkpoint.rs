@@ -8,9 +8,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 
-/// Writes one checkpoint and posts it; returns the seq and hash it names.
-async fn checkpoint_once(state: &AppState) -> Result<(i64, String), sqlx::Error> {
-    let (seq, hash) = state.ledger.checkpoint(Utc::now()).await?;
+/// Writes one checkpoint, unless another replica just did, and posts it; returns the seq
+/// and hash it names.
+async fn checkpoint_once(
+    state: &AppState,
+    every: chrono::Duration,
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    let now = Utc::now();
+    let cutoff = now.checked_sub_signed(every).unwrap_or(now);
+    let Some((seq, hash)) = state.ledger.checkpoint_if_last_before(now, cutoff).await? else {
+        return Ok(None);
+    };
     tracing::info!(head_seq = seq, head_hash = %hash, "ledger checkpoint");
     if let Some(channel) = &state.slack_settings.audit_channel {
         let text = format!(
@@ -20,7 +28,7 @@ async fn checkpoint_once(state: &AppState) -> Result<(i64, String), sqlx::Error>
             tracing::warn!(%error, "could not post the checkpoint to the audit channel");
         }
     }
-    Ok((seq, hash))
+    Ok(Some((seq, hash)))
 }
 
 /// When the next checkpoint is due: one interval after the chain was last checkpointed (or,
@@ -35,20 +43,19 @@ pub(super) async fn run(state: AppState, shutdown: CancellationToken) {
     // Looked at again at least this often, so a ledger that was empty at start (or a
     // checkpoint another process wrote) is noticed within a minute.
     let recheck = every.min(Duration::from_secs(60));
+    let every_signed = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(1));
     loop {
         let now = Utc::now();
         let due = match state.ledger.last_checkpointed().await {
-            Ok(last) => next_due(
-                last,
-                chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(1)),
-            ),
+            Ok(last) => next_due(last, every_signed),
             Err(error) => {
                 tracing::error!(%error, "could not read the last ledger checkpoint");
                 None
             }
         };
         let wait = match due {
-            Some(due) if due <= now => match checkpoint_once(&state).await {
+            Some(due) if due <= now => match checkpoint_once(&state, every_signed).await {
+                // Written here or by another replica: the next one is due an interval on.
                 Ok(_) => continue,
                 Err(error) => {
                     tracing::error!(%error, "could not write a ledger checkpoint");
