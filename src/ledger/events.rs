@@ -214,7 +214,7 @@ impl Ledger {
         let last = sqlx::query_scalar(LAST_CHECKPOINTED)
             .fetch_one(tx.conn())
             .await?;
-        if !parse_time(last).is_some_and(|last| last <= cutoff) {
+        if parse_time(last).is_none_or(|last| last > cutoff) {
             return Ok(None);
         }
         let (seq, hash) = tx.head().await?;
