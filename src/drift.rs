@@ -135,10 +135,18 @@ pub async fn sweep(
 
 /// Announces drifts not yet announced: urgent ones in the approvals channel with a button to
 /// propose the suspension again, the rest in the audit channel when there is one. Each is
-/// marked announced once Slack took it.
-pub async fn announce(state: &AppState) -> Result<usize, sqlx::Error> {
+/// marked announced once Slack took it. Only while `holder` holds the sweep's lease: a
+/// replica that lost it (a slow Slack, many drifts) leaves the rest to the new holder
+/// instead of posting them a second time.
+pub async fn announce(state: &AppState, holder: &str) -> Result<usize, sqlx::Error> {
     let mut announced = 0;
     for drift in state.ledger.unannounced_drifts().await? {
+        let mut tx = state.ledger.begin().await?;
+        let ours = tx.holds_named_lease(LEASE, holder, Utc::now()).await?;
+        drop(tx);
+        if !ours {
+            break;
+        }
         let event = state.ledger.drift_event(drift.seq).await?;
         let posted = match (drift.urgent, &state.slack_settings.audit_channel) {
             (true, _) => {

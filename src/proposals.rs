@@ -137,7 +137,8 @@ async fn replay(
     now: DateTime<Utc>,
 ) -> Result<Option<Proposal>, IntakeError> {
     let since = now - KEY_LIFETIME;
-    let remembered = match tx {
+    let mut tx = tx;
+    let remembered = match tx.as_deref_mut() {
         Some(tx) => tx.idempotency_key(&key.token_id, &key.key, since).await?,
         None => {
             state
@@ -152,7 +153,12 @@ async fn replay(
     if remembered.body_sha256 != key.body_sha256 {
         return Err(IntakeError::IdempotencyConflict);
     }
-    Ok(state.ledger.proposal(remembered.proposal_id).await?)
+    // Inside a transaction, read through it: it holds the write lock, and on PostgreSQL a
+    // second connection taken meanwhile could be the one everybody behind it waits for.
+    Ok(match tx {
+        Some(tx) => tx.proposal(remembered.proposal_id).await?,
+        None => state.ledger.proposal(remembered.proposal_id).await?,
+    })
 }
 
 /// Proposes an action. `requester_as_decider` is a Slack requester resolved as a decider: when

@@ -52,6 +52,37 @@ async fn a_valid_proposal_is_created_pending() {
 }
 
 #[tokio::test]
+async fn text_with_nul_and_other_control_characters_is_kept_as_sent_on_either_engine() {
+    let app = spawn_app().await;
+    let token = app.token(&[Scope::ProposeSuspend]).await;
+    let mut body = suspend_alice();
+    let reason = "Token reuse\u{0}from two hosts\u{1b}[31m at once";
+    body["reason"] = reason.into();
+    body["source"]["alert_id"] = "ldt:\u{0}8f2c".into();
+
+    let response = app.propose_with(&token, &body).await;
+
+    assert_eq!(response.status(), 201);
+    let proposal: Value = response.json().await.unwrap();
+    let id = proposal["id"].as_str().unwrap();
+    app.card_ts(id).await;
+    let stored = app
+        .ledger
+        .proposal(countersign::domain::ProposalId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.reason.as_str(), reason);
+    assert_eq!(stored.source.alert_id.as_deref(), Some("ldt:\u{0}8f2c"));
+    let events = app.ledger.events(0, 1000).await.unwrap();
+    let created = events
+        .iter()
+        .find(|e| e.kind == "proposal.created")
+        .unwrap();
+    assert_eq!(created.payload["reason"], reason);
+}
+
+#[tokio::test]
 async fn invalid_bodies_get_problem_json_and_record_nothing() {
     let app = spawn_app().await;
     let token = app

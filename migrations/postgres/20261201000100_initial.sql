@@ -15,7 +15,7 @@ CREATE TABLE proposals (
     approved_at        TEXT COLLATE "C",
     slack_channel      TEXT,
     slack_ts           TEXT,
-    document           TEXT NOT NULL CHECK (document::jsonb IS NOT NULL),
+    document           TEXT NOT NULL CHECK (document::json IS NOT NULL),
     updated_at         TEXT COLLATE "C" NOT NULL,
     reminded_at        TEXT COLLATE "C"
 );
@@ -40,7 +40,7 @@ CREATE TABLE ledger_events (
     at          TEXT COLLATE "C" NOT NULL,
     kind        TEXT NOT NULL,
     actor       TEXT NOT NULL,
-    payload     TEXT NOT NULL CHECK (payload::jsonb IS NOT NULL),
+    payload     TEXT NOT NULL CHECK (payload::json IS NOT NULL),
     prev_hash   TEXT NOT NULL,
     hash        TEXT NOT NULL UNIQUE
 );
@@ -74,7 +74,7 @@ CREATE TABLE outbox (
     proposal_id  TEXT REFERENCES proposals (id),
     lane         TEXT NOT NULL CHECK (lane IN ('slack', 'onepassword', 'callback')),
     kind         TEXT NOT NULL,
-    payload      TEXT NOT NULL CHECK (payload::jsonb IS NOT NULL),
+    payload      TEXT NOT NULL CHECK (payload::json IS NOT NULL),
     created_at   TEXT COLLATE "C" NOT NULL,
     run_after    TEXT COLLATE "C" NOT NULL,
     attempts     BIGINT NOT NULL DEFAULT 0,

@@ -164,6 +164,8 @@ pub enum CopyError {
     SourceBroken(ChainBreak),
     #[error("the copy does not verify (seq {}: {})", .0.seq, .0.why)]
     CopyBroken(ChainBreak),
+    #[error("the source changed while it was copied (it now ends at seq {found_seq}, it was verified to seq {seq}); stop countersign on it and copy again")]
+    SourceChanged { seq: i64, found_seq: i64 },
     #[error(
         "the copy ends at seq {found_seq} hash {found_hash}, the source at seq {seq} hash {hash}"
     )]
@@ -197,9 +199,26 @@ pub async fn copy(from: &str, to: &str) -> Result<Copied, CopyError> {
             return Err(CopyError::TargetNotEmpty { table });
         }
     }
+    // One snapshot of the source for every table, so rows copied from one table agree with
+    // those of the next even if something writes to the source meanwhile.
+    let mut snapshot = source.reader.begin().await?;
+    if source.engine() == Engine::Postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *snapshot)
+            .await?;
+    }
     let mut copied = Vec::new();
     for table in TABLES {
-        copied.push((table.name, copy_table(&source, &mut tx, table).await?));
+        copied.push((table.name, copy_table(&mut snapshot, &mut tx, table).await?));
+    }
+    snapshot.rollback().await?;
+    // The copy must end where the verified source did, or nothing is committed.
+    let (seq, _) = tx.head().await?;
+    if seq != head.seq {
+        return Err(CopyError::SourceChanged {
+            seq: head.seq,
+            found_seq: seq,
+        });
     }
     if target.engine() == Engine::Postgres {
         // Rows came with their ids; the identity must continue after them.
@@ -237,7 +256,11 @@ enum Value {
     Int(Option<i64>),
 }
 
-async fn copy_table(source: &Ledger, tx: &mut Tx, table: &Table) -> Result<u64, sqlx::Error> {
+async fn copy_table(
+    source: &mut sqlx::AnyConnection,
+    tx: &mut Tx,
+    table: &Table,
+) -> Result<u64, sqlx::Error> {
     let Table {
         name: table,
         columns,
@@ -245,7 +268,7 @@ async fn copy_table(source: &Ledger, tx: &mut Tx, table: &Table) -> Result<u64, 
     } = table;
     let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
     let select = format!("SELECT {} FROM {table} ORDER BY {order}", names.join(", "));
-    let mut rows = sqlx::query(&select).fetch(&source.reader);
+    let mut rows = sqlx::query(&select).fetch(source);
     let mut chunk: Vec<Vec<Value>> = Vec::with_capacity(CHUNK);
     let mut count = 0;
     while let Some(row) = rows.try_next().await? {

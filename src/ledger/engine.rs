@@ -38,7 +38,7 @@ impl Engine {
     pub(super) fn json_text(self, column: &str, path: &[&str]) -> String {
         match self {
             Engine::Sqlite => format!("json_extract({column}, '$.{}')", path.join(".")),
-            Engine::Postgres => format!("({column}::jsonb #>> '{{{}}}')", path.join(",")),
+            Engine::Postgres => format!("({column}::json #>> '{{{}}}')", path.join(",")),
         }
     }
 
@@ -119,7 +119,7 @@ mod tests {
         );
         assert_eq!(
             Engine::Postgres.json_text("document", &["target", "email"]),
-            "(document::jsonb #>> '{target,email}')"
+            "(document::json #>> '{target,email}')"
         );
     }
 }

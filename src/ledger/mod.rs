@@ -46,6 +46,13 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
+/// Free text from elsewhere (an error a vendor answered, a Slack display name) as a column can
+/// hold it: PostgreSQL's TEXT refuses NUL, which SQLite would keep. JSON columns need no such
+/// care (serde writes NUL as `\u0000`).
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{fffd}")
+}
+
 /// Where write transactions go.
 #[derive(Clone)]
 enum Writes {
@@ -56,9 +63,12 @@ enum Writes {
     Postgres(AnyPool, Arc<str>),
 }
 
-/// How many connections a PostgreSQL replica keeps: writes take turns on the ledger's lock,
-/// so a few serve them, and reads (the API, Slack, readiness) the rest.
-const POSTGRES_CONNECTIONS: u32 = 16;
+/// The connections a PostgreSQL replica keeps, in two pools: transactions that take the
+/// ledger's lock (they run one at a time, so a few suffice; the rest queue for one), and
+/// everything else — reads, claims, lease renewals — which must never wait behind a queue of
+/// writers, or a renewal could miss its lease.
+const POSTGRES_LEDGER_CONNECTIONS: u32 = 6;
+const POSTGRES_OTHER_CONNECTIONS: u32 = 10;
 
 #[derive(Clone)]
 pub struct Ledger {
@@ -89,11 +99,9 @@ impl Ledger {
                 (Writes::Group(group::Writer::new(writer)), reader)
             }
             Engine::Postgres => {
-                let pool = postgres::connect(database_url, POSTGRES_CONNECTIONS).await?;
-                (
-                    Writes::Postgres(pool.clone(), Arc::from(database_url)),
-                    pool,
-                )
+                let ledger = postgres::connect(database_url, POSTGRES_LEDGER_CONNECTIONS).await?;
+                let other = postgres::connect(database_url, POSTGRES_OTHER_CONNECTIONS).await?;
+                (Writes::Postgres(ledger, Arc::from(database_url)), other)
             }
         };
         Ok(Self {
@@ -169,7 +177,13 @@ impl Ledger {
                 let (held, head) = writer.begin().await?;
                 (Open::Group(held), head)
             }
-            Writes::Postgres(pool, _) => (Open::Postgres(postgres::begin(pool, lock).await?), None),
+            Writes::Postgres(ledger, _) => {
+                let pool = match lock {
+                    postgres::Lock::Ledger => ledger,
+                    postgres::Lock::Outbox => &self.reader,
+                };
+                (Open::Postgres(postgres::begin(pool, lock).await?), None)
+            }
         };
         Ok(Tx {
             engine: self.engine,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::engine::values_list;
-use super::{postgres, timestamp, Engine, Ledger, Result, Tx};
+use super::{postgres, storable, timestamp, Engine, Ledger, Result, Tx};
 use crate::domain::{Announcement, Proposal, ProposalId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,7 +194,7 @@ impl Tx {
              WHERE id = $3 AND lease_token = $4 AND done_at IS NULL",
         )
         .bind(timestamp(now))
-        .bind(error)
+        .bind(error.map(storable))
         .bind(id)
         .bind(lease)
         .execute(self.conn())
@@ -232,7 +232,7 @@ impl Tx {
              WHERE id = $3 AND lease_token = $4 AND done_at IS NULL",
         )
         .bind(timestamp(run_after))
-        .bind(error)
+        .bind(storable(error))
         .bind(job.id)
         .bind(&job.lease)
         .execute(self.conn())

@@ -89,7 +89,7 @@ impl Tx {
         sqlx::query("INSERT INTO approvals (proposal_id, slack_user_id, name, email, at) VALUES ($1, $2, $3, $4, $5)")
             .bind(id.to_string())
             .bind(approval.slack_user_id.as_str())
-            .bind(&approval.name)
+            .bind(super::storable(&approval.name))
             .bind(email.map(Email::as_str))
             .bind(timestamp(approval.at))
             .execute(self.conn())

@@ -107,6 +107,14 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
             let now = Utc::now();
             let mut tx = state.ledger.begin().await?;
             let mut current = tx.proposal(id).await?.expect("the proposal exists");
+            if let Some(recorded) = current.slack.clone().filter(|card| card.ts != ts) {
+                // Another worker took the job over (this one's lease passed mid-post) and
+                // recorded its own card first: that one is the card; this post is withdrawn.
+                tx.complete_job(claimed, now).await?;
+                tx.commit().await?;
+                withdraw_duplicate(state, &channel, &ts, &recorded).await;
+                return Ok(JobResult::Done);
+            }
             current.slack = Some(SlackRef {
                 channel: channel.clone(),
                 ts: ts.clone(),
@@ -161,6 +169,17 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
         }
     }
     Ok(JobResult::Done)
+}
+
+/// Takes the buttons off a second card for one proposal, pointing at the first.
+async fn withdraw_duplicate(state: &AppState, channel: &str, ts: &str, card: &SlackRef) {
+    let text = format!(
+        "This card was posted twice; decide on the first one (ts {}).",
+        card.ts
+    );
+    if let Err(error) = state.slack.update_message(channel, ts, &text, vec![]).await {
+        tracing::warn!(%error, %ts, "could not withdraw a duplicate card");
+    }
 }
 
 /// A reply in the card's thread.

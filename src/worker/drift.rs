@@ -26,7 +26,7 @@ pub(super) async fn run(state: AppState, shutdown: CancellationToken) {
             Ok(Swept::NotOurs) => {}
             Ok(swept) => {
                 tracing::debug!(?swept, "drift sweep");
-                if let Err(error) = drift::announce(&state).await {
+                if let Err(error) = drift::announce(&state, &holder).await {
                     tracing::error!(%error, "could not announce drift");
                 }
             }

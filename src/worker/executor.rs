@@ -35,7 +35,7 @@ enum Begun {
         number: u32,
         history: History,
     },
-    /// Nothing to call: the job is recorded as done.
+    /// Nothing to call: the job is recorded as done, or is no longer this worker's.
     Finished,
 }
 
@@ -66,6 +66,12 @@ async fn begin(state: &AppState, claimed: &ClaimedJob) -> Result<Begun, sqlx::Er
     let id = claimed.proposal_id;
     let now = Utc::now();
     let mut tx = state.ledger.begin().await?;
+    // A claim whose lease passed while it waited for the write lock writes nothing: the job
+    // is another worker's now, and an attempt this one never makes must not be counted.
+    if !tx.holds_lease(claimed).await? {
+        tracing::warn!(proposal_id = %id, "the execute job's lease passed to another worker");
+        return Ok(Begun::Finished);
+    }
     let Some(mut proposal) = tx.proposal(id).await? else {
         tx.complete_job(claimed, now).await?;
         tx.commit().await?;
