@@ -20,6 +20,14 @@ fn countersign(database_url: &str, args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// `countersign ledger copy --from … --to …` (it needs no DATABASE_URL of its own).
+fn copy(from: &str, to: &str) -> Output {
+    countersign(
+        "sqlite::memory:",
+        &["ledger", "copy", "--from", from, "--to", to],
+    )
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -57,17 +65,7 @@ async fn a_sqlite_ledger_copied_to_postgres_verifies_to_the_same_head_and_export
     let (app, source_verified) = a_used_sqlite_ledger().await;
     let target = database::fresh_postgres(&server).await;
 
-    let copied = countersign(
-        "sqlite::memory:",
-        &[
-            "ledger",
-            "copy",
-            "--from",
-            &app.database_url,
-            "--to",
-            &target,
-        ],
-    );
+    let copied = copy(&app.database_url, &target);
 
     assert!(copied.status.success(), "{}", stdout(&copied));
     assert!(stdout(&copied).contains("ledger copied and verified"));
@@ -108,17 +106,7 @@ async fn the_copy_carries_the_current_state_so_the_new_ledger_serves_it() {
     let token_line = countersign(&app.database_url, &["token", "list"]);
     let target = database::fresh_postgres(&server).await;
 
-    let copied = countersign(
-        "sqlite::memory:",
-        &[
-            "ledger",
-            "copy",
-            "--from",
-            &app.database_url,
-            "--to",
-            &target,
-        ],
-    );
+    let copied = copy(&app.database_url, &target);
 
     assert!(copied.status.success(), "{}", stdout(&copied));
     let source = countersign::ledger::Ledger::open_read_only(&app.database_url)
@@ -157,31 +145,11 @@ async fn copying_into_a_ledger_that_has_events_is_refused_and_changes_nothing() 
     };
     let (app, _) = a_used_sqlite_ledger().await;
     let target = database::fresh_postgres(&server).await;
-    let first = countersign(
-        "sqlite::memory:",
-        &[
-            "ledger",
-            "copy",
-            "--from",
-            &app.database_url,
-            "--to",
-            &target,
-        ],
-    );
+    let first = copy(&app.database_url, &target);
     assert!(first.status.success(), "{}", stdout(&first));
     let before = stdout(&countersign(&target, &["ledger", "verify"]));
 
-    let again = countersign(
-        "sqlite::memory:",
-        &[
-            "ledger",
-            "copy",
-            "--from",
-            &app.database_url,
-            "--to",
-            &target,
-        ],
-    );
+    let again = copy(&app.database_url, &target);
 
     assert_eq!(again.status.code(), Some(1));
     assert!(stdout(&again).contains("not empty"), "{}", stdout(&again));

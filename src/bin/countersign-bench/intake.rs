@@ -86,22 +86,13 @@ pub async fn raw_commit_rate(dir: &Path, duration: Duration) -> anyhow::Result<f
         .max_connections(1)
         .connect_with(options)
         .await?;
-    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
-        .execute(&pool)
-        .await?;
-    let began = Instant::now();
-    let mut commits = 0u64;
-    while began.elapsed() < duration {
-        // Autocommit: each statement is its own transaction, fsynced before it returns.
-        sqlx::query("INSERT INTO t (body) VALUES (?)")
-            .bind("a row about the size of a small ledger event payload ........")
-            .execute(&pool)
-            .await?;
-        commits += 1;
-    }
-    let rate = commits as f64 / began.elapsed().as_secs_f64();
-    pool.close().await;
-    Ok(rate)
+    raw_commits(
+        &pool,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+        "INSERT INTO t (body) VALUES ($1)",
+        duration,
+    )
+    .await
 }
 
 /// The same ceiling on PostgreSQL: single-row `INSERT` transactions on one connection to the
@@ -114,15 +105,35 @@ pub async fn raw_postgres_commit_rate(
         .max_connections(1)
         .connect(database_url)
         .await?;
-    sqlx::query("CREATE TABLE bench_raw (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL)")
-        .execute(&pool)
-        .await?;
+    raw_commits(
+        &pool,
+        "CREATE TABLE bench_raw (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL)",
+        "INSERT INTO bench_raw (body) VALUES ($1)",
+        duration,
+    )
+    .await
+}
+
+/// Creates the table, then inserts one row per autocommit statement (each its own durable
+/// transaction) for `duration`; commits a second.
+async fn raw_commits<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    create: &str,
+    insert: &str,
+    duration: Duration,
+) -> anyhow::Result<f64>
+where
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(create).execute(pool).await?;
     let began = Instant::now();
     let mut commits = 0u64;
     while began.elapsed() < duration {
-        sqlx::query("INSERT INTO bench_raw (body) VALUES ($1)")
+        sqlx::query(insert)
             .bind("a row about the size of a small ledger event payload ........")
-            .execute(&pool)
+            .execute(pool)
             .await?;
         commits += 1;
     }
