@@ -207,3 +207,27 @@ async fn replicas_that_find_a_checkpoint_due_together_write_it_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_stray_session_holding_the_write_lock_fails_writes_after_the_timeout_not_never() {
+    let Some(server) = database::postgres_server() else {
+        return;
+    };
+    let url = database::fresh_postgres(&server).await;
+    let ledger = Ledger::connect(&url).await.unwrap();
+    ledger.migrate().await.unwrap();
+    let _stray = database::hold_write_lock(&url).await;
+
+    let began = std::time::Instant::now();
+    let write = tokio::time::timeout(Duration::from_secs(30), ledger.begin()).await;
+
+    let error = write
+        .expect("a write waiting on the lock gives up by itself")
+        .err()
+        .expect("the write fails while the lock is held");
+    assert!(error.to_string().contains("lock timeout"), "{error}");
+    assert!(
+        began.elapsed() >= Duration::from_secs(9),
+        "it waited its turn first"
+    );
+}

@@ -25,10 +25,28 @@ const ONEPASSWORD_CLAIMS: i64 = 0x6373_2d31_7063_6c6d;
 /// The channel a commit that filed jobs notifies.
 const WAKE_CHANNEL: &str = "countersign_outbox";
 
+/// How long a statement waits for a lock (the ledger's, or a row another holds) before it
+/// fails, as SQLite's busy timeout does: a stray session holding the lock must not hang every
+/// decision, or readiness, for ever.
+const LOCK_TIMEOUT: &str = "10s";
+
 pub(super) async fn connect(database_url: &str, connections: u32) -> Result<AnyPool> {
     AnyPoolOptions::new()
         .max_connections(connections)
-        .acquire_timeout(Duration::from_secs(10))
+        // Set once per connection rather than per transaction: a round trip saved on each.
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(
+                    conn,
+                    format!("SET lock_timeout = '{LOCK_TIMEOUT}'").as_str(),
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        // Queueing for a connection is queueing for the write lock: as patient as SQLite's
+        // writer queue, within reason.
+        .acquire_timeout(Duration::from_secs(30))
         .connect(database_url)
         .await
 }
