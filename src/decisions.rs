@@ -124,8 +124,11 @@ pub(crate) async fn record_approval(
     now: DateTime<Utc>,
 ) -> Result<(Proposal, Vote), DecisionError> {
     let id = proposal.id;
+    // The approval's time orders this decision among those about the user: after every one
+    // committed before it, whatever the clock of the replica that recorded those.
+    let at = tx.decision_time(&proposal.target.id, now).await?;
     let vote = proposal
-        .approve(decider, now)
+        .approve(decider, at)
         .map_err(DecisionError::Refused)?;
     let approval = proposal
         .approvals

@@ -348,3 +348,39 @@ async fn the_suspends_own_answer_is_the_outcome_however_the_reads_after_it_fail(
     assert_eq!(app.op.mutation_count("suspend"), 1);
     assert!(events_of(&app, &id, "execution.failed").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_suspend_approved_after_a_restore_stamped_by_a_fast_clock_is_still_the_newer_decision() {
+    let app = spawn_app().await;
+    // Mallory was restored, the approval recorded by a replica whose clock runs 5 minutes fast.
+    let restore_id = app.propose_id(&restore("mallory@example.com")).await;
+    approve_restore(&app, &restore_id).await;
+    app.wait_for_status(&restore_id, Status::Executed).await;
+    let ahead = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let fast = countersign::ledger::timestamp(ahead);
+    let pool = support::database::pool(&app.database_url).await;
+    sqlx::query("UPDATE proposals SET approved_at = $1 WHERE id = $2")
+        .bind(&fast)
+        .bind(&restore_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    // A new alert: a suspension is approved, on a replica with a true clock.
+    let mut body = suspend_alice();
+    body["user"]["email"] = "mallory@example.com".into();
+    let suspend_id = app.propose_id(&body).await;
+    app.click(BOB, "approve", &suspend_id).await;
+
+    // Then the containment happens: the suspension is not taken for the older decision.
+    app.wait_for_status(&suspend_id, Status::Executed).await;
+    assert_eq!(app.op.user_state(MALLORY).as_deref(), Some("SUSPENDED"));
+    let approved = proposal(&app, &suspend_id).await;
+    let at: chrono::DateTime<chrono::Utc> = approved["approvals"][0]["at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(at > ahead, "the approval at {at} is ordered before {ahead}");
+}

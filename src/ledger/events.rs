@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::chain::{self, BreakKind, ChainBreak, ChainHead, StoredEvent, Verifier};
 use super::{timestamp, Ledger, Result, Tx};
-use crate::domain::ProposalId;
+use crate::domain::{OnePasswordUserId, ProposalId};
 
 /// Which events to read.
 #[derive(Debug, Clone, Default)]
@@ -110,6 +110,26 @@ impl Tx {
         };
         self.head = Some(head.clone());
         Ok(head)
+    }
+
+    /// The time to record a decision about `user` at: the clock, or a microsecond after the
+    /// last decision about the user when that is later. Decisions commit one at a time under
+    /// the write lock, so their times then follow commit order even when replicas' clocks
+    /// disagree — the order the superseding rule reads "newer" from.
+    pub async fn decision_time(
+        &mut self,
+        user: &OnePasswordUserId,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>> {
+        let last: Option<String> =
+            sqlx::query_scalar("SELECT MAX(approved_at) FROM proposals WHERE target_user_id = $1")
+                .bind(user.as_str())
+                .fetch_one(self.conn())
+                .await?;
+        Ok(match parse_time(last) {
+            Some(last) if last >= now => last + chrono::Duration::microseconds(1),
+            _ => now,
+        })
     }
 
     /// The payloads of a proposal's `execution.*` events, oldest first, with their kinds: what
