@@ -332,6 +332,7 @@ async fn auto_approve(
     proposal
         .auto_approve(&rule.name)
         .expect("a new proposal is pending");
+    tx.order_decision(&proposal).await?;
     state
         .metrics
         .decided(proposal.action.as_str(), "approved", proposal.created_at);

@@ -110,3 +110,31 @@ async fn a_lower_confidence_waits_for_humans() {
         "pending"
     );
 }
+
+#[tokio::test]
+async fn a_suspend_the_rule_approves_after_a_restore_stamped_by_a_fast_clock_is_the_newer_decision()
+{
+    let app = app_with_rule("").await;
+    // Mallory was restored; the approval was recorded by a replica whose clock runs fast.
+    let restore_id = app.propose_id(&restore("mallory@example.com")).await;
+    app.click(BOB, "approve", &restore_id).await;
+    app.click(CAT, "approve", &restore_id).await;
+    app.wait_for_status(&restore_id, Status::Executed).await;
+    let fast = countersign::ledger::timestamp(chrono::Utc::now() + chrono::Duration::minutes(5));
+    let pool = support::database::pool(&app.database_url).await;
+    sqlx::query("UPDATE proposals SET approved_at = $1 WHERE id = $2")
+        .bind(&fast)
+        .bind(&restore_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    // A new high-confidence alert: the rule approves the suspension at once.
+    let proposal = propose_as(&app, "crowdstrike", &suspend("mallory@example.com")).await;
+
+    assert_eq!(proposal["status"], "approved");
+    let id = proposal["id"].as_str().unwrap();
+    app.wait_for_status(id, Status::Executed).await;
+    assert_eq!(app.op.user_state(MALLORY).as_deref(), Some("SUSPENDED"));
+}

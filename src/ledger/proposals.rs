@@ -63,7 +63,8 @@ impl Tx {
     /// Writes the proposal's new state. The caller read it in this same transaction.
     pub async fn save_proposal(&mut self, proposal: &Proposal, now: DateTime<Utc>) -> Result<()> {
         sqlx::query(
-            "UPDATE proposals SET status = $1, approved_at = $2, slack_channel = $3, slack_ts = $4,
+            "UPDATE proposals SET status = $1, approved_at = COALESCE(approved_at, $2),
+                 slack_channel = $3, slack_ts = $4,
                  expires_at = $5, document = $6, updated_at = $7
              WHERE id = $8",
         )
@@ -140,7 +141,7 @@ impl Tx {
         let Some(decided) = proposal.decided_at() else {
             return Ok(None);
         };
-        let decided = timestamp(decided);
+        // The stored time, not the domain's: it is the one every replica compares.
         let id: Option<String> = sqlx::query_scalar(
             "SELECT id FROM proposals
              WHERE target_user_id = $1 AND id <> $2 AND approved_at IS NOT NULL
@@ -149,7 +150,7 @@ impl Tx {
         )
         .bind(proposal.target.id.as_str())
         .bind(proposal.id.to_string())
-        .bind(decided)
+        .bind(self.stored_approved_at(proposal, decided).await?)
         .fetch_optional(self.conn())
         .await?;
         id.map(|id| ProposalId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into())))
@@ -170,10 +171,39 @@ impl Tx {
         )
         .bind(proposal.target.id.as_str())
         .bind(proposal.id.to_string())
-        .bind(timestamp(decided))
+        .bind(self.stored_approved_at(proposal, decided).await?)
         .fetch_all(self.conn())
         .await?;
         rows.iter().map(|r| decode(r.get("document"))).collect()
+    }
+
+    /// When `proposal` became approved as the ledger orders decisions: the time stored when it
+    /// first was (see [`Tx::decision_time`]), or `decided` when it is not saved yet.
+    async fn stored_approved_at(
+        &mut self,
+        proposal: &Proposal,
+        decided: DateTime<Utc>,
+    ) -> Result<String> {
+        let stored: Option<Option<String>> =
+            sqlx::query_scalar("SELECT approved_at FROM proposals WHERE id = $1")
+                .bind(proposal.id.to_string())
+                .fetch_optional(self.conn())
+                .await?;
+        Ok(stored.flatten().unwrap_or_else(|| timestamp(decided)))
+    }
+
+    /// Orders an approval by a policy rule among the decisions about its user: stored as
+    /// [`Tx::decision_time`] of its creation, since its approval has no time of its own.
+    pub async fn order_decision(&mut self, proposal: &Proposal) -> Result<()> {
+        let at = self
+            .decision_time(&proposal.target.id, proposal.created_at)
+            .await?;
+        sqlx::query("UPDATE proposals SET approved_at = $1 WHERE id = $2")
+            .bind(timestamp(at))
+            .bind(proposal.id.to_string())
+            .execute(self.conn())
+            .await?;
+        Ok(())
     }
 
     /// The pending proposal for this user and action, if there is one.
