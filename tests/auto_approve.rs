@@ -116,19 +116,7 @@ async fn a_suspend_the_rule_approves_after_a_restore_stamped_by_a_fast_clock_is_
 {
     let app = app_with_rule("").await;
     // Mallory was restored; the approval was recorded by a replica whose clock runs fast.
-    let restore_id = app.propose_id(&restore("mallory@example.com")).await;
-    app.click(BOB, "approve", &restore_id).await;
-    app.click(CAT, "approve", &restore_id).await;
-    app.wait_for_status(&restore_id, Status::Executed).await;
-    let fast = countersign::ledger::timestamp(chrono::Utc::now() + chrono::Duration::minutes(5));
-    let pool = support::database::pool(&app.database_url).await;
-    sqlx::query("UPDATE proposals SET approved_at = $1 WHERE id = $2")
-        .bind(&fast)
-        .bind(&restore_id)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    app.restore_mallory_on_a_fast_clock().await;
 
     // A new high-confidence alert: the rule approves the suspension at once.
     let proposal = propose_as(&app, "crowdstrike", &suspend("mallory@example.com")).await;

@@ -353,19 +353,7 @@ async fn the_suspends_own_answer_is_the_outcome_however_the_reads_after_it_fail(
 async fn a_suspend_approved_after_a_restore_stamped_by_a_fast_clock_is_still_the_newer_decision() {
     let app = spawn_app().await;
     // Mallory was restored, the approval recorded by a replica whose clock runs 5 minutes fast.
-    let restore_id = app.propose_id(&restore("mallory@example.com")).await;
-    approve_restore(&app, &restore_id).await;
-    app.wait_for_status(&restore_id, Status::Executed).await;
-    let ahead = chrono::Utc::now() + chrono::Duration::minutes(5);
-    let fast = countersign::ledger::timestamp(ahead);
-    let pool = support::database::pool(&app.database_url).await;
-    sqlx::query("UPDATE proposals SET approved_at = $1 WHERE id = $2")
-        .bind(&fast)
-        .bind(&restore_id)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    let ahead = app.restore_mallory_on_a_fast_clock().await;
 
     // A new alert: a suspension is approved, on a replica with a true clock.
     let mut body = suspend_alice();

@@ -448,6 +448,25 @@ impl TestApp {
         );
     }
 
+    /// Mallory restored and executed, the restore's approval then stamped 5 minutes ahead, as
+    /// a replica whose clock runs fast would have stamped it. Returns that time.
+    pub async fn restore_mallory_on_a_fast_clock(&self) -> chrono::DateTime<chrono::Utc> {
+        let restore_id = self.propose_id(&restore("mallory@example.com")).await;
+        self.click(BOB, "approve", &restore_id).await;
+        self.click(CAT, "approve", &restore_id).await;
+        self.wait_for_status(&restore_id, Status::Executed).await;
+        let ahead = chrono::Utc::now() + chrono::Duration::minutes(5);
+        let pool = super::database::pool(&self.database_url).await;
+        sqlx::query("UPDATE proposals SET approved_at = $1 WHERE id = $2")
+            .bind(countersign::ledger::timestamp(ahead))
+            .bind(&restore_id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        ahead
+    }
+
     /// The `ts` of the proposal's card, once posted.
     pub async fn card_ts(&self, proposal: &str) -> String {
         let id = countersign::domain::ProposalId::parse(proposal).unwrap();
