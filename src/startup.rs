@@ -9,12 +9,12 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::api::rate_limit::RateLimiter;
+use crate::app::state::AppState;
 use crate::config::Settings;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::onepassword::OnePassword;
 use crate::slack::{Directory, SlackWeb};
-use crate::state::AppState;
 use crate::worker::Workers;
 
 /// Slack's and the API's request bodies are small; anything larger is refused unread.
@@ -68,7 +68,7 @@ impl Application {
             timing: settings.timing,
             rate_limiter: Arc::new(RateLimiter::new(settings.api_rate_limit)),
             lanes: Arc::default(),
-            op_concurrency: Arc::new(crate::worker::Concurrency::new(settings.op_concurrency)),
+            op_concurrency: Arc::new(crate::app::Concurrency::new(settings.op_concurrency)),
             commands: Arc::default(),
         };
         let listener = TcpListener::bind(settings.bind_addr).await?;

@@ -166,18 +166,8 @@ async fn a_suspension_in_the_console_goes_to_the_audit_channel_and_the_api() {
     );
     let token = app.token(&[Scope::AuditRead]).await;
     let listed: Value = app
-        .http
-        .get(format!(
-            "{}/v1/drift?since=2020-01-01T00:00:00Z",
-            app.address
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/drift?since=2020-01-01T00:00:00Z", &token)
+        .await;
     assert_eq!(listed["drift"][0]["payload"]["user_id"], ALICE);
     assert!(app
         .metrics()

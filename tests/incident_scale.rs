@@ -101,16 +101,6 @@ async fn a_429_from_1password_halves_the_concurrency() {
     );
 }
 
-async fn propose_by_api(app: &TestApp, body: &Value) -> String {
-    let token = app
-        .token(&[countersign::ledger::Scope::ProposeSuspend])
-        .await;
-    let response = app.propose_with(&token, body).await;
-    assert!(response.status().is_success());
-    let proposal: Value = response.json().await.unwrap();
-    proposal["id"].as_str().unwrap().to_owned()
-}
-
 fn with_reason(mut body: Value, reason: &str) -> Value {
     body["reason"] = json!(reason);
     body
@@ -123,22 +113,16 @@ async fn in_a_burst_new_cards_are_posted_before_thread_replies() {
     let first_card = app.card_ts(&first).await;
     // Slack holds the lane on one reply for three seconds (429, Retry-After 3)…
     app.slack.rate_limit_next("chat.postMessage", 1, 3);
-    propose_by_api(
-        &app,
-        &with_reason(suspend_alice(), "A second report about Alice"),
-    )
-    .await;
+    app.propose_unsettled(&with_reason(suspend_alice(), "A second report about Alice"))
+        .await;
     // …while more reports and new proposals queue behind it.
-    propose_by_api(
-        &app,
-        &with_reason(suspend_alice(), "A third report about Alice"),
-    )
-    .await;
+    app.propose_unsettled(&with_reason(suspend_alice(), "A third report about Alice"))
+        .await;
     let mut others = vec![];
     for n in 0..3 {
         let email = format!("burst{n}@example.com");
         app.op.add_user(&user_id(n), &email, "Burst", "ACTIVE");
-        others.push(propose_by_api(&app, &suspend_of(&email)).await);
+        others.push(app.propose_unsettled(&suspend_of(&email)).await);
     }
 
     for id in &others {
@@ -182,7 +166,7 @@ async fn a_burst_of_cards_is_paced_to_slacks_limit_and_never_draws_a_429() {
     for n in 0..12 {
         let email = format!("burst{n}@example.com");
         app.op.add_user(&user_id(n), &email, "Burst", "ACTIVE");
-        ids.push(propose_by_api(&app, &suspend_of(&email)).await);
+        ids.push(app.propose_unsettled(&suspend_of(&email)).await);
     }
 
     for id in &ids {

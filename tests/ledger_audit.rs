@@ -235,32 +235,14 @@ async fn the_ledger_api_pages_events_for_audit_tokens_only() {
     executed_suspension(&app).await;
     let auditor = app.token(&[Scope::AuditRead]).await;
     let reader = app.token(&[Scope::Read]).await;
-    let url = |after: i64| format!("{}/v1/ledger?after_seq={after}&limit=2", app.address);
+    let url = |after: i64| format!("/v1/ledger?after_seq={after}&limit=2");
 
-    let first: Value = app
-        .http
-        .get(url(0))
-        .bearer_auth(&auditor)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first = app.get_json(&url(0), &auditor).await;
     let next = first["next_after_seq"].as_i64().unwrap();
-    let second: Value = app
-        .http
-        .get(url(next))
-        .bearer_auth(&auditor)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let second = app.get_json(&url(next), &auditor).await;
     let refused = app
         .http
-        .get(url(0))
+        .get(format!("{}{}", app.address, url(0)))
         .bearer_auth(&reader)
         .send()
         .await

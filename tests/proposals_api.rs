@@ -307,43 +307,15 @@ async fn the_list_is_newest_first_and_pages_with_a_cursor() {
     let first = app.propose(&suspend_alice()).await;
     let second = app.propose(&restore("mallory@example.com")).await;
 
-    let page: Value = app
-        .http
-        .get(format!("{}/v1/proposals?limit=1", app.address))
-        .bearer_auth(&reader)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/v1/proposals?limit=1", &reader).await;
     assert_eq!(page["proposals"][0]["id"], second["id"]);
     let cursor = page["next_cursor"].as_str().unwrap();
     let next: Value = app
-        .http
-        .get(format!(
-            "{}/v1/proposals?limit=1&cursor={cursor}",
-            app.address
-        ))
-        .bearer_auth(&reader)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/proposals?limit=1&cursor={cursor}"), &reader)
+        .await;
     assert_eq!(next["proposals"][0]["id"], first["id"]);
 
-    let filtered: Value = app
-        .http
-        .get(format!("{}/v1/proposals?action=restore", app.address))
-        .bearer_auth(&reader)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let filtered: Value = app.get_json("/v1/proposals?action=restore", &reader).await;
     assert_eq!(filtered["proposals"].as_array().unwrap().len(), 1);
 }
 

@@ -6,20 +6,9 @@ mod support;
 use std::time::Duration;
 
 use countersign::domain::Status;
-use countersign::ledger::Scope;
 use serde_json::{json, Value};
 use support::app::*;
 use support::fake_slack::SlackUserKind;
-
-async fn propose_by_api(app: &TestApp, body: &Value) -> String {
-    let token = app
-        .token(&[Scope::ProposeSuspend, Scope::ProposeRestore])
-        .await;
-    let response = app.propose_with(&token, body).await;
-    assert_eq!(response.status(), 201);
-    let proposal: Value = response.json().await.unwrap();
-    proposal["id"].as_str().unwrap().to_owned()
-}
 
 async fn wait_for_readiness(app: &TestApp, status: &str) -> Value {
     for _ in 0..400 {
@@ -38,7 +27,7 @@ async fn wait_for_readiness(app: &TestApp, status: &str) -> Value {
 async fn a_card_is_posted_once_when_slack_answers_after_an_outage_of_many_tries() {
     let app = spawn_app().await;
     app.slack.fail_method("chat.postMessage", 500);
-    let id = propose_by_api(&app, &suspend_alice()).await;
+    let id = app.propose_unsettled(&suspend_alice()).await;
 
     app.eventually("more tries than the eight it used to give up after", || {
         app.slack.calls_to("chat.postMessage").len() > 10
@@ -60,7 +49,7 @@ async fn a_card_is_posted_once_when_slack_answers_after_an_outage_of_many_tries(
 async fn overdue_cards_are_counted_in_the_metrics() {
     let app = spawn_app().await;
     app.slack.fail_method("chat.postMessage", 500);
-    propose_by_api(&app, &suspend_alice()).await;
+    app.propose_unsettled(&suspend_alice()).await;
     wait_for_readiness(&app, "degraded").await;
 
     let metrics = app
@@ -80,7 +69,7 @@ async fn overdue_cards_are_counted_in_the_metrics() {
 async fn a_proposal_that_expires_before_its_card_is_posted_says_so_in_the_ledger() {
     let app = spawn_app_with(&policy_with_ttls("1s", "24h"), test_timing()).await;
     app.slack.fail_method("chat.postMessage", 500);
-    let id = propose_by_api(&app, &suspend_alice()).await;
+    let id = app.propose_unsettled(&suspend_alice()).await;
 
     app.wait_for_status(&id, Status::Expired).await;
 
@@ -251,7 +240,7 @@ async fn the_card_never_labels_a_link_with_another_hosts_address() {
 async fn a_card_whose_post_answer_was_lost_is_found_by_its_metadata_not_by_text() {
     let app = spawn_app().await;
     app.slack.lose_answer_next("chat.postMessage", 1);
-    let id = propose_by_api(&app, &suspend_alice()).await;
+    let id = app.propose_unsettled(&suspend_alice()).await;
     app.eventually("the first post", || {
         !app.slack.calls_to("chat.postMessage").is_empty()
     })

@@ -6,8 +6,8 @@ use axum::http::header;
 use axum::http::request::Parts;
 
 use super::problem::Problem;
+use crate::app::state::AppState;
 use crate::ledger::{ApiToken, Scope};
-use crate::state::AppState;
 
 /// The authenticated caller of an API route.
 pub struct Caller(pub ApiToken);

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::auth::Caller;
 use super::problem::{FieldError, Problem};
+use crate::app::state::AppState;
 use crate::ledger::chain::StoredEvent;
 use crate::ledger::Scope;
-use crate::state::AppState;
 
 /// The most drift events one answer lists.
 const LIMIT: i64 = 500;

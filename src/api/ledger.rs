@@ -7,9 +7,9 @@ use axum::Json;
 
 use super::auth::Caller;
 use super::problem::{FieldError, Problem};
+use crate::app::state::AppState;
 use crate::ledger::chain::StoredEvent;
 use crate::ledger::{EventQuery, Scope};
-use crate::state::AppState;
 
 const MAX_LIMIT: i64 = 1000;
 

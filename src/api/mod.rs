@@ -19,8 +19,8 @@ use utoipa_axum::routes;
 
 pub use problem::{FieldError, Problem};
 
+use crate::app::state::AppState;
 use crate::slack;
-use crate::state::AppState;
 
 /// Every HTTP route, with the OpenAPI document built from the same registrations.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {

@@ -6,10 +6,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::app::state::AppState;
 use crate::domain::drift::direction;
 use crate::domain::{Action, Status, UserState};
 use crate::metrics::Gauge;
-use crate::state::AppState;
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]

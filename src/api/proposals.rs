@@ -11,15 +11,15 @@ use serde::Deserialize;
 use super::auth::{Caller, Proposer};
 use super::body::JsonBody;
 use super::problem::{FieldError, Problem};
-use crate::decisions::{self, DecisionError};
+use crate::app::decisions::{self, DecisionError};
+use crate::app::intake::{self, IdempotencyKey, Intake, IntakeError, NewProposal, UserRef};
+use crate::app::state::AppState;
 use crate::domain::{
     Action, Email, OnePasswordUserId, Proposal, ProposalId, Reason, Refusal, Requester, Source,
     Status,
 };
 use crate::ledger::{ProposalQuery, Scope};
 use crate::onepassword::OpError;
-use crate::proposals::{self, IdempotencyKey, Intake, IntakeError, NewProposal, UserRef};
-use crate::state::AppState;
 
 /// A request to act on a user. `user` names them by email or by 1Password id.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -218,7 +218,7 @@ pub async fn create(
         UserRef::Email(_) => "/user/email",
         UserRef::Id(_) => "/user/id",
     };
-    match proposals::propose(&state, requester, new, key, None).await {
+    match intake::propose(&state, requester, new, key, None).await {
         Ok(Intake::Created(proposal)) => Ok((StatusCode::CREATED, Json(proposal))),
         Ok(Intake::FoldedInto(proposal) | Intake::Replayed(proposal)) => {
             Ok((StatusCode::OK, Json(proposal)))

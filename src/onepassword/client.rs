@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use tokio::sync::Mutex;
 
-use super::model::{grpc, ErrorBody, OpError, User, UserPage};
-use super::token::CachedToken;
-use crate::domain::{AccountId, Email, OnePasswordUserId};
+use super::config::{Endpoints, OnePasswordConfig};
+use super::model::{OpError, User, UserPage};
+use super::token::Tokens;
+use super::wire::{parse, transport_error};
+use crate::domain::{Email, OnePasswordUserId};
 use crate::metrics::Metrics;
 
 /// The most "List users" returns a page; fewer calls for a large account.
@@ -18,58 +19,13 @@ const PAGE_SIZE: u32 = 1000;
 /// How long a listing serves email lookups. A miss always lists again.
 const DIRECTORY_FOR: Duration = Duration::from_secs(30);
 
-#[derive(Clone)]
-pub struct OnePasswordConfig {
-    pub base_url: String,
-    /// The path's version segment (`OP_API_VERSION`, default `v1beta1`): the API is a public
-    /// preview and may move.
-    pub api_version: String,
-    pub account: AccountId,
-    pub client_id: String,
-    pub client_secret: String,
-    pub timeout: Duration,
-}
-
-impl std::fmt::Debug for OnePasswordConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OnePasswordConfig")
-            .field("base_url", &self.base_url)
-            .field("api_version", &self.api_version)
-            .field("account", &self.account)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"[redacted]")
-            .finish()
-    }
-}
-
-/// The URLs the client calls, from the base URL, version and account (none is secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoints {
-    pub token: String,
-    pub revoke: String,
-    pub users: String,
-}
-
-impl Endpoints {
-    fn of(config: &OnePasswordConfig) -> Self {
-        let base = config.base_url.trim_end_matches('/');
-        let version = config.api_version.trim_matches('/');
-        Self {
-            token: format!("{base}/{version}/users/oauth2/token"),
-            revoke: format!("{base}/{version}/users/oauth2/revoke"),
-            users: format!("{base}/{version}/accounts/{}/users", config.account),
-        }
-    }
-}
-
 pub struct OnePassword {
-    pub(super) http: reqwest::Client,
-    pub(super) config: OnePasswordConfig,
-    pub(super) endpoints: Endpoints,
-    pub(super) token: Mutex<Option<CachedToken>>,
+    http: reqwest::Client,
+    endpoints: Endpoints,
+    tokens: Tokens,
     /// The account's users as last listed, for email lookups.
     directory: std::sync::Mutex<Option<(Instant, Vec<User>)>>,
-    pub(super) metrics: Arc<Metrics>,
+    metrics: Arc<Metrics>,
 }
 
 impl OnePassword {
@@ -79,11 +35,12 @@ impl OnePassword {
             .timeout(config.timeout)
             .build()
             .expect("the HTTP client builds");
+        let endpoints = Endpoints::of(&config);
+        let tokens = Tokens::new(http.clone(), &config, &endpoints, metrics.clone());
         Self {
             http,
-            endpoints: Endpoints::of(&config),
-            config,
-            token: Mutex::new(None),
+            endpoints,
+            tokens,
             directory: std::sync::Mutex::new(None),
             metrics,
         }
@@ -91,6 +48,12 @@ impl OnePassword {
 
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
+    }
+
+    /// Revokes the cached access token, if there is one, so it dies with the process instead of
+    /// living out its 900 s. Returns whether a token was revoked.
+    pub async fn revoke_token(&self) -> Result<bool, OpError> {
+        self.tokens.revoke().await
     }
 
     pub async fn get_user(&self, id: &OnePasswordUserId) -> Result<User, OpError> {
@@ -191,11 +154,11 @@ impl OnePassword {
         url: &str,
         query: &[(&str, String)],
     ) -> Result<T, OpError> {
-        let token = self.token(false).await?;
+        let token = self.tokens.get(false).await?;
         let response = self.send(method.clone(), url, query, &token).await?;
         // A token can be revoked or expire early; refresh it once and try again.
         let response = if response.status() == StatusCode::UNAUTHORIZED {
-            let token = self.token(true).await?;
+            let token = self.tokens.get(true).await?;
             self.send(method, url, query, &token).await?
         } else {
             response
@@ -218,87 +181,4 @@ impl OnePassword {
             .await
             .map_err(transport_error)
     }
-}
-
-pub(super) fn transport_error(error: reqwest::Error) -> OpError {
-    let what = if error.is_timeout() {
-        "timed out"
-    } else {
-        "could not be reached"
-    };
-    OpError::Transient {
-        message: format!("1Password {what}: {}", without_url(&error)),
-        retry_after: None,
-        throttled: false,
-    }
-}
-
-/// reqwest's message without the URL, which is ours and only noise.
-fn without_url(error: &reqwest::Error) -> String {
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
-    let mut last = error.to_string();
-    while let Some(inner) = source {
-        last = inner.to_string();
-        source = inner.source();
-    }
-    last
-}
-
-/// `Retry-After` in seconds, as sent; callers cap it.
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-}
-
-/// Whether an error is worth retrying: by HTTP status, or by the gRPC status of its body
-/// (a gateway may send UNAVAILABLE with any HTTP status).
-fn is_transient(status: StatusCode, code: Option<i64>) -> bool {
-    let by_status = status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-        || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
-    let by_code = matches!(
-        code,
-        Some(
-            grpc::UNAVAILABLE | grpc::RESOURCE_EXHAUSTED | grpc::DEADLINE_EXCEEDED | grpc::ABORTED
-        )
-    );
-    by_status || by_code
-}
-
-pub(super) async fn parse<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, OpError> {
-    let status = response.status();
-    let retry_after = retry_after(&response);
-    let body = response.bytes().await.map_err(transport_error)?;
-    if status.is_success() {
-        return serde_json::from_slice(&body).map_err(|e| OpError::Transient {
-            message: format!("1Password sent an answer countersign cannot read: {e}"),
-            retry_after: None,
-            throttled: false,
-        });
-    }
-    let error: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
-    let code = error.code();
-    let message = error
-        .message()
-        .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
-    if status == StatusCode::NOT_FOUND || code == Some(grpc::NOT_FOUND) {
-        return Err(OpError::NotFound);
-    }
-    if is_transient(status, code) {
-        return Err(OpError::Transient {
-            message: format!("{} {message}", status.as_u16()),
-            retry_after,
-            throttled: status == StatusCode::TOO_MANY_REQUESTS
-                || code == Some(grpc::RESOURCE_EXHAUSTED),
-        });
-    }
-    Err(OpError::Permanent {
-        status: status.as_u16(),
-        code,
-        message,
-    })
 }

@@ -1,8 +1,11 @@
 //! The 1Password Users API for Partners (DESIGN §5).
 
 mod client;
+mod config;
 mod model;
 mod token;
+mod wire;
 
-pub use client::{Endpoints, OnePassword, OnePasswordConfig};
+pub use client::OnePassword;
+pub use config::{Endpoints, OnePasswordConfig};
 pub use model::{OpError, Refusal, User};

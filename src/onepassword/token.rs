@@ -1,32 +1,65 @@
 //! The OAuth 2.0 client-credentials token: fetched with HTTP Basic client authentication,
 //! cached until shortly before it expires, and revoked at shutdown.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use tokio::sync::Mutex;
 
-use super::client::{parse, transport_error, OnePassword};
+use super::config::{Endpoints, OnePasswordConfig};
 use super::model::{OpError, TokenResponse};
+use super::wire::{parse, transport_error};
+use crate::metrics::Metrics;
 
 /// Refresh this long before the token's stated expiry, so a request never carries a token
 /// that dies in flight.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
-pub(super) struct CachedToken {
+struct CachedToken {
     value: String,
     refresh_at: Instant,
 }
 
-impl OnePassword {
-    pub(super) async fn token(&self, force_refresh: bool) -> Result<String, OpError> {
-        let mut cached = self.token.lock().await;
+/// Where the token comes from and the one cached, shared by every call of the client.
+pub(super) struct Tokens {
+    http: reqwest::Client,
+    token_url: String,
+    revoke_url: String,
+    client_id: String,
+    client_secret: String,
+    cached: Mutex<Option<CachedToken>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Tokens {
+    pub(super) fn new(
+        http: reqwest::Client,
+        config: &OnePasswordConfig,
+        endpoints: &Endpoints,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            http,
+            token_url: endpoints.token.clone(),
+            revoke_url: endpoints.revoke.clone(),
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone(),
+            cached: Mutex::new(None),
+            metrics,
+        }
+    }
+
+    /// The cached token, or a fresh one when it is due (or `force_refresh`: 1Password said 401).
+    pub(super) async fn get(&self, force_refresh: bool) -> Result<String, OpError> {
+        let mut cached = self.cached.lock().await;
         if let Some(token) = cached.as_ref() {
             if !force_refresh && Instant::now() < token.refresh_at {
                 return Ok(token.value.clone());
             }
         }
         let started = Instant::now();
-        let fetched = self.fetch_token().await;
+        let fetched = self.fetch().await;
         let error = fetched.as_ref().err().map(ToString::to_string);
         self.metrics
             .call("onepassword", "token", started.elapsed(), error);
@@ -41,11 +74,11 @@ impl OnePassword {
     }
 
     /// The client-credentials grant, with HTTP Basic client authentication.
-    async fn fetch_token(&self) -> Result<TokenResponse, OpError> {
+    async fn fetch(&self) -> Result<TokenResponse, OpError> {
         let response = self
             .http
-            .post(self.endpoints.token.as_str())
-            .basic_auth(&self.config.client_id, Some(&self.config.client_secret))
+            .post(self.token_url.as_str())
+            .basic_auth(&self.client_id, Some(&self.client_secret))
             .form(&[("grant_type", "client_credentials")])
             .send()
             .await
@@ -62,10 +95,9 @@ impl OnePassword {
         }
     }
 
-    /// Revokes the cached access token, if there is one, so it dies with the process instead of
-    /// living out its 900 s. Returns whether a token was revoked.
-    pub async fn revoke_token(&self) -> Result<bool, OpError> {
-        let Some(token) = self.token.lock().await.take() else {
+    /// Revokes the cached token, if there is one. Returns whether a token was revoked.
+    pub(super) async fn revoke(&self) -> Result<bool, OpError> {
+        let Some(token) = self.cached.lock().await.take() else {
             return Ok(false);
         };
         let started = Instant::now();
@@ -79,8 +111,8 @@ impl OnePassword {
     async fn send_revoke(&self, token: &str) -> Result<(), OpError> {
         let response = self
             .http
-            .post(self.endpoints.revoke.as_str())
-            .basic_auth(&self.config.client_id, Some(&self.config.client_secret))
+            .post(self.revoke_url.as_str())
+            .basic_auth(&self.client_id, Some(&self.client_secret))
             .form(&[("token", token)])
             .send()
             .await

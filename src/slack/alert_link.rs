@@ -1,6 +1,6 @@
 //! The card's link to the alert, which a caller cannot disguise (DESIGN §4).
 
-use super::card::escape;
+use super::mrkdwn::escape;
 
 /// The alert link, which a caller cannot disguise: its label is the alert id only when the id
 /// does not look like an address (else the fixed word "alert"), and the host the link really

@@ -1,7 +1,8 @@
 //! Words for the facts the services announce in a card's thread (`Announcement`): the one
 //! place their Slack text is written.
 
-use super::card::{escape, outcome_text, slack_time, superseded_by, tally, tally_of};
+use super::card::{outcome_text, slack_time, superseded_by, tally, tally_of};
+use super::mrkdwn::escape;
 use crate::domain::{Announcement, Proposal, Requester};
 
 /// The thread reply that tells `fact` about proposal `p` (as it stands when posted).

@@ -3,6 +3,7 @@
 
 use slack_morphism::prelude::*;
 
+use super::mrkdwn::escape;
 use crate::domain::{Action, Outcome, Proposal, Requester, Status};
 
 /// The `action_id`s of the card's buttons; each button's `value` is the proposal id.
@@ -18,12 +19,6 @@ pub struct Card {
 }
 
 /// Escapes caller-supplied text for mrkdwn, so it cannot mention `@channel` or hide a link.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 fn verb(action: Action) -> &'static str {
     match action {
         Action::Suspend => "Suspend",

@@ -12,13 +12,14 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::card::{self, escape};
+use super::card;
 use super::command::{self, Command, Listing};
 use super::interactions::{authenticate, wrong_team};
+use super::mrkdwn::escape;
+use crate::app::intake::{self, Intake, IntakeError, NewProposal, UserRef};
+use crate::app::state::AppState;
 use crate::domain::{Action, Email, Proposal, Reason, Requester, SlackUserId, Source, Status};
 use crate::ledger::ProposalQuery;
-use crate::proposals::{self, Intake, IntakeError, NewProposal, UserRef};
-use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 struct SlashCommand {
@@ -196,7 +197,7 @@ async fn propose_in_background(
         source,
         callback_url: None,
     };
-    match proposals::propose(state, requester, new, None, decider.as_ref()).await {
+    match intake::propose(state, requester, new, None, decider.as_ref()).await {
         Ok(Intake::Created(proposal)) => {
             let counted = counted(&proposal, user);
             let link = card_link(state, &proposal).await;

@@ -3,7 +3,8 @@
 
 use slack_morphism::prelude::*;
 
-use super::card::{escape, Card};
+use super::card::Card;
+use super::mrkdwn::escape;
 use crate::ledger::chain::StoredEvent;
 use crate::ledger::UnannouncedDrift;
 

@@ -12,10 +12,11 @@ use serde_json::json;
 use super::card::{APPROVE, DENY, RETRY};
 use super::modal::{deny_modal, DENY_CALLBACK, REASON_BLOCK, REASON_INPUT};
 use super::payload::{BlockActions, Interaction, ViewSubmission};
+use super::reply::tell;
 use super::signature;
-use crate::decisions::{self, DecisionError};
+use crate::app::decisions::{self, DecisionError};
+use crate::app::state::AppState;
 use crate::domain::{Decider, ProposalId, Reason, SlackUserId};
-use crate::state::AppState;
 
 /// Verifies a Slack request's signature; a failure is logged (never with the expected
 /// signature) and answered 401 by the caller.
@@ -69,19 +70,6 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Byt
         Interaction::ViewSubmission(submission) => view_submission(&state, submission).await,
         Interaction::Other => StatusCode::OK.into_response(),
     }
-}
-
-/// Tells the clicker why nothing happened, without holding up Slack's answer.
-pub(super) fn tell(state: &AppState, channel: Option<&str>, user: &SlackUserId, text: String) {
-    let Some(channel) = channel.map(str::to_owned) else {
-        return;
-    };
-    let (slack, user) = (state.slack.clone(), user.clone());
-    tokio::spawn(async move {
-        if let Err(error) = slack.post_ephemeral(&channel, &user, &text).await {
-            tracing::warn!(%error, "could not send an ephemeral answer");
-        }
-    });
 }
 
 fn explain(error: &DecisionError) -> String {

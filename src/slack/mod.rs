@@ -11,8 +11,10 @@ mod directory;
 pub mod drift;
 pub mod interactions;
 pub mod modal;
+mod mrkdwn;
 mod payload;
 mod propose_again;
+mod reply;
 pub mod signature;
 
 pub use client::{SlackError, SlackPerson, SlackWeb};

@@ -2,7 +2,7 @@
 
 use slack_morphism::prelude::*;
 
-use super::card::escape;
+use super::mrkdwn::escape;
 use crate::domain::{Proposal, Reason};
 
 pub const DENY_CALLBACK: &str = "deny_reason";

@@ -6,10 +6,10 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::interactions::tell;
+use super::reply::tell;
+use crate::app::intake::{self, Intake, NewProposal, UserRef};
+use crate::app::state::AppState;
 use crate::domain::{Action, Email, OnePasswordUserId, Reason, Requester, SlackUserId, Source};
-use crate::proposals::{self, Intake, NewProposal, UserRef};
-use crate::state::AppState;
 
 pub async fn click(
     state: &AppState,
@@ -85,11 +85,10 @@ pub async fn click(
     state
         .commands
         .spawn(None, "Propose suspension again".into(), async move {
-            let told = match proposals::propose(&worker, requester, new, None, Some(&decider)).await
-            {
+            let told = match intake::propose(&worker, requester, new, None, Some(&decider)).await {
                 Ok(Intake::Created(p) | Intake::FoldedInto(p) | Intake::Replayed(p)) => format!(
                     "Suspension of {} proposed again ({}); it follows the usual policy.",
-                    super::card::escape(p.target.email.as_str()),
+                    super::mrkdwn::escape(p.target.email.as_str()),
                     p.status
                 ),
                 Err(error) => format!("countersign could not propose the suspension: {error}"),

@@ -11,8 +11,8 @@ use serde_json::json;
 use sha2::Sha256;
 
 use super::{backoff, JobResult};
+use crate::app::state::AppState;
 use crate::ledger::{ClaimedJob, EventKind, Job};
-use crate::state::AppState;
 
 /// Attempts before a callback is given up (about an hour with the backoff cap).
 const MAX_ATTEMPTS: u32 = 12;

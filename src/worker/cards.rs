@@ -6,10 +6,10 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::{backoff, JobResult};
+use crate::app::state::AppState;
 use crate::domain::{Proposal, SlackRef, Status};
 use crate::ledger::{ClaimedJob, EventKind, Job};
 use crate::slack::{announce, card, SlackError};
-use crate::state::AppState;
 
 /// After this many tries a Slack job is given up; the ledger already holds the decision. A
 /// pending proposal's card is the exception: without it nobody can decide, so it is tried for

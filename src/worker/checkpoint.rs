@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 /// Writes one checkpoint, unless another replica just did, and posts it; returns the seq
 /// and hash it names.

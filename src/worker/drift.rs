@@ -1,13 +1,14 @@
 //! Runs the drift sweep every `DRIFT_INTERVAL` (not at all when it is 0), and announces what
-//! it found. Each replica competes for the sweep's lease; only the holder sweeps.
+//! it found in Slack. Each replica competes for the sweep's lease; only the holder sweeps and
+//! announces.
 
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::drift::{self, Swept};
-use crate::state::AppState;
+use crate::app::drift_sweep::{self, Swept, LEASE};
+use crate::app::state::AppState;
 
 pub(super) async fn run(state: AppState, shutdown: CancellationToken) {
     let Some(every) = state.timing.drift_every else {
@@ -22,11 +23,11 @@ pub(super) async fn run(state: AppState, shutdown: CancellationToken) {
         let until = Utc::now()
             .checked_add_signed(lease)
             .unwrap_or_else(Utc::now);
-        match drift::sweep(&state, &holder, until).await {
+        match drift_sweep::sweep(&state, &holder, until).await {
             Ok(Swept::NotOurs) => {}
             Ok(swept) => {
                 tracing::debug!(?swept, "drift sweep");
-                if let Err(error) = drift::announce(&state, &holder).await {
+                if let Err(error) = announce(&state, &holder).await {
                     tracing::error!(%error, "could not announce drift");
                 }
             }
@@ -37,4 +38,56 @@ pub(super) async fn run(state: AppState, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
         }
     }
+}
+
+/// Announces drifts not yet announced: urgent ones in the approvals channel with a button to
+/// propose the suspension again, the rest in the audit channel when there is one. Each is
+/// marked announced once Slack took it. Only while `holder` holds the sweep's lease: a
+/// replica that lost it (a slow Slack, many drifts) leaves the rest to the new holder
+/// instead of posting them a second time.
+async fn announce(state: &AppState, holder: &str) -> Result<usize, sqlx::Error> {
+    let mut announced = 0;
+    for drift in state.ledger.unannounced_drifts().await? {
+        let mut tx = state.ledger.begin().await?;
+        let ours = tx.holds_named_lease(LEASE, holder, Utc::now()).await?;
+        drop(tx);
+        if !ours {
+            break;
+        }
+        let event = state.ledger.drift_event(drift.seq).await?;
+        let posted = match (drift.urgent, &state.slack_settings.audit_channel) {
+            (true, _) => {
+                let message = crate::slack::drift::urgent(&drift, event.as_ref());
+                let channel = &state.slack_settings.channel;
+                state
+                    .slack
+                    .post_message(channel, &message.text, message.blocks, None)
+                    .await
+                    .map(|_| ())
+            }
+            (false, Some(audit)) => {
+                let text = crate::slack::drift::audit(&drift);
+                state
+                    .slack
+                    .post_message(audit, &text, vec![], None)
+                    .await
+                    .map(|_| ())
+            }
+            // Nowhere to announce it: it stays evidence in the ledger.
+            (false, None) => Ok(()),
+        };
+        match posted {
+            Ok(()) => {
+                let mut tx = state.ledger.begin().await?;
+                tx.mark_drift_announced(drift.seq, Utc::now()).await?;
+                tx.commit().await?;
+                announced += 1;
+            }
+            Err(error) => {
+                tracing::warn!(%error, seq = drift.seq, "could not announce a drift; will try again");
+                break;
+            }
+        }
+    }
+    Ok(announced)
 }

@@ -12,11 +12,11 @@ use serde_json::{json, Value};
 
 use super::attempt::{self, Attempt, Done, History};
 use super::{backoff, JobResult};
+use crate::app::state::AppState;
+use crate::app::supersession;
 use crate::domain::{Announcement, Proposal, Status};
 use crate::ledger::{ClaimedJob, EventKind, Job, Tx};
 use crate::onepassword::OpError;
-use crate::state::AppState;
-use crate::supersession;
 
 /// Transient failures are retried this many times before the proposal is marked failed.
 const MAX_ATTEMPTS: u32 = 6;

@@ -7,10 +7,8 @@ mod attempt;
 mod callbacks;
 mod cards;
 mod checkpoint;
-mod concurrency;
 mod drift;
 mod executor;
-mod health;
 mod sweeper;
 
 use std::time::Duration;
@@ -20,11 +18,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use concurrency::Concurrency;
-pub use health::LaneHealth;
-
+use crate::app::state::AppState;
 use crate::ledger::{ClaimedJob, Lane};
-use crate::state::AppState;
 
 const POLL: Duration = Duration::from_millis(500);
 /// How long a lane that stopped waits before it is started again.

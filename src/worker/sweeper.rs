@@ -4,10 +4,10 @@
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::decisions;
+use crate::app::decisions;
+use crate::app::state::AppState;
 use crate::domain::Announcement;
 use crate::ledger::Job;
-use crate::state::AppState;
 
 /// Posts the half-TTL reminder for every pending proposal that is due one; returns how many.
 async fn remind_once(state: &AppState) -> Result<usize, sqlx::Error> {

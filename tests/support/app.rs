@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use countersign::config::{Settings, SlackSettings, Timing};
 use countersign::domain::{AccountId, Policy, Status};
-use countersign::ledger::{Ledger, Scope};
+use countersign::ledger::Ledger;
 use countersign::onepassword::OnePasswordConfig;
 use countersign::startup::Application;
 use serde_json::{json, Value};
@@ -277,47 +277,6 @@ impl TestApp {
             .await
             .expect("the server task")
             .expect("the server stops cleanly");
-    }
-
-    /// A token for "tines" with these scopes, made the way `countersign token create` makes it.
-    pub async fn token(&self, scopes: &[Scope]) -> String {
-        self.token_named("tines", scopes).await
-    }
-
-    pub async fn token_named(&self, name: &str, scopes: &[Scope]) -> String {
-        self.ledger
-            .create_token(name, scopes, chrono::Utc::now())
-            .await
-            .unwrap()
-            .1
-    }
-
-    pub async fn propose_with(&self, token: &str, body: &Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}/v1/proposals", self.address))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Proposes with a fresh all-propose token and returns the new proposal once its card
-    /// is posted, so a test starts from a settled ledger.
-    pub async fn propose(&self, body: &Value) -> Value {
-        let token = self
-            .token(&[Scope::ProposeSuspend, Scope::ProposeRestore])
-            .await;
-        let response = self.propose_with(&token, body).await;
-        assert_eq!(response.status(), 201, "proposal not created");
-        let proposal: Value = response.json().await.unwrap();
-        self.card_ts(proposal["id"].as_str().unwrap()).await;
-        proposal
-    }
-
-    /// Proposes like [`TestApp::propose`] and returns only the new proposal's id.
-    pub async fn propose_id(&self, body: &Value) -> String {
-        self.propose(body).await["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn post_signed(

@@ -1,4 +1,5 @@
 #![allow(dead_code)]
+pub mod api;
 pub mod app;
 pub mod callback_receiver;
 pub mod database;

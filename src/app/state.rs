@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use super::{Concurrency, LaneHealth};
 use crate::api::rate_limit::RateLimiter;
 use crate::config::{SlackSettings, Timing};
 use crate::domain::Policy;
@@ -12,7 +13,6 @@ use crate::metrics::Metrics;
 use crate::onepassword::OnePassword;
 use crate::slack::command_tasks::CommandTasks;
 use crate::slack::{Directory, SlackWeb};
-use crate::worker::{Concurrency, LaneHealth};
 
 #[derive(Clone)]
 pub struct AppState {

@@ -23,11 +23,11 @@ impl LaneHealth {
         }
     }
 
-    pub(super) fn set_running(&self, lane: Lane, running: bool) {
+    pub fn set_running(&self, lane: Lane, running: bool) {
         self.flag(lane).store(running, Ordering::SeqCst);
     }
 
-    pub(super) fn job_panicked(&self) {
+    pub fn job_panicked(&self) {
         self.panics.fetch_add(1, Ordering::Relaxed);
     }
 

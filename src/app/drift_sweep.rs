@@ -6,13 +6,14 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::app::state::AppState;
 use crate::domain::drift::{changes, Seen};
 use crate::domain::{Action, Proposal, UserState};
 use crate::ledger::EventKind;
 use crate::onepassword::OpError;
-use crate::state::AppState;
 
-const LEASE: &str = "drift";
+/// The sweep's lease: one replica sweeps, and only its holder announces.
+pub const LEASE: &str = "drift";
 
 /// What one sweep did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,58 +132,6 @@ pub async fn sweep(
         users: seen.len(),
         drifts: drifts.len(),
     })
-}
-
-/// Announces drifts not yet announced: urgent ones in the approvals channel with a button to
-/// propose the suspension again, the rest in the audit channel when there is one. Each is
-/// marked announced once Slack took it. Only while `holder` holds the sweep's lease: a
-/// replica that lost it (a slow Slack, many drifts) leaves the rest to the new holder
-/// instead of posting them a second time.
-pub async fn announce(state: &AppState, holder: &str) -> Result<usize, sqlx::Error> {
-    let mut announced = 0;
-    for drift in state.ledger.unannounced_drifts().await? {
-        let mut tx = state.ledger.begin().await?;
-        let ours = tx.holds_named_lease(LEASE, holder, Utc::now()).await?;
-        drop(tx);
-        if !ours {
-            break;
-        }
-        let event = state.ledger.drift_event(drift.seq).await?;
-        let posted = match (drift.urgent, &state.slack_settings.audit_channel) {
-            (true, _) => {
-                let message = crate::slack::drift::urgent(&drift, event.as_ref());
-                let channel = &state.slack_settings.channel;
-                state
-                    .slack
-                    .post_message(channel, &message.text, message.blocks, None)
-                    .await
-                    .map(|_| ())
-            }
-            (false, Some(audit)) => {
-                let text = crate::slack::drift::audit(&drift);
-                state
-                    .slack
-                    .post_message(audit, &text, vec![], None)
-                    .await
-                    .map(|_| ())
-            }
-            // Nowhere to announce it: it stays evidence in the ledger.
-            (false, None) => Ok(()),
-        };
-        match posted {
-            Ok(()) => {
-                let mut tx = state.ledger.begin().await?;
-                tx.mark_drift_announced(drift.seq, Utc::now()).await?;
-                tx.commit().await?;
-                announced += 1;
-            }
-            Err(error) => {
-                tracing::warn!(%error, seq = drift.seq, "could not announce a drift; will try again");
-                break;
-            }
-        }
-    }
-    Ok(announced)
 }
 
 #[cfg(test)]

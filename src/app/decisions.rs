@@ -6,11 +6,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::app::state::AppState;
 use crate::domain::{
     Announcement, Decider, Proposal, ProposalId, Reason, Refusal, Requester, Source, Vote,
 };
 use crate::ledger::{EventKind, Job, Tx};
-use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecisionError {
@@ -167,7 +167,7 @@ pub(crate) async fn record_approval(
         )
         .await?;
         tx.enqueue(id, Job::Execute, now).await?;
-        crate::supersession::supersede_older(tx, &proposal, now).await?;
+        crate::app::supersession::supersede_older(tx, &proposal, now).await?;
     }
     let fact = Announcement::Approved {
         by: decider.slack_user_id.clone(),

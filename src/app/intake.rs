@@ -6,14 +6,14 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::decisions::{self, DecisionError};
+use crate::app::decisions::{self, DecisionError};
+use crate::app::state::AppState;
 use crate::domain::{
     Action, Announcement, Decider, Email, Evidence, Execution, OnePasswordUserId, Proposal,
     ProposalId, Reason, Requester, Source, Status, Target,
 };
 use crate::ledger::{EventKind, Job, Tx};
 use crate::onepassword::{OpError, User};
-use crate::state::AppState;
 
 /// How long an idempotency key is remembered.
 const KEY_LIFETIME: Duration = Duration::hours(24);
@@ -347,7 +347,7 @@ async fn auto_approve(
     )
     .await?;
     tx.enqueue(proposal.id, Job::Execute, now).await?;
-    crate::supersession::supersede_older(tx, &proposal, now).await?;
+    crate::app::supersession::supersede_older(tx, &proposal, now).await?;
     tracing::info!(proposal_id = %proposal.id, rule = %rule.name, "auto-approved by policy");
     Ok(proposal)
 }
