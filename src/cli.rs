@@ -3,12 +3,12 @@
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 
-use crate::config::{ServeArgs, Settings};
+use crate::config::{redacted_url, ServeArgs, Settings};
 use crate::domain::ProposalId;
 use crate::ledger::{EventQuery, ExportFormat, Ledger, Scope};
 use crate::startup::Application;
 
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(
     name = "countersign",
     version,
@@ -30,6 +30,18 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+/// Shows `DATABASE_URL` without its password.
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("database_url", &redacted_url(&self.database_url))
+            .field("log_format", &self.log_format)
+            .field("command", &self.command)
+            .field("serve", &self.serve)
+            .finish()
+    }
 }
 
 // Parsed once at start; the size of the serve variant does not matter.
@@ -74,7 +86,7 @@ pub enum TokenCommand {
     Revoke { id: String },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum LedgerCommand {
     /// Recompute every event's hash and report the first broken link.
     Verify {
@@ -106,14 +118,64 @@ pub enum LedgerCommand {
     },
 }
 
+/// Shows `ledger copy`'s URLs without their passwords.
+impl std::fmt::Debug for LedgerCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Verify { checkpoints } => f
+                .debug_struct("Verify")
+                .field("checkpoints", checkpoints)
+                .finish(),
+            Self::Export {
+                format,
+                since,
+                proposal,
+            } => f
+                .debug_struct("Export")
+                .field("format", format)
+                .field("since", since)
+                .field("proposal", proposal)
+                .finish(),
+            Self::Copy { from, to } => f
+                .debug_struct("Copy")
+                .field("from", &redacted_url(from))
+                .field("to", &redacted_url(to))
+                .finish(),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate a policy file without starting; errors name the line.
     Check { file: String },
 }
 
-/// Runs the command; the exit code is 0 on success, 1 on failure.
+/// Runs the command; the exit code is 0 on success, 1 on failure. An error that quotes
+/// `DATABASE_URL` (a driver's, say) quotes it without its password.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let database_url = cli.database_url.clone();
+    run_command(cli).await.map_err(|error| {
+        let message = format!("{error:#}");
+        let shown = without_passwords(&message, &[&database_url]);
+        if shown == message {
+            error
+        } else {
+            anyhow::anyhow!(shown)
+        }
+    })
+}
+
+/// `message` with each of `urls` it quotes shown without its password.
+fn without_passwords(message: &str, urls: &[&str]) -> String {
+    urls.iter()
+        .filter(|url| !url.is_empty())
+        .fold(message.to_owned(), |shown, url| {
+            shown.replace(url, &redacted_url(url))
+        })
+}
+
+async fn run_command(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         None => serve(&cli.database_url, &cli.serve).await,
         Some(Command::Serve(args)) => serve(&cli.database_url, &args).await,
@@ -123,7 +185,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Some(Command::Migrate) => {
             open(&cli.database_url).await?;
-            eprintln!("migrations applied to {}", cli.database_url);
+            eprintln!("migrations applied to {}", redacted_url(&cli.database_url));
             Ok(0)
         }
         Some(Command::Token(command)) => token(&cli.database_url, command).await,
@@ -305,6 +367,7 @@ async fn copy(from: &str, to: &str) -> anyhow::Result<i32> {
             Ok(0)
         }
         Err(error) => {
+            let error = without_passwords(&error.to_string(), &[from, to]);
             println!("ledger copy refused: {error}");
             Ok(1)
         }
@@ -358,6 +421,37 @@ fn policy_check(file: &str) -> anyhow::Result<i32> {
         Err(error) => {
             println!("{error}");
             Ok(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_never_shows_a_database_password_in_debug() {
+        for args in [
+            vec![
+                "countersign",
+                "--database-url",
+                "postgres://countersign:db-password-1@db/countersign",
+                "migrate",
+            ],
+            vec![
+                "countersign",
+                "ledger",
+                "copy",
+                "--from",
+                "sqlite://countersign.db",
+                "--to",
+                "postgres://countersign:db-password-1@db/countersign",
+            ],
+        ] {
+            let shown = format!("{:?}", Cli::parse_from(&args));
+
+            assert!(!shown.contains("db-password-1"), "{shown}");
+            assert!(shown.contains("countersign:[redacted]@db"), "{shown}");
         }
     }
 }

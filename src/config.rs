@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// How often the drift sweep lists every user ("10m"; "0" turns it off).
     #[arg(long, env = "DRIFT_INTERVAL", default_value = "10m")]
     pub drift_interval: String,
+    /// The least time between two listings of 1Password's users made because an email was not
+    /// found: unknown emails within it are answered from the last listing.
+    #[arg(long, env = "OP_MISS_RELIST_SECS", default_value_t = 60)]
+    pub op_miss_relist_secs: u64,
     /// Milliseconds between chat.postMessage calls per channel (Slack: one a second).
     #[arg(
         long,
@@ -87,6 +91,16 @@ pub struct ServeArgs {
     /// How many 1Password actions may run at once (never two for one user).
     #[arg(long, env = "OP_CONCURRENCY", default_value_t = 8)]
     pub op_concurrency: usize,
+    /// Seconds a client may take to send a request's headers (and an idle connection may wait
+    /// for its next request) before the connection is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client may take to send a request's body, counted from its headers (408).
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
+    /// How many connections the HTTP server holds at once; more wait to be accepted.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
     /// How many replicas share the ledger (PostgreSQL): `API_RATE_LIMIT` and `OP_CONCURRENCY`
     /// are the deployment's, and each replica takes its share.
     #[arg(long, env = "REPLICAS", default_value_t = 1)]
@@ -139,7 +153,7 @@ impl std::fmt::Debug for SlackSettings {
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
-            .field("database_url", &self.database_url)
+            .field("database_url", &redacted_url(&self.database_url))
             .field("bind_addr", &self.bind_addr)
             .field("slack", &self.slack)
             .field("onepassword", &self.onepassword)
@@ -179,6 +193,17 @@ pub struct Timing {
     pub slack_post_every: Duration,
     /// How often the drift sweep runs; `None` when it is off.
     pub drift_every: Option<Duration>,
+    /// How long the HTTP server waits for a request's headers, and for the next request on an
+    /// idle connection, before closing the connection.
+    pub header_read_timeout: Duration,
+    /// How long the HTTP server waits for a request's whole body, counted from its headers,
+    /// before answering 408.
+    pub body_read_timeout: Duration,
+    /// How many connections the HTTP server holds at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// The least time between two listings of 1Password's users made because an email was
+    /// not found (any listing, the drift sweep's included, starts it again).
+    pub op_miss_relist_every: Duration,
 }
 
 impl Default for Timing {
@@ -194,6 +219,10 @@ impl Default for Timing {
             command_drain: Duration::from_secs(10),
             slack_post_every: Duration::from_secs(1),
             drift_every: Some(Duration::from_secs(600)),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            op_miss_relist_every: Duration::from_secs(60),
         }
     }
 }
@@ -275,10 +304,10 @@ impl Settings {
                     .clone()
                     .filter(|c| !c.trim().is_empty()),
                 team_id: args.slack_team_id.clone().filter(|t| !t.is_empty()),
-                api_url: args.slack_api_url.clone(),
+                api_url: vendor_url("SLACK_API_URL", &args.slack_api_url)?,
             },
             onepassword: OnePasswordConfig {
-                base_url: args.op_api_url.clone(),
+                base_url: vendor_url("OP_API_URL", &args.op_api_url)?,
                 api_version,
                 account,
                 client_id,
@@ -302,6 +331,10 @@ impl Settings {
                 command_drain: Duration::from_secs(args.command_drain_secs),
                 slack_post_every: Duration::from_millis(args.slack_post_interval_ms),
                 drift_every: parse_interval("DRIFT_INTERVAL", &args.drift_interval)?,
+                op_miss_relist_every: Duration::from_secs(args.op_miss_relist_secs),
+                header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+                body_read_timeout: Duration::from_secs(args.body_read_timeout_secs.max(1)),
+                max_connections: args.max_connections.max(1),
             },
             callback_allowed_hosts: args
                 .callback_allowed_hosts
@@ -343,6 +376,62 @@ fn parse_api_version(raw: &str) -> Result<String, ConfigError> {
         )));
     }
     Ok(version.to_owned())
+}
+
+/// `url` with any password in it shown as `[redacted]`, for messages, logs and `Debug`: the
+/// user part's (`postgres://user:secret@host/db` shows as `postgres://user:[redacted]@host/db`)
+/// and any `password=` parameter's, in a URL's query or a `key=value` connection string.
+/// Everything up to the last `@` counts as the user part, so a password holding a character a
+/// URL forbids is hidden too (with more than it, at worst).
+pub fn redacted_url(url: &str) -> String {
+    const REDACTED: &str = "[redacted]";
+    let (scheme, rest) = url.split_at(url.find("://").map_or(0, |i| i + 3));
+    let mut shown = String::from(scheme);
+    let mut tail = rest;
+    if let Some(at) = rest.rfind('@') {
+        if let Some(colon) = rest[..at].find(':') {
+            shown.push_str(&rest[..=colon]);
+            shown.push_str(REDACTED);
+            tail = &rest[at..];
+        }
+    }
+    // `password=…`, `sslpassword=…`: the value runs to the next parameter or word.
+    while let Some(at) = tail.to_ascii_lowercase().find("password=") {
+        let value = at + "password=".len();
+        let end = tail[value..]
+            .find(|c: char| c == '&' || c == '#' || c.is_whitespace())
+            .map_or(tail.len(), |n| value + n);
+        shown.push_str(&tail[..value]);
+        shown.push_str(REDACTED);
+        tail = &tail[end..];
+    }
+    shown.push_str(tail);
+    shown
+}
+
+/// A Slack or 1Password base URL, the setting `name`'s: `https://` anywhere; `http://` only on
+/// a loopback host (127.0.0.0/8, `::1`, `localhost`), where the sandbox's and the tests'
+/// stand-ins live, since a token or a secret would otherwise cross the network in clear.
+fn vendor_url(name: &str, raw: &str) -> Result<String, ConfigError> {
+    let refused = |why: &str| {
+        ConfigError::Invalid(format!(
+            "{name} {:?} {why}: use https:// (http:// only on a loopback host: 127.0.0.0/8, ::1 or localhost)",
+            redacted_url(raw)
+        ))
+    };
+    let url = url::Url::parse(raw.trim()).map_err(|_| refused("is not a URL"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(raw.to_owned()),
+        "http" if loopback => Ok(raw.to_owned()),
+        "http" => Err(refused("is plain http:// to a host off this machine")),
+        _ => Err(refused("is neither https:// nor http://")),
+    }
 }
 
 pub fn load_policy(path: &str) -> Result<Policy, ConfigError> {
@@ -402,6 +491,103 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains("C01"), "non-secret settings still show");
+    }
+
+    #[test]
+    fn settings_never_show_a_database_password_in_debug() {
+        let settings = Settings {
+            database_url: "postgres://countersign:db-password-1@db.internal:5432/countersign"
+                .into(),
+            ..settings()
+        };
+
+        let shown = format!("{settings:?}");
+
+        assert!(!shown.contains("db-password-1"), "{shown}");
+        assert!(
+            shown.contains("postgres://countersign:[redacted]@db.internal:5432/countersign"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_database_url_shows_without_its_password() {
+        for (url, shown) in [
+            (
+                "postgres://user:secret@host/db",
+                "postgres://user:[redacted]@host/db",
+            ),
+            (
+                "postgresql://user:p%40ss:w0rd@host:5432/db?sslmode=require",
+                "postgresql://user:[redacted]@host:5432/db?sslmode=require",
+            ),
+            // Not a valid URL, and a password still
+            (
+                "postgres://user:pa/ss@host/db",
+                "postgres://user:[redacted]@host/db",
+            ),
+            (
+                "postgres://user@host/db?sslmode=require&password=secret",
+                "postgres://user@host/db?sslmode=require&password=[redacted]",
+            ),
+            (
+                "host=db user=countersign password=secret dbname=countersign",
+                "host=db user=countersign password=[redacted] dbname=countersign",
+            ),
+            ("postgres://user@host/db", "postgres://user@host/db"),
+            ("postgres://host/db", "postgres://host/db"),
+            ("sqlite://countersign.db", "sqlite://countersign.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ] {
+            assert_eq!(redacted_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_allowed_only_on_a_loopback_host() {
+        for url in [
+            "http://127.0.0.1:8081",
+            "http://127.0.0.5/api",
+            "http://[::1]:9000",
+            "http://localhost:3000/api",
+            "http://LOCALHOST",
+        ] {
+            assert!(vendor_url("OP_API_URL", url).is_ok(), "{url} was refused");
+        }
+        for url in [
+            "http://10.0.0.1",
+            "http://example.com",
+            "http://localhost.example.com",
+            "http://[::2]",
+            "http://0.0.0.0:8080",
+        ] {
+            let refused = vendor_url("OP_API_URL", url).expect_err(url).to_string();
+            assert!(refused.contains("OP_API_URL"), "{refused}");
+            assert!(refused.contains("https://"), "{refused}");
+        }
+    }
+
+    #[test]
+    fn an_api_url_is_https_anywhere_and_nothing_else() {
+        for url in [
+            "https://api.1password.eu",
+            "https://10.0.0.1/api",
+            "https://localhost",
+        ] {
+            assert!(
+                vendor_url("SLACK_API_URL", url).is_ok(),
+                "{url} was refused"
+            );
+        }
+        for url in [
+            "ftp://127.0.0.1/api",
+            "ws://localhost",
+            "api.1password.com",
+            "",
+        ] {
+            let refused = vendor_url("SLACK_API_URL", url).expect_err(url).to_string();
+            assert!(refused.contains("SLACK_API_URL"), "{refused}");
+        }
     }
 
     #[test]

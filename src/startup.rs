@@ -39,7 +39,10 @@ impl Application {
             metrics.clone(),
             settings.timing.slack_post_every,
         ));
-        let onepassword = Arc::new(OnePassword::new(settings.onepassword, metrics.clone()));
+        let onepassword = Arc::new(
+            OnePassword::new(settings.onepassword, metrics.clone())
+                .relisting_misses_every(settings.timing.op_miss_relist_every),
+        );
         let endpoints = onepassword.endpoints();
         tracing::info!(
             token = %endpoints.token, revoke = %endpoints.revoke, users = %endpoints.users,
@@ -104,9 +107,10 @@ impl Application {
             app = app.merge(extra);
         }
         tracing::info!(addr = %self.listener.local_addr()?, "countersign listening");
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // Slow clients are cut off and connections capped (`http_server`); shutdown stops
+        // accepting and lets requests in flight finish, as `axum::serve` did.
+        let limits = crate::http_server::Limits::from(&self.state.timing);
+        let served = crate::http_server::serve(self.listener, app, limits, shutdown).await;
         // Acknowledged slash commands finish (or their requesters are told) before the
         // ledger closes.
         let state = &self.state;

@@ -62,7 +62,10 @@ async fn a_second_report_for_the_same_user_folds_in_by_email_and_by_id() {
     by_id["user"] = json!({"id": ALICE});
     by_id["source"] = json!({"platform": "elastic", "rule": "mass-export"});
 
-    let (by_email_status, by_email) = post(&app, &token, None, &suspend_alice()).await;
+    // Another alert by email (one repeating the first alert would add nothing).
+    let mut by_email = suspend_alice();
+    by_email["source"]["alert_id"] = json!("ldt:9a01");
+    let (by_email_status, by_email) = post(&app, &token, None, &by_email).await;
     let (by_id_status, folded) = post(&app, &token, None, &by_id).await;
 
     assert_eq!((by_email_status, by_id_status), (200, 200));

@@ -101,8 +101,10 @@ async fn a_429_from_1password_halves_the_concurrency() {
     );
 }
 
+/// A further report: another alert (one repeating an alert the proposal holds adds nothing).
 fn with_reason(mut body: Value, reason: &str) -> Value {
     body["reason"] = json!(reason);
+    body["source"]["alert_id"] = json!(format!("ldt:{reason}"));
     body
 }
 

@@ -52,13 +52,14 @@ async fn a_valid_proposal_is_created_pending() {
 }
 
 #[tokio::test]
-async fn text_with_nul_and_other_control_characters_is_kept_as_sent_on_either_engine() {
+async fn text_with_newlines_and_tabs_is_kept_as_sent_on_either_engine() {
+    // Other control characters (NUL, escapes) are refused: tests/free_text.rs.
     let app = spawn_app().await;
     let token = app.token(&[Scope::ProposeSuspend]).await;
     let mut body = suspend_alice();
-    let reason = "Token reuse\u{0}from two hosts\u{1b}[31m at once";
+    let reason = "Token reuse\nfrom two hosts\tat once";
     body["reason"] = reason.into();
-    body["source"]["alert_id"] = "ldt:\u{0}8f2c".into();
+    body["source"]["alert_id"] = "ldt:\t8f2c".into();
 
     let response = app.propose_with(&token, &body).await;
 
@@ -73,7 +74,7 @@ async fn text_with_nul_and_other_control_characters_is_kept_as_sent_on_either_en
         .unwrap()
         .unwrap();
     assert_eq!(stored.reason.as_str(), reason);
-    assert_eq!(stored.source.alert_id.as_deref(), Some("ldt:\u{0}8f2c"));
+    assert_eq!(stored.source.alert_id.as_deref(), Some("ldt:\t8f2c"));
     let events = app.ledger.events(0, 1000).await.unwrap();
     let created = events
         .iter()

@@ -7,12 +7,21 @@ use axum::http::request::Parts;
 
 use super::problem::Problem;
 use crate::app::state::AppState;
+use crate::domain::Viewer;
 use crate::ledger::{ApiToken, Scope};
 
 /// The authenticated caller of an API route.
 pub struct Caller(pub ApiToken);
 
 impl Caller {
+    /// Who is looking, for what of a proposal this token may see.
+    pub fn viewer(&self) -> Viewer<'_> {
+        Viewer {
+            token_id: &self.0.id,
+            reads_all: self.0.has(Scope::Read),
+        }
+    }
+
     pub fn require(&self, scope: Scope) -> Result<(), Problem> {
         if self.0.has(scope) {
             Ok(())

@@ -15,8 +15,8 @@ use crate::app::decisions::{self, DecisionError};
 use crate::app::intake::{self, IdempotencyKey, Intake, IntakeError, NewProposal, UserRef};
 use crate::app::state::AppState;
 use crate::domain::{
-    Action, Email, OnePasswordUserId, Proposal, ProposalId, Reason, Refusal, Requester, Source,
-    Status,
+    check_free_text, Action, CallbackUrl, Email, OnePasswordUserId, Proposal, ProposalId,
+    ProposalView, Reason, Refusal, Requester, Source, Status,
 };
 use crate::ledger::{ProposalQuery, Scope};
 use crate::onepassword::OpError;
@@ -89,8 +89,19 @@ fn parse(body: ProposalBody, callback_hosts: &[String]) -> Result<NewProposal, V
         ("/source/severity", source.severity.as_ref()),
     ];
     for (pointer, text) in texts {
-        if text.is_some_and(|t| t.chars().count() > MAX_FIELD) {
-            errors.push(field(pointer, format!("at most {MAX_FIELD} characters")));
+        // Limits hold for what is stored: bytes, not characters.
+        if text.is_some_and(|t| t.len() > MAX_FIELD) {
+            errors.push(field(pointer, format!("at most {MAX_FIELD} bytes")));
+        }
+    }
+    // The same free text on either engine: no control characters but newline and tab.
+    let free_texts = texts
+        .into_iter()
+        .chain([("/callback_url", body.callback_url.as_ref())]);
+    for (pointer, text) in free_texts {
+        let name = pointer.rsplit('/').next().unwrap_or(pointer);
+        if let Some(Err(e)) = text.map(|t| check_free_text(name, t)) {
+            errors.push(field(pointer, e));
         }
     }
     if let Some(url) = &source.alert_url {
@@ -103,39 +114,22 @@ fn parse(body: ProposalBody, callback_hosts: &[String]) -> Result<NewProposal, V
             ));
         }
     }
-    if let Some(url) = &body.callback_url {
-        if let Err(e) = check_callback(url, callback_hosts) {
-            errors.push(field("/callback_url", e));
-        }
-    }
+    let callback_url = body.callback_url.as_deref().and_then(|raw| {
+        CallbackUrl::parse(raw)
+            .and_then(|url| url.check_allowed(callback_hosts).map(|()| url))
+            .map_err(|e| errors.push(field("/callback_url", e)))
+            .ok()
+    });
     match (action, user, reason, errors.is_empty()) {
         (Some(action), Some(user), Some(reason), true) => Ok(NewProposal {
             action,
             user,
             reason,
             source,
-            callback_url: body.callback_url,
+            callback_url,
         }),
         _ => Err(errors),
     }
-}
-
-/// A callback goes only to an allowed host, over https (plain http only to a loopback host).
-fn check_callback(raw: &str, allowed: &[String]) -> Result<(), String> {
-    let url = url::Url::parse(raw).map_err(|_| "callback_url is not a URL".to_owned())?;
-    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-    let loopback = matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]");
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => return Err("callback_url must be https://".into()),
-    }
-    if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&host)) {
-        return Err(format!(
-            "callback host {host:?} is not in CALLBACK_ALLOWED_HOSTS"
-        ));
-    }
-    Ok(())
 }
 
 fn scope_for(action: Action) -> Scope {
@@ -176,7 +170,7 @@ fn idempotency_key(
 /// One page of proposals, newest first.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ProposalPage {
-    proposals: Vec<Proposal>,
+    proposals: Vec<ProposalView>,
     /// Pass as `cursor` for the next page; null on the last.
     next_cursor: Option<ProposalId>,
 }
@@ -187,8 +181,8 @@ pub struct ProposalPage {
     request_body = ProposalBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h returns the same proposal")),
     responses(
-        (status = 201, description = "Created. A suspend for a user whose restore is pending is created too: containment wins, and countersign ends the restore (denied by `system`, reason naming the new alert)", body = Proposal),
-        (status = 200, description = "Replayed, or folded into a pending proposal for the same user and action", body = Proposal),
+        (status = 201, description = "Created. A suspend for a user whose restore is pending is created too: containment wins, and countersign ends the restore (denied by `system`, reason naming the new alert)", body = ProposalView),
+        (status = 200, description = "Replayed, or folded into a pending proposal for the same user and action", body = ProposalView),
         (status = 400, description = "Unparseable JSON", body = Problem),
         (status = 401, description = "Missing or bad token", body = Problem),
         (status = 403, description = "The token lacks propose:<action>", body = Problem),
@@ -219,9 +213,11 @@ pub async fn create(
         UserRef::Id(_) => "/user/id",
     };
     match intake::propose(&state, requester, new, key, None).await {
-        Ok(Intake::Created(proposal)) => Ok((StatusCode::CREATED, Json(proposal))),
+        Ok(Intake::Created(proposal)) => {
+            Ok((StatusCode::CREATED, Json(proposal.seen_by(caller.viewer()))))
+        }
         Ok(Intake::FoldedInto(proposal) | Intake::Replayed(proposal)) => {
-            Ok((StatusCode::OK, Json(proposal)))
+            Ok((StatusCode::OK, Json(proposal.seen_by(caller.viewer()))))
         }
         Err(IntakeError::IdempotencyConflict) => Err(Problem::conflict(
             "idempotency_conflict",
@@ -272,22 +268,25 @@ fn parse_id(raw: &str) -> Result<ProposalId, Problem> {
         .map_err(|_| Problem::not_found(format!("no proposal has the id {raw:?}")))
 }
 
+/// Whether the caller's token asked for this proposal, first or folded in.
 fn is_own(caller: &Caller, proposal: &Proposal) -> bool {
-    matches!(&proposal.requester, Requester::Integration { token_id, .. } if *token_id == caller.0.id)
+    proposal
+        .requesters()
+        .any(|r| matches!(r, Requester::Integration { token_id, .. } if *token_id == caller.0.id))
 }
 
 /// Read one proposal: `read`, or a proposing token for its own.
 #[utoipa::path(
     get, path = "/v1/proposals/{id}", tag = "proposals",
     params(("id" = String, Path, description = "Proposal id")),
-    responses((status = 200, body = Proposal), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = ProposalView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<Json<Proposal>, Problem> {
+) -> Result<Json<ProposalView>, Problem> {
     let proposes = caller.0.has(Scope::ProposeSuspend) || caller.0.has(Scope::ProposeRestore);
     if !caller.0.has(Scope::Read) && !proposes {
         return Err(Problem::forbidden("read"));
@@ -299,7 +298,7 @@ pub async fn get(
     if !caller.0.has(Scope::Read) && !is_own(&caller, &proposal) {
         return Err(not_found());
     }
-    Ok(Json(proposal))
+    Ok(Json(proposal.seen_by(caller.viewer())))
 }
 
 /// List proposals, newest first (`read`).
@@ -356,31 +355,33 @@ pub async fn list(
     let next_cursor = (proposals.len() == query.limit as usize)
         .then(|| proposals.last().map(|p| p.id))
         .flatten();
+    let viewer = caller.viewer();
     Ok(Json(ProposalPage {
-        proposals,
+        proposals: proposals.iter().map(|p| p.seen_by(viewer)).collect(),
         next_cursor,
     }))
 }
 
-/// Cancel a pending proposal; only the token that proposed it may.
+/// Take back this token's request for a pending proposal: the proposal ends `cancelled` when
+/// no other requester still asks for it; otherwise only this token's request is withdrawn.
 #[utoipa::path(
     post, path = "/v1/proposals/{id}/cancel", tag = "proposals",
     params(("id" = String, Path, description = "Proposal id")),
-    responses((status = 200, body = Proposal), (status = 401, body = Problem), (status = 404, description = "No such proposal of this token's", body = Problem), (status = 409, description = "No longer pending", body = Problem)),
+    responses((status = 200, body = ProposalView), (status = 401, body = Problem), (status = 404, description = "No such proposal of this token's", body = Problem), (status = 409, description = "No longer pending", body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw): Path<String>,
-) -> Result<Json<Proposal>, Problem> {
+) -> Result<Json<ProposalView>, Problem> {
     let id = parse_id(&raw)?;
     let by = Requester::Integration {
         name: caller.0.name.clone(),
         token_id: caller.0.id.clone(),
     };
     match decisions::cancel(&state, id, &by).await {
-        Ok(proposal) => Ok(Json(proposal)),
+        Ok(proposal) => Ok(Json(proposal.seen_by(caller.viewer()))),
         Err(DecisionError::NotFound) => {
             Err(Problem::not_found(format!("no proposal has the id {id}")))
         }
@@ -392,5 +393,12 @@ pub async fn cancel(
             Err(Problem::conflict("not_pending", refusal.to_string()))
         }
         Err(DecisionError::Storage(error)) => Err(error.into()),
+        // Cancelling asks nothing of 1Password.
+        Err(error @ DecisionError::Unverified(_)) => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "onepassword_unavailable",
+            "1Password unavailable",
+            error.to_string(),
+        )),
     }
 }

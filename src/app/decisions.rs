@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::app::state::AppState;
+use crate::domain::authority::{Act, Since};
 use crate::domain::{
-    Announcement, Decider, Proposal, ProposalId, Reason, Refusal, Requester, Source, Vote,
+    Announcement, Cancel, Decider, Proposal, ProposalId, Reason, Refusal, Requester, Source, Vote,
 };
 use crate::ledger::{EventKind, Job, Tx};
+use crate::onepassword::OpError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecisionError {
@@ -20,6 +22,9 @@ pub enum DecisionError {
     NotFound,
     #[error("the ledger could not record the decision: {0}")]
     Storage(#[from] sqlx::Error),
+    /// What the decision depends on could not be read from 1Password, so it was refused.
+    #[error("countersign could not read the user's state from 1Password ({0}), so it cannot tell whether the approval still stands; nothing was changed. Try again.")]
+    Unverified(OpError),
 }
 
 fn actor(decider: &Decider) -> String {
@@ -128,7 +133,7 @@ pub(crate) async fn record_approval(
     // committed before it, whatever the clock of the replica that recorded those.
     let at = tx.decision_time(&proposal.target.id, now).await?;
     let vote = proposal
-        .approve(decider, at)
+        .approve(decider, &state.policy, at)
         .map_err(DecisionError::Refused)?;
     let approval = proposal
         .approvals
@@ -192,7 +197,7 @@ pub async fn may_decide(
         .await?
         .ok_or(DecisionError::NotFound)?;
     proposal
-        .check_decider(decider, Utc::now())
+        .may(decider, Act::Deny, &state.policy, Utc::now())
         .map_err(DecisionError::Refused)?;
     Ok(proposal)
 }
@@ -207,7 +212,7 @@ pub async fn deny(
     // Read the clock once the write lock is held: the decision commits at about this time.
     let now = Utc::now();
     let mut proposal = load(&mut tx, id).await?;
-    match proposal.deny(decider, reason.clone(), now) {
+    match proposal.deny(decider, reason.clone(), &state.policy, now) {
         Ok(()) => {}
         Err(refusal @ Refusal::Expired(_)) => {
             expire_in(state, tx, proposal, now).await?;
@@ -297,17 +302,15 @@ pub async fn cancel(
     // Read the clock once the write lock is held: the decision commits at about this time.
     let now = Utc::now();
     let mut proposal = load(&mut tx, id).await?;
-    proposal.cancel(by).map_err(DecisionError::Refused)?;
-    tx.append(
-        Some(id),
-        EventKind::ProposalCancelled,
-        &by.actor(),
-        json!({}),
-        now,
-    )
-    .await?;
+    let kind = match proposal.cancel(by).map_err(DecisionError::Refused)? {
+        Cancel::Cancelled => EventKind::ProposalCancelled,
+        // Others still ask for it: only this request is taken back, and the proposal waits.
+        Cancel::Withdrawn => EventKind::ProposalRequestWithdrawn,
+    };
+    tx.append(Some(id), kind, &by.actor(), json!({}), now)
+        .await?;
     finish(state, tx, &proposal, now).await?;
-    tracing::info!(proposal_id = %id, "proposal cancelled");
+    tracing::info!(proposal_id = %id, event = kind.as_str(), "requester took their request back");
     Ok(proposal)
 }
 
@@ -332,11 +335,37 @@ pub async fn retry(
     id: ProposalId,
     decider: &Decider,
 ) -> Result<Proposal, DecisionError> {
+    // Who may retry is settled before 1Password is asked anything; then the user's state now,
+    // read outside the write lock, tells whether the approval still stands.
+    let seen = state
+        .ledger
+        .proposal(id)
+        .await?
+        .ok_or(DecisionError::NotFound)?;
+    let unread = Act::Retry(Since::default());
+    seen.may(decider, unread, &state.policy, Utc::now())
+        .map_err(DecisionError::Refused)?;
+    let state_now = match state.onepassword.get_user(&seen.target.id).await {
+        Ok(user) => Some(user.state),
+        // Gone from the account: nothing the approval was about is left.
+        Err(OpError::NotFound) => {
+            return Err(DecisionError::Refused(Refusal::UserChangedSinceApproval(
+                seen.action,
+            )))
+        }
+        Err(error) => return Err(DecisionError::Unverified(error)),
+    };
     let mut tx = state.ledger.begin().await?;
     // Read the clock once the write lock is held: the decision commits at about this time.
     let now = Utc::now();
     let mut proposal = load(&mut tx, id).await?;
-    proposal.retry(decider).map_err(DecisionError::Refused)?;
+    let since = Since {
+        user_changed_at: tx.last_change_of(&proposal.target.id, id).await?,
+        state_now,
+    };
+    proposal
+        .retry(decider, since, &state.policy, now)
+        .map_err(DecisionError::Refused)?;
     // An old failure must not undo a later decision about the same user.
     if let Some(newer) = tx.newer_proposal_for(&proposal.target.id, id).await? {
         return Err(DecisionError::Refused(Refusal::Superseded(newer)));

@@ -9,8 +9,8 @@ use serde_json::json;
 use crate::app::decisions::{self, DecisionError};
 use crate::app::state::AppState;
 use crate::domain::{
-    Action, Announcement, Decider, Email, Evidence, Execution, OnePasswordUserId, Proposal,
-    ProposalId, Reason, Requester, Source, Status, Target,
+    Action, Announcement, CallbackUrl, Decider, Email, Evidence, Execution, Folded,
+    OnePasswordUserId, Proposal, ProposalId, Reason, Requester, Source, Status, Target,
 };
 use crate::ledger::{EventKind, Job, Tx};
 use crate::onepassword::{OpError, User};
@@ -31,7 +31,7 @@ pub struct NewProposal {
     pub user: UserRef,
     pub reason: Reason,
     pub source: Source,
-    pub callback_url: Option<String>,
+    pub callback_url: Option<CallbackUrl>,
 }
 
 /// An `Idempotency-Key` as a token sent it, with the SHA-256 of the raw body.
@@ -236,8 +236,10 @@ pub async fn propose(
                         Err(DecisionError::Storage(error)) => {
                             return Err(IntakeError::Storage(error))
                         }
-                        Err(DecisionError::NotFound) => {
-                            unreachable!("the proposal was just created")
+                        Err(DecisionError::NotFound | DecisionError::Unverified(_)) => {
+                            unreachable!(
+                                "the proposal was just created, and a vote asks 1Password nothing"
+                            )
                         }
                     }
                 }
@@ -249,7 +251,8 @@ pub async fn propose(
         let id = match &intake {
             Intake::Created(p) | Intake::FoldedInto(p) | Intake::Replayed(p) => p.id,
         };
-        tx.remember_idempotency_key(&key.token_id, &key.key, &key.body_sha256, id, now)
+        let expired = now - KEY_LIFETIME;
+        tx.remember_idempotency_key(&key.token_id, &key.key, &key.body_sha256, id, now, expired)
             .await?;
     }
     tx.commit().await?;
@@ -273,8 +276,11 @@ async fn create(
         target,
         reason: new.reason,
         requester,
+        also_requested_by: vec![],
+        withdrawn: vec![],
         source: new.source,
         evidence: vec![],
+        evidence_not_kept: 0,
         approvals: vec![],
         denial: None,
         created_at: now,
@@ -286,7 +292,9 @@ async fn create(
         superseded_by: None,
     };
     tx.insert_proposal(&proposal, now).await?;
-    let payload = serde_json::to_value(&proposal).expect("a proposal always serializes");
+    let mut payload = serde_json::to_value(&proposal).expect("a proposal always serializes");
+    // The ledger names a callback URL by its host and hash: the URL itself is a secret.
+    payload["callback_url"] = json!(proposal.callback_url.as_ref().map(CallbackUrl::reference));
     tx.append(
         Some(proposal.id),
         EventKind::ProposalCreated,
@@ -359,30 +367,52 @@ async fn fold_in(
     new: NewProposal,
     now: DateTime<Utc>,
 ) -> Result<Intake, IntakeError> {
+    let before = pending.clone();
+    let callback = new.callback_url.as_ref().map(CallbackUrl::reference);
     let evidence = Evidence {
         source: new.source,
         reason: new.reason,
         at: now,
+        by: Some(requester.clone()),
     };
-    let payload = json!({"evidence": evidence, "requester": requester});
+    let payload = json!({"evidence": evidence, "requester": requester, "callback": callback});
     let fact = Announcement::EvidenceAdded {
         platform: evidence.source.platform.clone(),
         reason: evidence.reason.as_str().to_owned(),
     };
-    pending
-        .fold_in(evidence)
+    let folded = pending
+        .fold_in(evidence, new.callback_url)
         .expect("a pending proposal takes evidence");
-    tx.save_proposal(&pending, now).await?;
-    tx.append(
-        Some(pending.id),
-        EventKind::ProposalEvidenceAdded,
-        &requester.actor(),
-        payload,
-        now,
-    )
-    .await?;
-    tx.enqueue(pending.id, Job::Announce { fact }, now).await?;
-    tx.enqueue(pending.id, Job::UpdateCard, now).await?;
-    tracing::info!(proposal_id = %pending.id, "report folded into a pending proposal");
+    let kept = folded == Folded::Added;
+    // A report that keeps no evidence still records a new requester (or their callback).
+    let joined = pending.also_requested_by != before.also_requested_by
+        || pending.callback_url != before.callback_url
+        || pending.withdrawn != before.withdrawn;
+    if kept || joined || folded == Folded::Counted {
+        tx.save_proposal(&pending, now).await?;
+    }
+    if kept || joined {
+        let payload = if kept {
+            payload
+        } else {
+            json!({
+                "requester": requester, "callback": callback,
+                "evidence_kept": false, "repeated_alert": folded == Folded::Repeated,
+            })
+        };
+        tx.append(
+            Some(pending.id),
+            EventKind::ProposalEvidenceAdded,
+            &requester.actor(),
+            payload,
+            now,
+        )
+        .await?;
+        tx.enqueue(pending.id, Job::UpdateCard, now).await?;
+    }
+    if kept {
+        tx.enqueue(pending.id, Job::Announce { fact }, now).await?;
+    }
+    tracing::info!(proposal_id = %pending.id, ?folded, "report folded into a pending proposal");
     Ok(Intake::FoldedInto(pending))
 }

@@ -1,7 +1,7 @@
 //! Who is asking to decide: a Slack account as the adapter resolved it at click time, and
 //! whether it is a colleague who may decide at all (DESIGN §2, "who counts as a person").
 
-use super::{Email, Refusal, SlackUserId};
+use super::{Email, SlackUserId};
 
 /// A Slack user asking to approve, deny or retry: `is_approver` is the policy's answer at
 /// click time, `email` their profile email (None when Slack shows none), `standing` what
@@ -13,27 +13,6 @@ pub struct Decider {
     pub email: Option<Email>,
     pub is_approver: bool,
     pub standing: Standing,
-}
-
-impl Decider {
-    /// Whether this person may ask for an action about the user with `target` email outside
-    /// a proposal (the drift alert's button): a colleague and an approver, with a readable
-    /// email that is not the target's. Fails closed when the target's email is unknown.
-    pub fn may_act_on(&self, target: Option<&Email>) -> Result<(), Refusal> {
-        if self.standing != Standing::Colleague {
-            return Err(Refusal::NotAColleague(self.standing));
-        }
-        if !self.is_approver {
-            return Err(Refusal::NotAnApprover);
-        }
-        let Some(email) = &self.email else {
-            return Err(Refusal::NoEmail);
-        };
-        if target.is_none_or(|target| target == email) {
-            return Err(Refusal::IsTarget);
-        }
-        Ok(())
-    }
 }
 
 /// What kind of account Slack says a user is. Only a colleague may decide, even when the

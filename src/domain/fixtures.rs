@@ -3,9 +3,20 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{
-    Action, Email, Execution, OnePasswordUserId, Proposal, ProposalId, Reason, Requester,
-    SlackUserId, Source, Status, Target, UserState,
+    Action, Decider, Email, Execution, OnePasswordUserId, Proposal, ProposalId, Reason, Requester,
+    SlackUserId, Source, Standing, Status, Target, UserState,
 };
+
+/// A colleague the policy lists as an approver.
+pub fn approver(id: &str, email: &str) -> Decider {
+    Decider {
+        slack_user_id: SlackUserId::parse(id).unwrap(),
+        name: id.into(),
+        email: Some(Email::parse(email).unwrap()),
+        is_approver: true,
+        standing: Standing::Colleague,
+    }
+}
 
 /// 2026-11-25 12:00 UTC plus `minutes`: a fixed clock so expiry is deterministic.
 pub fn at(minutes: i64) -> DateTime<Utc> {
@@ -33,11 +44,14 @@ pub fn proposal(action: Action, required: u32) -> Proposal {
             slack_user_id: SlackUserId::parse("U0REQ").unwrap(),
             name: "Rita".into(),
         },
+        also_requested_by: vec![],
+        withdrawn: vec![],
         source: Source {
             platform: "tines".into(),
             ..Source::default()
         },
         evidence: vec![],
+        evidence_not_kept: 0,
         approvals_required: required,
         approvals: vec![],
         denial: None,

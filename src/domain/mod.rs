@@ -3,6 +3,8 @@
 //! what the domain decides.
 
 mod announcement;
+pub mod authority;
+mod callback;
 mod decider;
 pub mod drift;
 mod email;
@@ -15,15 +17,21 @@ mod proposal;
 mod reason;
 mod refusal;
 mod schema;
+mod text;
+mod view;
 
 pub use announcement::Announcement;
+pub use callback::CallbackUrl;
 pub use decider::{Decider, Standing};
 pub use email::Email;
 pub use ids::{AccountId, OnePasswordUserId, ProposalId, SlackUserId};
 pub use lifecycle::{Action, Confidence, Outcome, Status, UserState};
 pub use policy::{parse_duration, AutoApproveRule, Members, Policy, PolicyError};
 pub use proposal::{
-    Approval, Denial, Evidence, Execution, Proposal, Requester, SlackRef, Source, Target, Vote,
+    Approval, Cancel, Denial, Evidence, Execution, Folded, FurtherRequest, Proposal, Requester,
+    SlackRef, Source, Target, Vote, MAX_EVIDENCE,
 };
 pub use reason::Reason;
 pub use refusal::Refusal;
+pub use text::check_free_text;
+pub use view::{EvidenceView, ProposalView, RequesterView, Viewer};

@@ -4,8 +4,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::decider::{Decider, Standing};
+use super::authority::{self, Act, Case, Since};
+use super::callback::CallbackUrl;
+use super::decider::Decider;
 use super::lifecycle::{Action, Confidence, Outcome, Status, UserState};
+use super::policy::Policy;
 use super::refusal::Refusal;
 use super::{Email, OnePasswordUserId, ProposalId, Reason, SlackUserId};
 
@@ -17,7 +20,7 @@ pub struct Target {
     pub state: UserState,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Requester {
     /// An automation token; `token_id` is the token's public id, never its secret.
@@ -29,6 +32,29 @@ pub enum Requester {
 }
 
 impl Requester {
+    /// Whether two requesters are the same asker: the same token, or the same Slack user.
+    pub fn same_as(&self, other: &Requester) -> bool {
+        match (self, other) {
+            (
+                Requester::Integration { token_id: a, .. },
+                Requester::Integration { token_id: b, .. },
+            ) => a == b,
+            (
+                Requester::SlackUser {
+                    slack_user_id: a, ..
+                },
+                Requester::SlackUser {
+                    slack_user_id: b, ..
+                },
+            ) => a == b,
+            _ => false,
+        }
+    }
+
+    pub fn is_slack_user(&self, user: &SlackUserId) -> bool {
+        matches!(self, Requester::SlackUser { slack_user_id, .. } if slack_user_id == user)
+    }
+
     /// How the ledger names this requester (`integration:<name>`, `slack:<id>`).
     pub fn actor(&self) -> String {
         match self {
@@ -55,11 +81,23 @@ pub struct Source {
 }
 
 /// A further report about the same user and action, folded into a pending proposal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     pub source: Source,
     pub reason: Reason,
     pub at: DateTime<Utc>,
+    /// Who reported it (absent in evidence recorded before requesters were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Requester>,
+}
+
+/// Someone else who asked for the same action while it was pending: a requester too, with
+/// their own callback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FurtherRequest {
+    pub requester: Requester,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<CallbackUrl>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -93,22 +131,35 @@ pub struct SlackRef {
     pub ts: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
     pub id: ProposalId,
     pub action: Action,
     pub status: Status,
     pub target: Target,
     pub reason: Reason,
+    /// Who asked first.
     pub requester: Requester,
+    /// Everyone else who asked for the same action while it was pending (a `/restore` or a
+    /// report folded in): each is a requester too, so none of them counts as an approver
+    /// where a requester may not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_requested_by: Vec<FurtherRequest>,
+    /// Requesters (by [`Requester::actor`]) who withdrew their request while others still
+    /// asked; they stay requesters for who may approve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawn: Vec<String>,
     pub source: Source,
     pub evidence: Vec<Evidence>,
+    /// Reports beyond [`MAX_EVIDENCE`], counted but not kept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub evidence_not_kept: u32,
     pub approvals_required: u32,
     pub approvals: Vec<Approval>,
     pub denial: Option<Denial>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    pub callback_url: Option<String>,
+    pub callback_url: Option<CallbackUrl>,
     pub execution: Execution,
     pub slack: Option<SlackRef>,
     /// The policy rule that approved this proposal, when no human did.
@@ -117,6 +168,34 @@ pub struct Proposal {
     /// The newer proposal for the same user whose approval ended this one `superseded`.
     #[serde(default)]
     pub superseded_by: Option<ProposalId>,
+}
+
+/// The evidence a proposal keeps; later reports are counted, not stored, so one caller cannot
+/// grow a proposal without bound.
+pub const MAX_EVIDENCE: usize = 100;
+
+/// What became of a further report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Folded {
+    /// Kept as evidence.
+    Added,
+    /// It repeats an alert the proposal already holds: nothing new to keep.
+    Repeated,
+    /// The evidence kept is full: counted in `evidence_not_kept`.
+    Counted,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What a requester's cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// Nobody else asked: the proposal ended.
+    Cancelled,
+    /// Others still ask: only this request was taken back.
+    Withdrawn,
 }
 
 /// What an accepted approval did.
@@ -139,48 +218,39 @@ impl Proposal {
         now >= self.expires_at
     }
 
-    /// Checks that `decider` may approve or deny this proposal now (DESIGN §2 table).
-    pub fn check_decider(&self, decider: &Decider, now: DateTime<Utc>) -> Result<(), Refusal> {
-        if self.status != Status::Pending {
-            return Err(Refusal::NotPending(self.status));
-        }
-        if self.is_expired(now) {
-            return Err(Refusal::Expired(self.expires_at));
-        }
-        self.check_person(decider)
-    }
-
-    /// Who may act on this proposal at all, pending or not: a colleague of the workspace who
-    /// is an approver, with a readable email that is not the target's.
-    fn check_person(&self, decider: &Decider) -> Result<(), Refusal> {
-        if decider.standing != Standing::Colleague {
-            return Err(Refusal::NotAColleague(decider.standing));
-        }
-        if !decider.is_approver {
-            return Err(Refusal::NotAnApprover);
-        }
-        // Fail closed: without an email we cannot tell whether this is the target.
-        let Some(email) = &decider.email else {
-            return Err(Refusal::NoEmail);
+    /// May `decider` take `act` on this proposal now? [`authority::may`] decides, for every
+    /// path that acts on a proposal.
+    pub fn may(
+        &self,
+        decider: &Decider,
+        act: Act,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
+        let case = Case {
+            action: self.action,
+            status: self.status,
+            expires_at: self.expires_at,
+            target_email: &self.target.email,
+            target_state: self.target.state,
+            approved_at: self.approved_at(),
+            asked: self.is_requested_by(&decider.slack_user_id),
+            approved: self
+                .approvals
+                .iter()
+                .any(|a| a.slack_user_id == decider.slack_user_id),
         };
-        if *email == self.target.email {
-            return Err(Refusal::IsTarget);
-        }
-        Ok(())
+        authority::may(decider, act, &case, policy, now)
     }
 
-    pub fn approve(&mut self, decider: &Decider, now: DateTime<Utc>) -> Result<Vote, Refusal> {
-        self.check_decider(decider, now)?;
-        if self.action == Action::Restore && self.is_requested_by(&decider.slack_user_id) {
-            return Err(Refusal::IsRequester);
-        }
-        if self
-            .approvals
-            .iter()
-            .any(|a| a.slack_user_id == decider.slack_user_id)
-        {
-            return Err(Refusal::AlreadyApproved);
-        }
+    /// `decider` approves, if [`authority::may`] lets them.
+    pub fn approve(
+        &mut self,
+        decider: &Decider,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<Vote, Refusal> {
+        self.may(decider, Act::Approve, policy, now)?;
         self.approvals.push(Approval {
             slack_user_id: decider.slack_user_id.clone(),
             name: decider.name.clone(),
@@ -214,9 +284,10 @@ impl Proposal {
         &mut self,
         decider: &Decider,
         reason: Reason,
+        policy: &Policy,
         now: DateTime<Utc>,
     ) -> Result<(), Refusal> {
-        self.check_decider(decider, now)?;
+        self.may(decider, Act::Deny, policy, now)?;
         self.denial = Some(Denial {
             slack_user_id: Some(decider.slack_user_id.clone()),
             name: decider.name.clone(),
@@ -258,14 +329,64 @@ impl Proposal {
         Ok(())
     }
 
-    /// A further report about the same user and action joins this proposal as evidence; it
-    /// changes no approvals, TTL or callback.
-    pub fn fold_in(&mut self, evidence: Evidence) -> Result<(), Refusal> {
+    /// A further report about the same user and action: its author becomes one of this
+    /// proposal's requesters, with their own callback (a requester who withdrew and reports
+    /// again asks again), and the report joins as evidence unless it repeats an alert the
+    /// proposal holds or the evidence kept is full. It changes no approvals or TTL.
+    pub fn fold_in(
+        &mut self,
+        evidence: Evidence,
+        callback_url: Option<CallbackUrl>,
+    ) -> Result<Folded, Refusal> {
         if self.status != Status::Pending {
             return Err(Refusal::NotPending(self.status));
         }
+        if let Some(by) = &evidence.by {
+            self.join(by, callback_url);
+        }
+        if self.holds_alert(&evidence.source) {
+            return Ok(Folded::Repeated);
+        }
+        if self.evidence.len() >= MAX_EVIDENCE {
+            self.evidence_not_kept = self.evidence_not_kept.saturating_add(1);
+            return Ok(Folded::Counted);
+        }
         self.evidence.push(evidence);
-        Ok(())
+        Ok(Folded::Added)
+    }
+
+    fn join(&mut self, by: &Requester, callback_url: Option<CallbackUrl>) {
+        self.withdrawn.retain(|actor| *actor != by.actor());
+        let slot = if self.requester.same_as(by) {
+            Some(&mut self.callback_url)
+        } else {
+            self.also_requested_by
+                .iter_mut()
+                .find(|f| f.requester.same_as(by))
+                .map(|f| &mut f.callback_url)
+        };
+        match slot {
+            // A requester's first callback is kept; a later one does not replace it.
+            Some(slot) => {
+                if slot.is_none() {
+                    *slot = callback_url;
+                }
+            }
+            None => self.also_requested_by.push(FurtherRequest {
+                requester: by.clone(),
+                callback_url,
+            }),
+        }
+    }
+
+    /// Whether a report with this source repeats an alert the proposal already holds.
+    fn holds_alert(&self, source: &Source) -> bool {
+        let Some(alert) = &source.alert_id else {
+            return false;
+        };
+        std::iter::once(&self.source)
+            .chain(self.evidence.iter().map(|e| &e.source))
+            .any(|held| held.alert_id.as_ref() == Some(alert) && held.platform == source.platform)
     }
 
     pub fn expire(&mut self, now: DateTime<Utc>) -> Result<(), Refusal> {
@@ -279,15 +400,21 @@ impl Proposal {
         Ok(())
     }
 
-    pub fn cancel(&mut self, by: &Requester) -> Result<(), Refusal> {
-        if !self.same_requester(by) {
+    /// A requester takes their request back: the proposal ends `cancelled` when nobody else
+    /// still asks for it; otherwise only their request is withdrawn and the proposal waits.
+    pub fn cancel(&mut self, by: &Requester) -> Result<Cancel, Refusal> {
+        if !self.live_requesters().any(|r| r.same_as(by)) {
             return Err(Refusal::NotRequester);
         }
         if self.status != Status::Pending {
             return Err(Refusal::NotPending(self.status));
         }
+        if self.live_requesters().any(|r| !r.same_as(by)) {
+            self.withdrawn.push(by.actor());
+            return Ok(Cancel::Withdrawn);
+        }
         self.status = Status::Cancelled;
-        Ok(())
+        Ok(Cancel::Cancelled)
     }
 
     /// An attempt at the action begins: an approved (or retried) proposal starts executing,
@@ -316,37 +443,49 @@ impl Proposal {
         self.execution.at = Some(now);
     }
 
-    /// An approver asks to run a failed execution again; no new approvals are needed.
-    pub fn retry(&mut self, decider: &Decider) -> Result<(), Refusal> {
-        if self.status != Status::Failed {
-            return Err(Refusal::NotFailed(self.status));
-        }
-        // A retry acts on the user as a decision does: the same identity rules apply.
-        self.check_person(decider)?;
+    /// An approver asks to run a failed execution again; no new approvals are needed, but the
+    /// approval must still stand: the user unchanged since, and younger than the action's TTL.
+    pub fn retry(
+        &mut self,
+        decider: &Decider,
+        since: Since,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
+        self.may(decider, Act::Retry(since), policy, now)?;
         self.status = Status::Approved;
         Ok(())
     }
 
-    pub fn is_requested_by(&self, user: &SlackUserId) -> bool {
-        matches!(&self.requester, Requester::SlackUser { slack_user_id, .. } if slack_user_id == user)
+    /// Everyone who asked for this proposal: the first requester, then those folded in.
+    pub fn requesters(&self) -> impl Iterator<Item = &Requester> {
+        std::iter::once(&self.requester).chain(self.also_requested_by.iter().map(|f| &f.requester))
     }
 
-    fn same_requester(&self, other: &Requester) -> bool {
-        match (&self.requester, other) {
-            (
-                Requester::Integration { token_id: a, .. },
-                Requester::Integration { token_id: b, .. },
-            ) => a == b,
-            (
-                Requester::SlackUser {
-                    slack_user_id: a, ..
-                },
-                Requester::SlackUser {
-                    slack_user_id: b, ..
-                },
-            ) => a == b,
-            _ => false,
-        }
+    /// The requesters who still ask for it.
+    pub fn live_requesters(&self) -> impl Iterator<Item = &Requester> {
+        self.requesters()
+            .filter(|r| !self.withdrawn.contains(&r.actor()))
+    }
+
+    /// Where the outcome goes: each requester who still asks and gave a callback, with the
+    /// token that gave it.
+    pub fn callbacks(&self) -> Vec<(&Requester, &CallbackUrl)> {
+        let first = self.callback_url.as_ref().map(|url| (&self.requester, url));
+        let further = self
+            .also_requested_by
+            .iter()
+            .filter_map(|f| f.callback_url.as_ref().map(|url| (&f.requester, url)));
+        first
+            .into_iter()
+            .chain(further)
+            .filter(|(r, _)| !self.withdrawn.contains(&r.actor()))
+            .collect()
+    }
+
+    /// Whether this Slack user asked for this proposal, first or folded in.
+    pub fn is_requested_by(&self, user: &SlackUserId) -> bool {
+        self.requesters().any(|r| r.is_slack_user(user))
     }
 
     /// The event a callback should announce now: the proposal has a callback_url and has just
@@ -361,7 +500,7 @@ impl Proposal {
                 | Status::Cancelled
                 | Status::Superseded
         );
-        (announced && self.callback_url.is_some()).then_some(self.status)
+        (announced && !self.callbacks().is_empty()).then_some(self.status)
     }
 
     /// When the proposal became approved: its last approval, or its creation when a policy

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::decider::Standing;
-use super::{ProposalId, Status};
+use super::{Action, ProposalId, Status};
 
 /// Why a transition was refused. The text is shown to the person who asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,8 +16,8 @@ pub enum Refusal {
     NoEmail,
     #[error("You cannot decide about your own account.")]
     IsTarget,
-    #[error("You requested this restore; a restore needs two approvers other than its requester.")]
-    IsRequester,
+    #[error("{}", requester_refusal(*.0))]
+    IsRequester(Action),
     #[error("You have already approved this proposal; one person counts once.")]
     AlreadyApproved,
     #[error("This proposal is already {0}; nothing was changed.")]
@@ -34,4 +34,22 @@ pub enum Refusal {
         "A newer proposal ({0}) concerns this user; act on that one instead of retrying this."
     )]
     Superseded(ProposalId),
+    #[error("The user's state changed since this {} was approved (drift, the 1Password console or another proposal), so the approval no longer stands. Propose it again instead of retrying.", noun(*.0))]
+    UserChangedSinceApproval(Action),
+    #[error("This {} was approved longer ago than its time to live, so the approval no longer stands. Propose it again instead of retrying.", noun(*.0))]
+    ApprovalTooOld(Action),
+}
+
+fn noun(action: Action) -> &'static str {
+    match action {
+        Action::Suspend => "suspension",
+        Action::Restore => "restore",
+    }
+}
+
+fn requester_refusal(action: Action) -> &'static str {
+    match action {
+        Action::Restore => "You asked for this restore; a restore needs two approvers other than its requesters (everyone who asked for it).",
+        Action::Suspend => "You asked for this suspension, and the policy does not let a requester's own vote count here (requester_counts is off, or the user is protected); another approver must decide.",
+    }
 }

@@ -34,11 +34,17 @@ impl Engine {
         }
     }
 
-    /// The text at `path` inside the JSON held in a TEXT `column`.
+    /// The text at `path` inside the JSON held in a TEXT `column`. PostgreSQL cannot turn a
+    /// JSON `\u0000` (NUL, which serde writes for it) into text, and fails the whole query on
+    /// any document holding one; such an escape is read as U+FFFD instead (the document keeps
+    /// it), so a ledger holding NUL from before free text was checked still reads.
     pub(super) fn json_text(self, column: &str, path: &[&str]) -> String {
         match self {
             Engine::Sqlite => format!("json_extract({column}, '$.{}')", path.join(".")),
-            Engine::Postgres => format!("({column}::json #>> '{{{}}}')", path.join(",")),
+            Engine::Postgres => format!(
+                "(replace({column}, E'\\\\u0000', E'\\\\ufffd')::json #>> '{{{}}}')",
+                path.join(",")
+            ),
         }
     }
 
@@ -119,7 +125,7 @@ mod tests {
         );
         assert_eq!(
             Engine::Postgres.json_text("document", &["target", "email"]),
-            "(document::json #>> '{target,email}')"
+            "(replace(document, E'\\\\u0000', E'\\\\ufffd')::json #>> '{target,email}')"
         );
     }
 }

@@ -11,7 +11,7 @@ use crate::domain::drift::direction;
 use crate::domain::UserState;
 
 use super::chain::StoredEvent;
-use super::{EventQuery, Ledger};
+use super::{storable, EventQuery, Ledger};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
@@ -38,7 +38,9 @@ async fn correlations(ledger: &Ledger) -> Result<HashMap<String, Correlation>, s
     Ok(rows
         .iter()
         .map(|r| {
-            let text = |name: &str| r.get::<Option<String>, _>(name).unwrap_or_default();
+            // NUL (recorded before free text was checked) reads as U+FFFD, as PostgreSQL
+            // extracts it: the same cell on either engine.
+            let text = |name: &str| storable(&r.get::<Option<String>, _>(name).unwrap_or_default());
             (
                 r.get("id"),
                 Correlation {
@@ -50,12 +52,23 @@ async fn correlations(ledger: &Ledger) -> Result<HashMap<String, Correlation>, s
         .collect())
 }
 
-/// Quotes a CSV field when it needs it (RFC 4180).
+/// What a spreadsheet takes a cell starting with to be a formula (or, for tab and CR, may
+/// strip before looking again).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A CSV field as a spreadsheet can open it safely: a cell that would start a formula gets a
+/// leading `'` (OWASP's advice against CSV injection: callers choose alert ids, platforms and
+/// names), then it is quoted when it needs it (RFC 4180). JSONL stays the faithful copy.
 fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(FORMULA_STARTS) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
-        value.to_owned()
+        value
     }
 }
 
@@ -143,5 +156,20 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn a_cell_a_spreadsheet_would_run_starts_with_an_apostrophe() {
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("-1"), "'-1");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\tx"), "'\tx");
+        assert_eq!(csv_field("\r=1"), "\"'\r=1\"");
+        assert_eq!(
+            csv_field("=HYPERLINK(\"https://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"https://x\"\",\"\"y\"\")\""
+        );
+        assert_eq!(csv_field("a=b"), "a=b");
     }
 }

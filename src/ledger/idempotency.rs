@@ -62,7 +62,8 @@ impl Tx {
         lookup(self.conn(), token_id, key, since).await
     }
 
-    /// Remembers a key; an expired record of the same key is replaced.
+    /// Remembers a key; an expired record of the same key is replaced, and every key older
+    /// than `expired_before` is forgotten, so the table holds one day of keys, not all of them.
     pub async fn remember_idempotency_key(
         &mut self,
         token_id: &str,
@@ -70,7 +71,12 @@ impl Tx {
         body_sha256: &str,
         proposal_id: ProposalId,
         now: DateTime<Utc>,
+        expired_before: DateTime<Utc>,
     ) -> Result<()> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= $1")
+            .bind(timestamp(expired_before))
+            .execute(self.conn())
+            .await?;
         sqlx::query(
             "INSERT INTO idempotency_keys (token_id, key, body_sha256, proposal_id, created_at)
              VALUES ($1, $2, $3, $4, $5)

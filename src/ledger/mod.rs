@@ -16,6 +16,7 @@ mod idempotency;
 mod outbox;
 mod postgres;
 mod proposals;
+mod signatures;
 mod sqlite;
 mod tokens;
 

@@ -10,9 +10,9 @@ use sqlx::Row;
 
 use super::engine::values_list;
 use super::{postgres, storable, timestamp, Engine, Ledger, Result, Tx};
-use crate::domain::{Announcement, Proposal, ProposalId};
+use crate::domain::{Announcement, Proposal, ProposalId, Requester, Viewer};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Job {
     /// Post the approval card, once.
@@ -26,8 +26,34 @@ pub enum Job {
     Announce { fact: Announcement },
     /// Carry out the approved action in 1Password.
     Execute,
-    /// Tell the proposal's callback_url what happened; `body` is fixed when the event happens.
-    Callback { event: String, body: String },
+    /// Tell a requester's callback_url what happened; `body` is fixed when the event happens,
+    /// as that requester sees the proposal. `to` is the requester's token id; none means the
+    /// first requester (and every job written before there could be others).
+    Callback {
+        event: String,
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+}
+
+/// A callback's body holds its recipient's callback URL, a secret: `Debug` leaves it out.
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::PostCard => f.write_str("PostCard"),
+            Job::UpdateCard => f.write_str("UpdateCard"),
+            Job::ThreadReply { text } => f.debug_struct("ThreadReply").field("text", text).finish(),
+            Job::Announce { fact } => f.debug_struct("Announce").field("fact", fact).finish(),
+            Job::Execute => f.write_str("Execute"),
+            Job::Callback { event, body, to } => f
+                .debug_struct("Callback")
+                .field("event", event)
+                .field("to", to)
+                .field("body", &format_args!("[{} bytes, redacted]", body.len()))
+                .finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,16 +188,25 @@ impl Tx {
         let Some(event) = proposal.callback_event() else {
             return Ok(());
         };
-        let body = serde_json::json!({"event": event.as_str(), "proposal": proposal}).to_string();
-        self.enqueue(
-            proposal.id,
-            Job::Callback {
+        for (requester, _) in proposal.callbacks() {
+            let Requester::Integration { token_id, .. } = requester else {
+                continue;
+            };
+            let viewer = Viewer {
+                token_id,
+                reads_all: false,
+            };
+            let seen = proposal.seen_by(viewer);
+            let body = serde_json::json!({"event": event.as_str(), "proposal": seen}).to_string();
+            let to = (!proposal.requester.same_as(requester)).then(|| token_id.clone());
+            let job = Job::Callback {
                 event: event.as_str().to_owned(),
                 body,
-            },
-            now,
-        )
-        .await
+                to,
+            };
+            self.enqueue(proposal.id, job, now).await?;
+        }
+        Ok(())
     }
 
     /// Marks a claimed job done; false (and nothing changed) when the claim is no longer the

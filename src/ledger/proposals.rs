@@ -135,6 +135,33 @@ impl Tx {
             .transpose()
     }
 
+    /// When the ledger last saw `user`'s state change by any path but proposal `except`: a
+    /// drift (the console, another tool) or another proposal's execution.
+    pub async fn last_change_of(
+        &mut self,
+        user: &OnePasswordUserId,
+        except: ProposalId,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<String> = sqlx::query_scalar(
+            "SELECT MAX(at) FROM (
+                 SELECT noticed_at AS at FROM drifts WHERE user_id = $1
+                 UNION ALL
+                 SELECT updated_at AS at FROM proposals
+                 WHERE target_user_id = $1 AND status = 'executed' AND id <> $2
+             ) AS changes",
+        )
+        .bind(user.as_str())
+        .bind(except.to_string())
+        .fetch_one(self.conn())
+        .await?;
+        at.map(|at| {
+            DateTime::parse_from_rfc3339(&at)
+                .map(|t| t.to_utc())
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        })
+        .transpose()
+    }
+
     /// The latest decision about the same user approved after `proposal` was, if any: its
     /// approval overtakes this one, which must then make no call (DESIGN §2).
     pub async fn newer_decision_than(&mut self, proposal: &Proposal) -> Result<Option<ProposalId>> {

@@ -16,8 +16,10 @@ use crate::metrics::Metrics;
 
 /// The most "List users" returns a page; fewer calls for a large account.
 const PAGE_SIZE: u32 = 1000;
-/// How long a listing serves email lookups. A miss always lists again.
+/// How long a listing's ids serve email lookups (each then one GET of the user).
 const DIRECTORY_FOR: Duration = Duration::from_secs(30);
+/// The least time between two listings made because an email was not found, by default.
+const MISS_RELIST_EVERY: Duration = Duration::from_secs(60);
 
 pub struct OnePassword {
     http: reqwest::Client,
@@ -25,6 +27,10 @@ pub struct OnePassword {
     tokens: Tokens,
     /// The account's users as last listed, for email lookups.
     directory: std::sync::Mutex<Option<(Instant, Vec<User>)>>,
+    /// Held while a lookup lists the account, so lookups that miss together list once.
+    listing: tokio::sync::Mutex<()>,
+    /// The least time between two listings made because an email was not found.
+    miss_relist_every: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -42,8 +48,16 @@ impl OnePassword {
             endpoints,
             tokens,
             directory: std::sync::Mutex::new(None),
+            listing: tokio::sync::Mutex::new(()),
+            miss_relist_every: MISS_RELIST_EVERY,
             metrics,
         }
+    }
+
+    /// Lists the account again for an unknown email at most once per `every` (default 60 s).
+    pub fn relisting_misses_every(mut self, every: Duration) -> Self {
+        self.miss_relist_every = every;
+        self
     }
 
     pub fn endpoints(&self) -> &Endpoints {
@@ -100,36 +114,72 @@ impl OnePassword {
     }
 
     /// Every user, listed afresh; the listing also serves the next email lookups (the drift
-    /// sweep and intake share one walk).
+    /// sweep and intake share one walk), hits and misses alike.
     pub async fn refresh_directory(&self) -> Result<Vec<User>, OpError> {
         let users = self.list_users().await?;
-        *self.directory.lock().expect("directory lock") = Some((Instant::now(), users.clone()));
+        self.remember(users.clone());
         Ok(users)
     }
 
     /// Finds a user by email. The API has no lookup by email, so this pages the list; the list
-    /// is kept briefly (then one GET per lookup) and read again on a miss, so an incident's burst
-    /// of proposals does not page the whole account for each one.
+    /// is kept briefly (then one GET per lookup), so an incident's burst of proposals does not
+    /// page the whole account for each one. An email the list lacks is unknown until the list
+    /// is older than the miss interval (60 s by default): a stream of unknown emails costs one
+    /// listing per interval, and lookups that miss together share one listing.
     pub async fn find_by_email(&self, email: &Email) -> Result<Option<User>, OpError> {
-        let find = |users: &[User]| users.iter().find(|u| u.has_email(email.as_str())).cloned();
-        let cached = match self.directory.lock().expect("directory lock").as_ref() {
-            Some((at, users)) if at.elapsed() < DIRECTORY_FOR => find(users),
-            _ => None,
-        };
-        // The listing gives the id; the user's state is read fresh, since it is what the card
-        // shows and what an action changes.
-        let cached_id = cached.and_then(|u| u.id.and_then(|id| OnePasswordUserId::parse(&id).ok()));
-        if let Some(id) = cached_id {
-            match self.get_user(&id).await {
+        let (seen, listed) = self.listed(email);
+        match listed {
+            // The listing gives the id; the user's state is read fresh, since it is what the
+            // card shows and what an action changes.
+            Listed::Known(id) => match self.get_user(&id).await {
                 Ok(user) => return Ok(Some(user)),
+                // Gone since the listing, which is then wrong about them: list again.
                 Err(OpError::NotFound) => {}
                 Err(other) => return Err(other),
-            }
+            },
+            Listed::Unknown => return Ok(None),
+            Listed::Stale => {}
+        }
+        let _one_listing_at_a_time = self.listing.lock().await;
+        // A lookup that missed while another listed reads that listing instead of its own.
+        if let Some(found) = self.in_listing_newer_than(seen, email) {
+            return Ok(found);
         }
         let users = self.list_users().await?;
-        let found = find(&users);
-        *self.directory.lock().expect("directory lock") = Some((Instant::now(), users));
+        let found = find(&users, email);
+        self.remember(users);
         Ok(found)
+    }
+
+    /// What the last listing says of `email`, and when that listing was made.
+    fn listed(&self, email: &Email) -> (Option<Instant>, Listed) {
+        let directory = self.directory.lock().expect("directory lock");
+        let Some((at, users)) = directory.as_ref() else {
+            return (None, Listed::Stale);
+        };
+        let age = at.elapsed();
+        let listed = match find(users, email) {
+            Some(user) if age < DIRECTORY_FOR => user
+                .id
+                .and_then(|id| OnePasswordUserId::parse(&id).ok())
+                .map_or(Listed::Stale, Listed::Known),
+            None if age < self.miss_relist_every => Listed::Unknown,
+            _ => Listed::Stale,
+        };
+        (Some(*at), listed)
+    }
+
+    /// The user with `email` in a listing made since the one made at `seen` (`None`: no
+    /// listing then), or `None` when there is no such listing.
+    fn in_listing_newer_than(&self, seen: Option<Instant>, email: &Email) -> Option<Option<User>> {
+        match self.directory.lock().expect("directory lock").as_ref() {
+            Some((at, users)) if Some(*at) != seen => Some(find(users, email)),
+            _ => None,
+        }
+    }
+
+    fn remember(&self, users: Vec<User>) {
+        *self.directory.lock().expect("directory lock") = Some((Instant::now(), users));
     }
 
     /// One API call, timed and counted by `endpoint`.
@@ -181,4 +231,18 @@ impl OnePassword {
             .await
             .map_err(transport_error)
     }
+}
+
+/// What the last listing says of an email.
+enum Listed {
+    /// Listed recently enough to trust the id: read the user itself.
+    Known(OnePasswordUserId),
+    /// Absent from a listing younger than the miss interval: unknown, without asking again.
+    Unknown,
+    /// No listing, or one too old to answer: list again.
+    Stale,
+}
+
+fn find(users: &[User], email: &Email) -> Option<User> {
+    users.iter().find(|u| u.has_email(email.as_str())).cloned()
 }

@@ -36,10 +36,23 @@ pub(super) fn slack_time(at: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 fn requester(proposal: &Proposal) -> String {
-    match &proposal.requester {
+    who(&proposal.requester)
+}
+
+fn who(requester: &Requester) -> String {
+    match requester {
         Requester::Integration { name, .. } => format!("automation `{}`", escape(name)),
         Requester::SlackUser { slack_user_id, .. } => format!("<@{slack_user_id}>"),
     }
+}
+
+/// Everyone who asked, first asker first: each is a requester the policy's rules apply to.
+fn requesters(proposal: &Proposal) -> String {
+    proposal
+        .requesters()
+        .map(who)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn source(proposal: &Proposal) -> String {
@@ -231,7 +244,10 @@ pub fn render(p: &Proposal) -> Card {
     );
     let fields = vec![
         md!(format!("*1Password state*\n{}", p.target.state.as_str())),
-        md!(format!("*Requested by*\n{}", requester(p))),
+        md!(format!(
+            "*Requested by*\n{}",
+            truncate(&requesters(p), 1900)
+        )),
         md!(format!("*Source*\n{}", source(p))),
         md!(format!("*Approvals*\n{}", tally(p))),
     ];

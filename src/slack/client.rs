@@ -42,16 +42,17 @@ pub struct SlackPerson {
 }
 
 impl SlackPerson {
-    /// What kind of account this is, seen from `home_team` (countersign's workspace, when
-    /// configured). Unknown flags count as their safe reading only when Slack sent them.
-    pub fn standing(&self, home_team: Option<&str>) -> Standing {
+    /// What kind of account this is, seen from `home_team` (countersign's workspace). Unknown
+    /// flags count as their safe reading only when Slack sent them; an account whose team
+    /// Slack did not say is not a colleague.
+    pub fn standing(&self, home_team: &str) -> Standing {
         if self.deactivated {
             Standing::Deactivated
         } else if self.bot {
             Standing::Bot
         } else if self.guest {
             Standing::Guest
-        } else if home_team.is_some_and(|home| self.team_id.as_deref() != Some(home)) {
+        } else if self.team_id.as_deref() != Some(home_team) {
             Standing::OtherWorkspace
         } else {
             Standing::Colleague
@@ -59,12 +60,18 @@ impl SlackPerson {
     }
 }
 
+/// The bot as `auth.test` names it.
+struct Me {
+    bot_id: String,
+    team_id: String,
+}
+
 pub struct SlackWeb {
     client: SlackClient<Connector>,
     token: SlackApiToken,
     metrics: Arc<Metrics>,
-    /// The bot's own `bot_id`, from `auth.test`, read once.
-    bot_id: tokio::sync::OnceCell<String>,
+    /// Who the bot is, from `auth.test`, read once.
+    me: tokio::sync::OnceCell<Me>,
     /// chat.postMessage pacing per channel.
     pacer: Pacer,
 }
@@ -143,7 +150,7 @@ impl SlackWeb {
             client: SlackClient::new(connector),
             token: SlackApiToken::new(SlackApiTokenValue(bot_token.to_owned())),
             metrics,
-            bot_id: tokio::sync::OnceCell::new(),
+            me: tokio::sync::OnceCell::new(),
             pacer: Pacer::new(post_every),
         }
     }
@@ -264,20 +271,36 @@ impl SlackWeb {
         Ok(response.ts.0)
     }
 
-    /// The bot's own `bot_id`, asked of `auth.test` once.
-    async fn own_bot_id(&self) -> Result<&str, SlackError> {
-        self.bot_id
+    /// The bot's `bot_id` and workspace, asked of `auth.test` once. Both are required: a token
+    /// that is not a bot's, or that names no workspace, is refused.
+    async fn me(&self) -> Result<&Me, SlackError> {
+        self.me
             .get_or_try_init(|| async {
                 let session = self.client.open_session(&self.token);
                 let me = self.call("auth.test", || session.auth_test()).await?;
-                me.bot_id.map(|b| b.0).ok_or_else(|| SlackError {
+                let refused = |message: &str| SlackError {
                     method: "auth.test",
-                    message: "the token is not a bot token".into(),
+                    message: message.into(),
                     retry_after: None,
+                };
+                Ok(Me {
+                    bot_id: me
+                        .bot_id
+                        .map(|b| b.0)
+                        .ok_or_else(|| refused("the token is not a bot token"))?,
+                    team_id: me.team_id.0,
                 })
             })
             .await
-            .map(String::as_str)
+    }
+
+    async fn own_bot_id(&self) -> Result<&str, SlackError> {
+        self.me().await.map(|me| me.bot_id.as_str())
+    }
+
+    /// The workspace the bot belongs to: countersign's own, whose full members are colleagues.
+    pub async fn own_team_id(&self) -> Result<&str, SlackError> {
+        self.me().await.map(|me| me.team_id.as_str())
     }
 
     /// The `ts` of the card for `proposal_id` in `channel` since `oldest`: a message the bot

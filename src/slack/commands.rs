@@ -16,6 +16,7 @@ use super::card;
 use super::command::{self, Command, Listing};
 use super::interactions::{authenticate, wrong_team};
 use super::mrkdwn::escape;
+use super::signature;
 use crate::app::intake::{self, Intake, IntakeError, NewProposal, UserRef};
 use crate::app::state::AppState;
 use crate::domain::{Action, Email, Proposal, Reason, Requester, SlackUserId, Source, Status};
@@ -66,11 +67,18 @@ pub fn message_link(channel: &str, ts: &str) -> String {
 #[utoipa::path(
     post, path = "/slack/commands", tag = "slack",
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Slack's slash command form"),
-    responses((status = 200, description = "An ephemeral answer"), (status = 401, description = "Bad, stale or missing Slack signature"))
+    responses((status = 200, description = "An ephemeral answer (a request delivered again is answered, and does nothing)"), (status = 401, description = "Bad, stale or missing Slack signature"), (status = 503, description = "The ledger could not record the request's signature; nothing was done"))
 )]
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if authenticate(&state, &headers, &body).is_err() {
         return (StatusCode::UNAUTHORIZED, "invalid Slack signature").into_response();
+    }
+    if let Some(answer) = signature::single_use(&state.ledger, &headers, || {
+        ephemeral("countersign already received this exact command (Slack delivered it again); it was handled once, and nothing more was done.")
+    })
+    .await
+    {
+        return answer;
     }
     let Ok(slash) = serde_urlencoded::from_bytes::<SlashCommand>(&body) else {
         return (StatusCode::BAD_REQUEST, "expected a slash command form").into_response();

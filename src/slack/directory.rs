@@ -40,7 +40,8 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
 
 pub struct Directory {
     slack: Arc<SlackWeb>,
-    /// countersign's workspace (`SLACK_TEAM_ID`): members of any other are not colleagues.
+    /// countersign's workspace as configured (`SLACK_TEAM_ID`); without it, the bot's own
+    /// (`auth.test`). Members of any other workspace are not colleagues either way.
     home_team: Option<String>,
     people: Cache<SlackUserId, SlackPerson>,
     groups: Cache<String, Vec<SlackUserId>>,
@@ -100,7 +101,11 @@ impl Directory {
     ) -> Result<Decider, SlackError> {
         let person = self.person(user).await?;
         let is_approver = self.is_member(&policy.approvers, user).await?;
-        let standing = person.standing(self.home_team.as_deref());
+        let home_team = match &self.home_team {
+            Some(team) => team.as_str(),
+            None => self.slack.own_team_id().await?,
+        };
+        let standing = person.standing(home_team);
         Ok(Decider {
             slack_user_id: user.clone(),
             name: person.name,

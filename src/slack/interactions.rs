@@ -65,6 +65,16 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Byt
         )
             .into_response();
     }
+    // A "Propose suspension again" request is single use: delivered again, it does nothing.
+    // (Approve, deny and retry are idempotent by themselves.)
+    let proposes_again = matches!(&interaction, Interaction::BlockActions(event)
+        if event.actions.first().is_some_and(|a| a.action_id == super::drift::PROPOSE_AGAIN));
+    if proposes_again {
+        let replayed = || StatusCode::OK.into_response();
+        if let Some(answer) = signature::single_use(&state.ledger, &headers, replayed).await {
+            return answer;
+        }
+    }
     match interaction {
         Interaction::BlockActions(actions) => block_actions(&state, actions).await,
         Interaction::ViewSubmission(submission) => view_submission(&state, submission).await,
@@ -79,6 +89,7 @@ fn explain(error: &DecisionError) -> String {
         DecisionError::Storage(_) => {
             "countersign could not record that; nothing was changed. Try again.".into()
         }
+        DecisionError::Unverified(_) => error.to_string(),
     }
 }
 

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use super::reply::tell;
 use crate::app::intake::{self, Intake, NewProposal, UserRef};
 use crate::app::state::AppState;
+use crate::domain::authority;
 use crate::domain::{Action, Email, OnePasswordUserId, Reason, Requester, SlackUserId, Source};
 
 pub async fn click(
@@ -54,7 +55,7 @@ pub async fn click(
             return StatusCode::OK.into_response();
         }
     };
-    if let Err(refusal) = decider.may_act_on(email.as_ref()) {
+    if let Err(refusal) = authority::may_act_about(&decider, email.as_ref()) {
         tell(state, channel, user, refusal.to_string());
         return StatusCode::OK.into_response();
     }

@@ -12,6 +12,7 @@ use sha2::Sha256;
 
 use super::{backoff, JobResult};
 use crate::app::state::AppState;
+use crate::domain::{CallbackUrl, Proposal, Requester};
 use crate::ledger::{ClaimedJob, EventKind, Job};
 
 /// Attempts before a callback is given up (about an hour with the backoff cap).
@@ -25,24 +26,41 @@ fn signature(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The callback URL of the requester a job is for: the first requester's when `to` is none,
+/// else that token's; none once they withdrew.
+fn recipient<'a>(proposal: &'a Proposal, to: Option<&str>) -> Option<&'a CallbackUrl> {
+    proposal
+        .callbacks()
+        .into_iter()
+        .find(|(requester, _)| match to {
+            None => proposal.requester.same_as(requester),
+            Some(token) => {
+                matches!(requester, Requester::Integration { token_id, .. } if token_id == token)
+            }
+        })
+        .map(|(_, url)| url)
+}
+
 pub(super) async fn deliver(
     state: &AppState,
     claimed: &ClaimedJob,
 ) -> Result<JobResult, sqlx::Error> {
-    let Job::Callback { event, body } = &claimed.job else {
+    let Job::Callback { event, body, to } = &claimed.job else {
         unreachable!("only callbacks run in the callback lane")
     };
     let id = claimed.proposal_id;
-    let Some(url) = state
-        .ledger
-        .proposal(id)
-        .await?
-        .and_then(|p| p.callback_url)
-    else {
+    let Some(proposal) = state.ledger.proposal(id).await? else {
+        return Ok(JobResult::Abandon("the proposal is gone".into()));
+    };
+    let Some(url) = recipient(&proposal, to.as_deref()) else {
         return Ok(JobResult::Abandon(
-            "the proposal has no callback_url".into(),
+            "the requester has no callback_url (or withdrew)".into(),
         ));
     };
+    // Checked again now: a host taken off CALLBACK_ALLOWED_HOSTS is never called.
+    if let Err(refused) = url.check_allowed(&state.callback_hosts) {
+        return Ok(JobResult::Abandon(refused));
+    }
     let Some(secret) = state.callback_secret.as_deref() else {
         return Ok(JobResult::Abandon(
             "CALLBACK_SIGNING_SECRET is not set".into(),
@@ -50,7 +68,7 @@ pub(super) async fn deliver(
     };
     let sent = state
         .http
-        .post(&url)
+        .post(url.expose())
         .header("content-type", "application/json")
         .header(
             "x-countersign-signature",
@@ -72,7 +90,7 @@ pub(super) async fn deliver(
 
     let now = Utc::now();
     let mut tx = state.ledger.begin().await?;
-    let payload = json!({"event": event, "url": url, "attempt": claimed.attempts, "delivered": delivered, "answer": answer});
+    let payload = json!({"event": event, "url": url.reference(), "to": to, "attempt": claimed.attempts, "delivered": delivered, "answer": answer});
     tx.append(
         Some(id),
         EventKind::CallbackAttempted,

@@ -78,6 +78,8 @@ pub fn test_timing() -> Timing {
         slack_post_every: Duration::from_millis(10),
         // Tests that watch for drift turn the sweep on themselves.
         drift_every: None,
+        // Tests add 1Password users as they go: every unknown email lists again.
+        op_miss_relist_every: Duration::ZERO,
         ..Timing::default()
     }
 }
@@ -119,7 +121,22 @@ pub async fn spawn_app_on(op: FakeOnePassword) -> TestApp {
 /// On a SQLite file whatever engine this run is for (a ledger to copy elsewhere).
 pub async fn spawn_app_on_sqlite() -> TestApp {
     let op = FakeOnePassword::start().await;
-    spawn_app_in(POLICY, test_timing(), 10_000, 8, op, Store::Sqlite).await
+    spawn_app_in(
+        POLICY,
+        test_timing(),
+        10_000,
+        8,
+        op,
+        Store::Sqlite,
+        Some(TEAM),
+    )
+    .await
+}
+
+/// Without `SLACK_TEAM_ID`: countersign learns its workspace from the bot token (`auth.test`).
+pub async fn spawn_app_without_slack_team_id() -> TestApp {
+    let op = FakeOnePassword::start().await;
+    spawn_app_in(POLICY, test_timing(), 10_000, 8, op, Store::RunEngine, None).await
 }
 
 /// Which database a test app gets.
@@ -144,6 +161,7 @@ async fn spawn_app_against(
         op_concurrency,
         op,
         Store::RunEngine,
+        Some(TEAM),
     )
     .await
 }
@@ -155,6 +173,7 @@ async fn spawn_app_in(
     op_concurrency: usize,
     op: FakeOnePassword,
     store: Store,
+    slack_team_id: Option<&str>,
 ) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let slack = FakeSlack::start().await;
@@ -185,7 +204,7 @@ async fn spawn_app_in(
             signing_secret: SIGNING_SECRET.into(),
             channel: CHANNEL.into(),
             audit_channel: Some(AUDIT_CHANNEL.into()),
-            team_id: Some(TEAM.into()),
+            team_id: slack_team_id.map(str::to_owned),
             api_url: slack.api_url.clone(),
         },
         onepassword: OnePasswordConfig {
@@ -373,14 +392,18 @@ impl TestApp {
         self.interact(&payload).await
     }
 
-    pub async fn status(&self, proposal: &str) -> Status {
-        let id = countersign::domain::ProposalId::parse(proposal).unwrap();
+    /// The proposal as the ledger holds it now.
+    pub async fn proposal(&self, id: &str) -> countersign::domain::Proposal {
+        let id = countersign::domain::ProposalId::parse(id).unwrap();
         self.ledger
             .proposal(id)
             .await
             .unwrap()
             .expect("proposal exists")
-            .status
+    }
+
+    pub async fn status(&self, proposal: &str) -> Status {
+        self.proposal(proposal).await.status
     }
 
     /// Waits until a condition holds (the worker runs in the background).
