@@ -1,5 +1,9 @@
 # Build stage: compile the release binary.
 FROM rust:1-bookworm AS build
+# webauthn-rs verifies passkeys with OpenSSL.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libssl-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
@@ -9,7 +13,7 @@ RUN cargo build --release --locked --bin countersign
 # Runtime stage: a small image with CA certificates and a non-root user.
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home /var/lib/countersign countersign \
     && mkdir -p /var/lib/countersign && chown countersign /var/lib/countersign

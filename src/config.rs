@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// The Users API's version path segment; the API is a public preview and may move.
     #[arg(long, env = "OP_API_VERSION", default_value = "v1beta1")]
     pub op_api_version: String,
+    /// The origin approvers' browsers use to reach countersign (passkey pages); its host is
+    /// the WebAuthn relying-party id. Required when the policy asks for a passkey.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Hosts a proposal's callback_url may name, comma-separated.
     #[arg(long, env = "CALLBACK_ALLOWED_HOSTS", value_delimiter = ',')]
     pub callback_allowed_hosts: Vec<String>,
@@ -131,6 +135,8 @@ pub struct Settings {
     pub policy: Policy,
     pub callback_allowed_hosts: Vec<String>,
     pub callback_secret: Option<String>,
+    /// Where approvers' browsers reach countersign; `None` when no vote needs a passkey.
+    pub public_url: Option<url::Url>,
     pub api_rate_limit: u32,
     /// How many 1Password actions may run at once.
     pub op_concurrency: usize,
@@ -158,6 +164,10 @@ impl std::fmt::Debug for Settings {
             .field("slack", &self.slack)
             .field("onepassword", &self.onepassword)
             .field("callback_allowed_hosts", &self.callback_allowed_hosts)
+            .field(
+                "public_url",
+                &self.public_url.as_ref().map(url::Url::as_str),
+            )
             .field(
                 "callback_secret",
                 &self.callback_secret.as_ref().map(|_| "[redacted]"),
@@ -236,6 +246,31 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// `PUBLIC_URL`: an origin (scheme, host, optional port; no path) that is a secure context for
+/// WebAuthn: `https://`, or `http://localhost` for the sandbox and tests. An IP literal is not
+/// a valid relying-party id.
+fn parse_public_url(raw: Option<&str>) -> Result<Option<url::Url>, ConfigError> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let invalid = |why: &str| ConfigError::Invalid(format!("PUBLIC_URL {raw:?} {why}"));
+    let url = url::Url::parse(raw).map_err(|_| invalid("is not a URL"))?;
+    let host = match url.host() {
+        Some(url::Host::Domain(host)) => host.to_owned(),
+        Some(_) => return Err(invalid("names an IP address: a passkey needs a host name (use http://localhost:<port> on this machine)")),
+        None => return Err(invalid("names no host")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if host == "localhost" => {}
+        _ => return Err(invalid("must be https:// (http:// only for localhost)")),
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err(invalid("must be an origin, without a path"));
+    }
+    Ok(Some(url))
+}
+
 fn env_secret(name: &'static str, missing: &mut Vec<&'static str>) -> String {
     match std::env::var(name) {
         Ok(value) if !value.trim().is_empty() => value,
@@ -292,6 +327,12 @@ impl Settings {
                 "{policy_path}: no approvers: add [approvers] users or groups, or nobody could approve anything"
             )));
         }
+        let public_url = parse_public_url(args.public_url.as_deref())?;
+        if policy.needs_passkeys() && public_url.is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "{policy_path} asks for a passkey (step_up = \"passkey\"; a restore's default) but PUBLIC_URL is unset: set it to the origin approvers' browsers use to reach countersign (e.g. https://countersign.example.com), or set step_up = \"none\" and accept what that gives up"
+            )));
+        }
         Ok(Self {
             database_url: database_url.to_owned(),
             bind_addr,
@@ -316,6 +357,7 @@ impl Settings {
             },
             policy,
             callback_secret,
+            public_url,
             api_rate_limit: share(args.api_rate_limit, args.replicas),
             op_concurrency: (share(args.op_concurrency as u32, args.replicas) as usize)
                 .clamp(1, 64),
@@ -473,6 +515,7 @@ mod tests {
             policy: Policy::parse("[approvers]\nusers = [\"U0BOB\"]\n").unwrap(),
             callback_allowed_hosts: vec![],
             callback_secret: Some("callback-signing-secret".into()),
+            public_url: None,
             api_rate_limit: 600,
             op_concurrency: 8,
             timing: Timing::default(),

@@ -14,4 +14,5 @@ pub mod sandbox;
 pub mod slack;
 pub mod startup;
 pub mod telemetry;
+pub mod web;
 pub mod worker;

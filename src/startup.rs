@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use crate::api::rate_limit::RateLimiter;
 use crate::app::state::AppState;
+use crate::app::step_up::Passkeys;
 use crate::config::Settings;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
@@ -48,7 +49,17 @@ impl Application {
             token = %endpoints.token, revoke = %endpoints.revoke, users = %endpoints.users,
             "1Password Users API endpoints"
         );
+        let passkeys = settings
+            .public_url
+            .as_ref()
+            .map(|url| Passkeys::new(url).map(Arc::new))
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        for warning in settings.policy.warnings() {
+            tracing::warn!("policy: {warning}");
+        }
         let state = AppState {
+            passkeys,
             ledger,
             policy: Arc::new(settings.policy),
             onepassword,

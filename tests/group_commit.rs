@@ -25,6 +25,7 @@ async fn append(ledger: Ledger, n: usize, fail: bool) -> Result<(), sqlx::Error>
             slack_user_id: countersign::domain::SlackUserId::parse("U0BOB").unwrap(),
             name: "Bob".into(),
             at: now,
+            proof: countersign::domain::authority::Proof::Click,
         };
         tx.insert_approval(ProposalId::new(), &approval, None)
             .await?;

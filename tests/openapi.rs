@@ -6,7 +6,7 @@ mod support;
 use serde_json::Value;
 use support::app::*;
 
-const ROUTES: [(&str, &str); 12] = [
+const ROUTES: [(&str, &str); 19] = [
     ("post", "/v1/proposals"),
     ("get", "/v1/proposals"),
     ("get", "/v1/proposals/{id}"),
@@ -19,6 +19,13 @@ const ROUTES: [(&str, &str); 12] = [
     ("get", "/openapi.json"),
     ("post", "/slack/interactions"),
     ("post", "/slack/commands"),
+    ("get", "/passkey/enroll/{token}"),
+    ("post", "/passkey/enroll/{token}/options"),
+    ("post", "/passkey/enroll/{token}/finish"),
+    ("get", "/passkey/vote/{token}"),
+    ("post", "/passkey/vote/{token}/options"),
+    ("post", "/passkey/vote/{token}/finish"),
+    ("get", "/passkey/passkey.js"),
 ];
 
 async fn document(app: &TestApp) -> Value {

@@ -1,12 +1,12 @@
 //! The automation HTTP API (DESIGN §3).
 
 mod auth;
-mod body;
+pub mod body;
 mod drift;
 mod ledger;
 mod openapi;
 mod ops;
-mod problem;
+pub mod problem;
 mod proposals;
 pub mod rate_limit;
 
@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 pub use problem::{FieldError, Problem};
 
 use crate::app::state::AppState;
-use crate::slack;
+use crate::{slack, web};
 
 /// Every HTTP route, with the OpenAPI document built from the same registrations.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -36,6 +36,13 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(openapi::document))
         .routes(routes!(slack::interactions::handle))
         .routes(routes!(slack::commands::handle))
+        .routes(routes!(web::passkeys::enroll_page))
+        .routes(routes!(web::passkeys::enroll_options))
+        .routes(routes!(web::passkeys::enroll_finish))
+        .routes(routes!(web::passkeys::vote_page))
+        .routes(routes!(web::passkeys::vote_options))
+        .routes(routes!(web::passkeys::vote_finish))
+        .routes(routes!(web::passkeys::script))
         .split_for_parts();
     let router = router
         .layer(Extension(Arc::new(document.clone())))

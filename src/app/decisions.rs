@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::app::state::AppState;
-use crate::domain::authority::{Act, Since};
+use crate::domain::authority::{Act, Proof, Since};
 use crate::domain::{
     Announcement, Cancel, Decider, Proposal, ProposalId, Reason, Refusal, Requester, Source, Vote,
 };
@@ -94,6 +94,39 @@ async fn expire_in(
     Ok(())
 }
 
+/// What an approving vote proved, as the ledger records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoteProof {
+    Click,
+    Passkey {
+        credential_id: String,
+        user_verified: bool,
+    },
+}
+
+impl VoteProof {
+    fn proof(&self) -> Proof {
+        match self {
+            VoteProof::Click => Proof::Click,
+            VoteProof::Passkey { .. } => Proof::Passkey,
+        }
+    }
+
+    fn record(&self) -> serde_json::Value {
+        match self {
+            VoteProof::Click => json!({"method": "click"}),
+            VoteProof::Passkey {
+                credential_id,
+                user_verified,
+            } => {
+                json!({"method": "passkey", "credential_id": credential_id, "user_verified": user_verified})
+            }
+        }
+    }
+}
+
+/// An approving click. Where the policy asks for a passkey it counts nothing: the refusal
+/// (`PasskeyNeeded`) tells the adapter to offer the step-up link instead.
 pub async fn approve(
     state: &AppState,
     id: ProposalId,
@@ -103,7 +136,16 @@ pub async fn approve(
     // Read the clock once the write lock is held: the decision commits at about this time.
     let now = Utc::now();
     let proposal = load(&mut tx, id).await?;
-    match record_approval(state, &mut tx, proposal.clone(), decider, now).await {
+    match record_approval(
+        state,
+        &mut tx,
+        proposal.clone(),
+        decider,
+        &VoteProof::Click,
+        now,
+    )
+    .await
+    {
         Ok((approved, vote)) => {
             tx.commit().await?;
             state.wake_worker();
@@ -126,6 +168,7 @@ pub(crate) async fn record_approval(
     tx: &mut Tx,
     mut proposal: Proposal,
     decider: &Decider,
+    proof: &VoteProof,
     now: DateTime<Utc>,
 ) -> Result<(Proposal, Vote), DecisionError> {
     let id = proposal.id;
@@ -133,7 +176,7 @@ pub(crate) async fn record_approval(
     // committed before it, whatever the clock of the replica that recorded those.
     let at = tx.decision_time(&proposal.target.id, now).await?;
     let vote = proposal
-        .approve(decider, &state.policy, at)
+        .approve(decider, proof.proof(), &state.policy, at)
         .map_err(DecisionError::Refused)?;
     let approval = proposal
         .approvals
@@ -145,6 +188,7 @@ pub(crate) async fn record_approval(
     let payload = json!({
         "slack_user_id": decider.slack_user_id, "name": decider.name, "email": decider.email,
         "approvals": proposal.approvals_count(), "required": proposal.approvals_required,
+        "proof": proof.record(),
     });
     tx.append(
         Some(id),
@@ -178,6 +222,7 @@ pub(crate) async fn record_approval(
         by: decider.slack_user_id.clone(),
         count: proposal.approvals_count(),
         required: proposal.approvals_required,
+        passkey: proof.proof() == Proof::Passkey,
     };
     tx.enqueue(id, Job::Announce { fact }, now).await?;
     stage(tx, &proposal, now).await?;

@@ -227,8 +227,16 @@ pub async fn propose(
             });
             match counts {
                 Some(decider) => {
-                    match decisions::record_approval(state, &mut tx, created.clone(), decider, now)
-                        .await
+                    let click = decisions::VoteProof::Click;
+                    match decisions::record_approval(
+                        state,
+                        &mut tx,
+                        created.clone(),
+                        decider,
+                        &click,
+                        now,
+                    )
+                    .await
                     {
                         Ok((approved, _)) => Intake::Created(approved),
                         // The domain refused (say, the requester is the target): the proposal waits.

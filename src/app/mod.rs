@@ -11,7 +11,9 @@ pub mod drift_sweep;
 pub mod intake;
 pub mod lane_health;
 pub mod op_concurrency;
+pub mod relying_party;
 pub mod state;
+pub mod step_up;
 pub mod supersession;
 
 pub use lane_health::LaneHealth;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use super::relying_party::Passkeys;
 use super::{Concurrency, LaneHealth};
 use crate::api::rate_limit::RateLimiter;
 use crate::config::{SlackSettings, Timing};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub op_concurrency: Arc<Concurrency>,
     /// Which outbox lanes are running, for readiness.
     pub lanes: Arc<LaneHealth>,
+    /// The passkey relying party; `None` when `PUBLIC_URL` is unset (no vote needs one).
+    pub passkeys: Option<Arc<Passkeys>>,
 }
 
 impl AppState {

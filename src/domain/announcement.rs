@@ -13,6 +13,9 @@ pub enum Announcement {
         by: SlackUserId,
         count: u32,
         required: u32,
+        /// The vote was confirmed with the approver's passkey.
+        #[serde(default)]
+        passkey: bool,
     },
     /// Denied by an approver, or (`by: None`) ended by countersign itself.
     Denied {
@@ -32,4 +35,10 @@ pub enum Announcement {
     ExecutionFailed { error: String },
     /// A newer decision about the same user overtook this proposal.
     Superseded { by: ProposalId },
+    /// A passkey answered with a signature counter that did not advance, as a cloned one's
+    /// would; the vote was refused.
+    PossiblyClonedPasskey {
+        by: SlackUserId,
+        credential_id: String,
+    },
 }

@@ -7,17 +7,39 @@ use chrono::{DateTime, Utc};
 
 use super::decider::{Decider, Standing};
 use super::lifecycle::{Action, Status, UserState};
-use super::policy::Policy;
+use super::policy::{Policy, StepUp};
 use super::refusal::Refusal;
 use super::Email;
 
 /// What a person asks to do to a proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
-    Approve,
+    /// An approving vote, with what it proves beyond the Slack session.
+    Approve(Proof),
     Deny,
     /// Run a failed execution again, knowing what became of the user since.
     Retry(Since),
+}
+
+/// What an approving vote proves beyond the Slack session that cast it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Proof {
+    /// A click in Slack: the session is the whole proof.
+    #[default]
+    Click,
+    /// The approver's own passkey, user verification required (DESIGN: step-up).
+    Passkey,
 }
 
 /// What became of a proposal's user since it was approved, for a retry to know whether the
@@ -60,7 +82,7 @@ pub fn may(
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
     match act {
-        Act::Approve | Act::Deny => {
+        Act::Approve(_) | Act::Deny => {
             if case.status != Status::Pending {
                 return Err(Refusal::NotPending(case.status));
             }
@@ -76,12 +98,16 @@ pub fn may(
     may_act_about(decider, Some(case.target_email))?;
     // A vote and a retry both put the action in motion: a requester's counts only where the
     // policy lets a requester's own command count. A requester may always deny.
-    let votes = matches!(act, Act::Approve | Act::Retry(_));
+    let votes = matches!(act, Act::Approve(_) | Act::Retry(_));
     if votes && case.asked && !policy.requester_counts(case.action, case.target_email, true) {
         return Err(Refusal::IsRequester(case.action));
     }
-    if act == Act::Approve && case.approved {
+    if matches!(act, Act::Approve(_)) && case.approved {
         return Err(Refusal::AlreadyApproved);
+    }
+    // Checked last: whoever may not vote at all hears why, not how to prove a vote.
+    if act == Act::Approve(Proof::Click) && policy.step_up(case.action) == StepUp::Passkey {
+        return Err(Refusal::PasskeyNeeded(case.action));
     }
     if let Act::Retry(since) = act {
         let changed = since
@@ -137,7 +163,7 @@ mod tests {
         });
         let bob = approver("U0BOB", "bob@example.com");
         assert_eq!(
-            p.may(&bob, Act::Approve, &Policy::default(), at(1)),
+            p.may(&bob, Act::Approve(Proof::Click), &Policy::default(), at(1)),
             Err(Refusal::IsRequester(Action::Restore))
         );
     }
@@ -147,13 +173,43 @@ mod tests {
         let p = proposal(Action::Suspend, 1);
         let rita = approver("U0REQ", "rita@example.com");
         assert_eq!(
-            p.may(&rita, Act::Approve, &Policy::default(), at(1)),
+            p.may(&rita, Act::Approve(Proof::Click), &Policy::default(), at(1)),
             Ok(())
         );
         let off = Policy::parse("[suspend]\nrequester_counts = false\n").unwrap();
         assert_eq!(
-            p.may(&rita, Act::Approve, &off, at(1)),
+            p.may(&rita, Act::Approve(Proof::Click), &off, at(1)),
             Err(Refusal::IsRequester(Action::Suspend))
+        );
+    }
+
+    #[test]
+    fn a_click_alone_never_counts_where_the_policy_asks_for_a_passkey() {
+        let p = proposal(Action::Restore, 2);
+        let bob = approver("U0BOB", "bob@example.com");
+        let policy = Policy::default();
+        assert_eq!(
+            p.may(&bob, Act::Approve(Proof::Click), &policy, at(1)),
+            Err(Refusal::PasskeyNeeded(Action::Restore))
+        );
+        assert_eq!(
+            p.may(&bob, Act::Approve(Proof::Passkey), &policy, at(1)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_requesters_passkey_vote_still_does_not_count() {
+        let p = proposal(Action::Restore, 2);
+        let rita = approver("U0REQ", "rita@example.com");
+        assert_eq!(
+            p.may(
+                &rita,
+                Act::Approve(Proof::Passkey),
+                &Policy::default(),
+                at(1)
+            ),
+            Err(Refusal::IsRequester(Action::Restore))
         );
     }
 
@@ -167,6 +223,7 @@ mod tests {
     fn failed(p: &mut Proposal) {
         p.approve(
             &approver("U0BOB", "bob@example.com"),
+            Proof::Click,
             &Policy::default(),
             at(1),
         )

@@ -26,7 +26,7 @@ pub use decider::{Decider, Standing};
 pub use email::Email;
 pub use ids::{AccountId, OnePasswordUserId, ProposalId, SlackUserId};
 pub use lifecycle::{Action, Confidence, Outcome, Status, UserState};
-pub use policy::{parse_duration, AutoApproveRule, Members, Policy, PolicyError};
+pub use policy::{parse_duration, AutoApproveRule, Members, Policy, PolicyError, StepUp};
 pub use proposal::{
     Approval, Cancel, Denial, Evidence, Execution, Folded, FurtherRequest, Proposal, Requester,
     SlackRef, Source, Target, Vote, MAX_EVIDENCE,

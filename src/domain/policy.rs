@@ -30,7 +30,28 @@ pub struct Policy {
     pub suspend_requester_counts: bool,
     pub restore_approvals: u32,
     pub restore_ttl: Duration,
+    pub suspend_step_up: StepUp,
+    pub restore_step_up: StepUp,
     pub auto_approve: Vec<AutoApproveRule>,
+}
+
+/// What an approving vote must prove beyond the Slack session that clicked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepUp {
+    /// The approver's own passkey, user verification required.
+    Passkey,
+    /// The click alone: the Slack session is the whole proof.
+    None,
+}
+
+impl StepUp {
+    fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "passkey" => Ok(StepUp::Passkey),
+            "none" => Ok(StepUp::None),
+            other => Err(format!("step_up is \"passkey\" or \"none\", not {other:?}")),
+        }
+    }
 }
 
 /// An operator's explicit rule that approves matching suspensions without a human: the
@@ -55,6 +76,9 @@ impl Default for Policy {
             suspend_requester_counts: true,
             restore_approvals: 2,
             restore_ttl: Duration::hours(24),
+            // Containment stays one click; giving access back needs the approver's passkey.
+            suspend_step_up: StepUp::None,
+            restore_step_up: StepUp::Passkey,
             auto_approve: vec![],
         }
     }
@@ -100,6 +124,10 @@ impl Policy {
         if let Some(counts) = suspend.requester_counts {
             policy.suspend_requester_counts = counts;
         }
+        if let Some(step_up) = suspend.step_up {
+            policy.suspend_step_up =
+                StepUp::parse(step_up.get_ref()).map_err(|e| at(step_up.span(), e))?;
+        }
 
         let restore = file.restore.unwrap_or_default();
         if let Some(n) = restore.approvals {
@@ -113,6 +141,10 @@ impl Policy {
         }
         if let Some(ttl) = restore.ttl {
             policy.restore_ttl = parse_duration(ttl.get_ref()).map_err(|e| at(ttl.span(), e))?;
+        }
+        if let Some(step_up) = restore.step_up {
+            policy.restore_step_up =
+                StepUp::parse(step_up.get_ref()).map_err(|e| at(step_up.span(), e))?;
         }
         for rule in file.auto_approve {
             let name = rule.name.get_ref().trim();
@@ -192,6 +224,32 @@ impl Policy {
             && self.suspend_requester_counts
             && requester_is_approver
             && !self.is_protected(target)
+    }
+
+    /// What an approving vote for `action` must prove.
+    pub fn step_up(&self, action: Action) -> StepUp {
+        match action {
+            Action::Suspend => self.suspend_step_up,
+            Action::Restore => self.restore_step_up,
+        }
+    }
+
+    /// Whether any vote needs a passkey (then `PUBLIC_URL` must be set).
+    pub fn needs_passkeys(&self) -> bool {
+        [Action::Suspend, Action::Restore]
+            .iter()
+            .any(|a| self.step_up(*a) == StepUp::Passkey)
+    }
+
+    /// What an operator should hear about this policy before relying on it.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = vec![];
+        if self.restore_step_up == StepUp::None {
+            warnings.push(
+                "restore.step_up = \"none\": a restore vote rests on the Slack session alone, so two hijacked Slack sessions (or one and a hurried colleague) can give a contained account its access back".into(),
+            );
+        }
+        warnings
     }
 
     pub fn ttl(&self, action: Action) -> Duration {
@@ -292,6 +350,7 @@ struct SuspendFile {
     approvals: Option<Spanned<u32>>,
     ttl: Option<Spanned<String>>,
     requester_counts: Option<bool>,
+    step_up: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -299,6 +358,7 @@ struct SuspendFile {
 struct RestoreFile {
     approvals: Option<Spanned<u32>>,
     ttl: Option<Spanned<String>>,
+    step_up: Option<Spanned<String>>,
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::authority::{self, Act, Case, Since};
+use super::authority::{self, Act, Case, Proof, Since};
 use super::callback::CallbackUrl;
 use super::decider::Decider;
 use super::lifecycle::{Action, Confidence, Outcome, Status, UserState};
@@ -105,6 +105,9 @@ pub struct Approval {
     pub slack_user_id: SlackUserId,
     pub name: String,
     pub at: DateTime<Utc>,
+    /// What the vote proved beyond the Slack session.
+    #[serde(default)]
+    pub proof: Proof,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -247,14 +250,16 @@ impl Proposal {
     pub fn approve(
         &mut self,
         decider: &Decider,
+        proof: Proof,
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Result<Vote, Refusal> {
-        self.may(decider, Act::Approve, policy, now)?;
+        self.may(decider, Act::Approve(proof), policy, now)?;
         self.approvals.push(Approval {
             slack_user_id: decider.slack_user_id.clone(),
             name: decider.name.clone(),
             at: now,
+            proof,
         });
         let count = self.approvals.len() as u32;
         if count >= self.approvals_required {

@@ -1,18 +1,28 @@
 //! The proposal state machine, as a specification.
 
 use super::*;
-use crate::domain::authority::Since;
+use crate::domain::authority::{Proof, Since};
 use crate::domain::fixtures::{approver, at, proposal};
+use crate::domain::StepUp;
 
+/// The default policy with restores decided by click (step-up is specified in `authority`).
 fn policy() -> Policy {
-    Policy::default()
+    Policy {
+        restore_step_up: StepUp::None,
+        ..Policy::default()
+    }
 }
 
 #[test]
 fn one_approval_approves_a_suspend() {
     let mut p = proposal(Action::Suspend, 1);
     assert_eq!(
-        p.approve(&approver("U0BOB", "bob@example.com"), &policy(), at(1)),
+        p.approve(
+            &approver("U0BOB", "bob@example.com"),
+            Proof::Click,
+            &policy(),
+            at(1)
+        ),
         Ok(Vote::Approved)
     );
     assert_eq!(p.status, Status::Approved);
@@ -21,7 +31,12 @@ fn one_approval_approves_a_suspend() {
 #[test]
 fn a_restore_stays_pending_after_its_first_approval() {
     let mut p = proposal(Action::Restore, 2);
-    let vote = p.approve(&approver("U0BOB", "bob@example.com"), &policy(), at(1));
+    let vote = p.approve(
+        &approver("U0BOB", "bob@example.com"),
+        Proof::Click,
+        &policy(),
+        at(1),
+    );
     assert_eq!(
         vote,
         Ok(Vote::Counted {
@@ -31,7 +46,12 @@ fn a_restore_stays_pending_after_its_first_approval() {
     );
     assert_eq!(p.status, Status::Pending);
     assert_eq!(
-        p.approve(&approver("U0CAT", "cat@example.com"), &policy(), at(2)),
+        p.approve(
+            &approver("U0CAT", "cat@example.com"),
+            Proof::Click,
+            &policy(),
+            at(2)
+        ),
         Ok(Vote::Approved)
     );
 }
@@ -40,9 +60,9 @@ fn a_restore_stays_pending_after_its_first_approval() {
 fn the_same_person_counts_once() {
     let mut p = proposal(Action::Restore, 2);
     let bob = approver("U0BOB", "bob@example.com");
-    p.approve(&bob, &policy(), at(1)).unwrap();
+    p.approve(&bob, Proof::Click, &policy(), at(1)).unwrap();
     assert_eq!(
-        p.approve(&bob, &policy(), at(2)),
+        p.approve(&bob, Proof::Click, &policy(), at(2)),
         Err(Refusal::AlreadyApproved)
     );
     assert_eq!(p.approvals.len(), 1);
@@ -52,7 +72,10 @@ fn the_same_person_counts_once() {
 fn the_target_cannot_approve_or_deny() {
     let mut p = proposal(Action::Suspend, 1);
     let alice = approver("U0ALI", "ALICE@example.com");
-    assert_eq!(p.approve(&alice, &policy(), at(1)), Err(Refusal::IsTarget));
+    assert_eq!(
+        p.approve(&alice, Proof::Click, &policy(), at(1)),
+        Err(Refusal::IsTarget)
+    );
     let reason = Reason::parse("this is not me at all").unwrap();
     assert_eq!(
         p.deny(&alice, reason, &policy(), at(1)),
@@ -66,7 +89,10 @@ fn a_decider_without_an_email_is_refused() {
     let mut p = proposal(Action::Suspend, 1);
     let mut bob = approver("U0BOB", "bob@example.com");
     bob.email = None;
-    assert_eq!(p.approve(&bob, &policy(), at(1)), Err(Refusal::NoEmail));
+    assert_eq!(
+        p.approve(&bob, Proof::Click, &policy(), at(1)),
+        Err(Refusal::NoEmail)
+    );
 }
 
 #[test]
@@ -75,7 +101,7 @@ fn a_non_approver_is_refused() {
     let mut eve = approver("U0EVE", "eve@example.com");
     eve.is_approver = false;
     assert_eq!(
-        p.approve(&eve, &policy(), at(1)),
+        p.approve(&eve, Proof::Click, &policy(), at(1)),
         Err(Refusal::NotAnApprover)
     );
     assert!(p.approvals.is_empty());
@@ -85,7 +111,12 @@ fn a_non_approver_is_refused() {
 fn the_requester_of_a_restore_never_counts() {
     let mut p = proposal(Action::Restore, 2);
     assert_eq!(
-        p.approve(&approver("U0REQ", "rita@example.com"), &policy(), at(1)),
+        p.approve(
+            &approver("U0REQ", "rita@example.com"),
+            Proof::Click,
+            &policy(),
+            at(1)
+        ),
         Err(Refusal::IsRequester(Action::Restore))
     );
 }
@@ -93,8 +124,13 @@ fn the_requester_of_a_restore_never_counts() {
 #[test]
 fn a_denial_is_a_veto() {
     let mut p = proposal(Action::Restore, 2);
-    p.approve(&approver("U0BOB", "bob@example.com"), &policy(), at(1))
-        .unwrap();
+    p.approve(
+        &approver("U0BOB", "bob@example.com"),
+        Proof::Click,
+        &policy(),
+        at(1),
+    )
+    .unwrap();
     let reason = Reason::parse("the laptop is still missing").unwrap();
     p.deny(
         &approver("U0CAT", "cat@example.com"),
@@ -104,14 +140,24 @@ fn a_denial_is_a_veto() {
     )
     .unwrap();
     assert_eq!(p.status, Status::Denied);
-    let late = p.approve(&approver("U0DAN", "dan@example.com"), &policy(), at(3));
+    let late = p.approve(
+        &approver("U0DAN", "dan@example.com"),
+        Proof::Click,
+        &policy(),
+        at(3),
+    );
     assert_eq!(late, Err(Refusal::NotPending(Status::Denied)));
 }
 
 #[test]
 fn an_expired_proposal_cannot_be_approved() {
     let mut p = proposal(Action::Suspend, 1);
-    let vote = p.approve(&approver("U0BOB", "bob@example.com"), &policy(), at(30));
+    let vote = p.approve(
+        &approver("U0BOB", "bob@example.com"),
+        Proof::Click,
+        &policy(),
+        at(30),
+    );
     assert_eq!(vote, Err(Refusal::Expired(at(30))));
     p.expire(at(30)).unwrap();
     assert_eq!(p.status, Status::Expired);
@@ -136,8 +182,13 @@ fn execution_runs_only_once_approved() {
         p.begin_attempt(),
         Err(Refusal::NotExecutable(Status::Pending))
     );
-    p.approve(&approver("U0BOB", "bob@example.com"), &policy(), at(1))
-        .unwrap();
+    p.approve(
+        &approver("U0BOB", "bob@example.com"),
+        Proof::Click,
+        &policy(),
+        at(1),
+    )
+    .unwrap();
     assert_eq!(p.begin_attempt(), Ok(1));
     assert_eq!(p.status, Status::Executing);
 }
@@ -145,8 +196,13 @@ fn execution_runs_only_once_approved() {
 #[test]
 fn every_attempt_counts_including_those_after_a_transient_failure() {
     let mut p = proposal(Action::Suspend, 1);
-    p.approve(&approver("U0BOB", "bob@example.com"), &policy(), at(1))
-        .unwrap();
+    p.approve(
+        &approver("U0BOB", "bob@example.com"),
+        Proof::Click,
+        &policy(),
+        at(1),
+    )
+    .unwrap();
     p.begin_attempt().unwrap();
     assert_eq!(p.begin_attempt(), Ok(2));
     assert_eq!(p.execution.attempts, 2);
@@ -155,8 +211,13 @@ fn every_attempt_counts_including_those_after_a_transient_failure() {
 #[test]
 fn an_executed_proposal_attempts_no_more() {
     let mut p = proposal(Action::Suspend, 1);
-    p.approve(&approver("U0BOB", "bob@example.com"), &policy(), at(1))
-        .unwrap();
+    p.approve(
+        &approver("U0BOB", "bob@example.com"),
+        Proof::Click,
+        &policy(),
+        at(1),
+    )
+    .unwrap();
     p.begin_attempt().unwrap();
     p.finish_execution(Outcome::Suspended, UserState::Suspended, at(2));
     assert_eq!(
@@ -168,10 +229,20 @@ fn an_executed_proposal_attempts_no_more() {
 #[test]
 fn an_approved_proposal_is_superseded_by_a_newer_decision_and_names_it() {
     let mut p = proposal(Action::Restore, 2);
-    p.approve(&approver("U0BOB", "bob@example.com"), &policy(), at(1))
-        .unwrap();
-    p.approve(&approver("U0CAT", "cat@example.com"), &policy(), at(2))
-        .unwrap();
+    p.approve(
+        &approver("U0BOB", "bob@example.com"),
+        Proof::Click,
+        &policy(),
+        at(1),
+    )
+    .unwrap();
+    p.approve(
+        &approver("U0CAT", "cat@example.com"),
+        Proof::Click,
+        &policy(),
+        at(2),
+    )
+    .unwrap();
     let newer = ProposalId::new();
     p.supersede(newer, at(3)).unwrap();
     assert_eq!(p.status, Status::Superseded);
@@ -200,8 +271,13 @@ fn the_system_denies_a_pending_restore_without_a_slack_user() {
 #[test]
 fn a_failed_execution_can_be_retried_by_an_approver() {
     let mut p = proposal(Action::Suspend, 1);
-    p.approve(&approver("U0BOB", "bob@example.com"), &policy(), at(1))
-        .unwrap();
+    p.approve(
+        &approver("U0BOB", "bob@example.com"),
+        Proof::Click,
+        &policy(),
+        at(1),
+    )
+    .unwrap();
     p.begin_attempt().unwrap();
     p.fail_execution("403 no_owner_remain".into(), at(2));
     p.retry(
@@ -224,8 +300,13 @@ fn the_reminder_is_due_half_way_to_expiry() {
 #[test]
 fn a_retry_follows_the_decision_identity_rules() {
     let mut p = proposal(Action::Suspend, 1);
-    p.approve(&approver("U0BOB", "bob@example.com"), &policy(), at(1))
-        .unwrap();
+    p.approve(
+        &approver("U0BOB", "bob@example.com"),
+        Proof::Click,
+        &policy(),
+        at(1),
+    )
+    .unwrap();
     p.begin_attempt().unwrap();
     p.fail_execution("500".into(), at(2));
     assert_eq!(

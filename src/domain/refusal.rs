@@ -38,6 +38,8 @@ pub enum Refusal {
     UserChangedSinceApproval(Action),
     #[error("This {} was approved longer ago than its time to live, so the approval no longer stands. Propose it again instead of retrying.", noun(*.0))]
     ApprovalTooOld(Action),
+    #[error("A {} vote must be confirmed with your passkey; a click alone does not count.", noun(*.0))]
+    PasskeyNeeded(Action),
 }
 
 fn noun(action: Action) -> &'static str {

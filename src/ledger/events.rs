@@ -42,6 +42,10 @@ pub enum EventKind {
     LedgerCheckpoint,
     DriftBaseline,
     DriftDetected,
+    PasskeyInvited,
+    PasskeyEnrolled,
+    PasskeyRevoked,
+    PasskeyRefused,
 }
 
 impl EventKind {
@@ -68,6 +72,10 @@ impl EventKind {
             EventKind::LedgerCheckpoint => "ledger.checkpoint",
             EventKind::DriftBaseline => "drift.baseline",
             EventKind::DriftDetected => "drift.detected",
+            EventKind::PasskeyInvited => "passkey.invited",
+            EventKind::PasskeyEnrolled => "passkey.enrolled",
+            EventKind::PasskeyRevoked => "passkey.revoked",
+            EventKind::PasskeyRefused => "passkey.refused",
         }
     }
 }

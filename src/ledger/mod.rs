@@ -14,6 +14,7 @@ mod export;
 mod group;
 mod idempotency;
 mod outbox;
+mod passkeys;
 mod postgres;
 mod proposals;
 mod signatures;
@@ -36,6 +37,7 @@ pub use export::{export, ExportFormat};
 pub use group::GroupStats;
 pub use idempotency::Remembered;
 pub use outbox::{ClaimedJob, Job, Lane};
+pub use passkeys::{LinkPurpose, PasskeyLink, StoredPasskey};
 pub use proposals::ProposalQuery;
 pub use tokens::{ApiToken, Scope};
 

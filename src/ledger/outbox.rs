@@ -24,6 +24,9 @@ pub enum Job {
     ThreadReply { text: String },
     /// A fact to tell in the card's thread; `slack/` words it.
     Announce { fact: Announcement },
+    /// A fact for the security team, told in the audit channel (the approvals channel when
+    /// there is none); `slack/` words it.
+    Audit { fact: Announcement },
     /// Carry out the approved action in 1Password.
     Execute,
     /// Tell a requester's callback_url what happened; `body` is fixed when the event happens,
@@ -45,6 +48,7 @@ impl std::fmt::Debug for Job {
             Job::UpdateCard => f.write_str("UpdateCard"),
             Job::ThreadReply { text } => f.debug_struct("ThreadReply").field("text", text).finish(),
             Job::Announce { fact } => f.debug_struct("Announce").field("fact", fact).finish(),
+            Job::Audit { fact } => f.debug_struct("Audit").field("fact", fact).finish(),
             Job::Execute => f.write_str("Execute"),
             Job::Callback { event, body, to } => f
                 .debug_struct("Callback")
@@ -87,6 +91,7 @@ impl Job {
             Job::PostCard => "post_card",
             Job::UpdateCard => "update_card",
             Job::ThreadReply { .. } | Job::Announce { .. } => "thread_reply",
+            Job::Audit { .. } => "audit",
             Job::Execute => "execute",
             Job::Callback { .. } => "callback",
         }

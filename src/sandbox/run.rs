@@ -120,6 +120,8 @@ ttl = "30m"
 [restore]
 approvals = 2
 ttl = "24h"
+# Until the sandbox page enrolls passkeys, its restores are decided by click.
+step_up = "none"
 "#;
 
 /// What the page's backend needs: the stand-ins, the bot's address and secrets, and which
@@ -187,6 +189,7 @@ pub async fn run(
         policy: Policy::parse(POLICY).expect("the sandbox policy parses"),
         callback_allowed_hosts: vec![],
         callback_secret: None,
+        public_url: None,
         api_rate_limit: 600,
         op_concurrency: 8,
         timing: Timing {

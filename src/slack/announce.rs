@@ -12,8 +12,10 @@ pub fn render(fact: &Announcement, p: &Proposal) -> String {
             by,
             count,
             required,
+            passkey,
         } => format!(
-            ":white_check_mark: <@{by}> approved · {}",
+            ":white_check_mark: <@{by}> approved{} · {}",
+            if *passkey { " with a passkey" } else { "" },
             tally_of(*count, *required)
         ),
         Announcement::Denied {
@@ -65,6 +67,16 @@ pub fn render(fact: &Announcement, p: &Proposal) -> String {
             ":fast_forward: Superseded: {}; countersign made no call for this proposal.",
             superseded_by(p)
         ),
+        Announcement::PossiblyClonedPasskey { by, credential_id } => format!(
+            ":rotating_light: A passkey of <@{by}> (credential `{}`) answered a vote on the {} of {} with a signature counter that did not advance, as a cloned passkey's would. The vote was refused. If it is not theirs: `countersign passkey revoke {}`.",
+            escape(credential_id),
+            match p.action {
+                crate::domain::Action::Suspend => "suspension",
+                crate::domain::Action::Restore => "restore",
+            },
+            escape(p.target.email.as_str()),
+            escape(credential_id),
+        ),
     }
 }
 
@@ -90,6 +102,7 @@ mod tests {
             by,
             count: 1,
             required: 2,
+            passkey: false,
         };
         assert_eq!(
             render(&fact, &p),

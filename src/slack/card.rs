@@ -4,6 +4,7 @@
 use slack_morphism::prelude::*;
 
 use super::mrkdwn::escape;
+use crate::domain::authority::Proof;
 use crate::domain::{Action, Outcome, Proposal, Requester, Status};
 
 /// The `action_id`s of the card's buttons; each button's `value` is the proposal id.
@@ -108,7 +109,10 @@ fn approvers(proposal: &Proposal) -> String {
     proposal
         .approvals
         .iter()
-        .map(|a| format!("<@{}>", a.slack_user_id))
+        .map(|a| match a.proof {
+            Proof::Passkey => format!("<@{}> (passkey-verified)", a.slack_user_id),
+            Proof::Click => format!("<@{}>", a.slack_user_id),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -387,6 +391,7 @@ mod tests {
             slack_user_id: SlackUserId::parse("U0BOB").unwrap(),
             name: "Bob".into(),
             at: chrono::Utc::now(),
+            proof: Proof::Click,
         });
         assert_eq!(tally(&p), "1 of 2 approvals — needs a second approver");
     }

@@ -16,7 +16,8 @@ use super::reply::tell;
 use super::signature;
 use crate::app::decisions::{self, DecisionError};
 use crate::app::state::AppState;
-use crate::domain::{Decider, ProposalId, Reason, SlackUserId};
+use crate::app::step_up::{self, Offer};
+use crate::domain::{Decider, ProposalId, Reason, Refusal, SlackUserId};
 
 /// Verifies a Slack request's signature; a failure is logged (never with the expected
 /// signature) and answered 401 by the caller.
@@ -93,6 +94,25 @@ fn explain(error: &DecisionError) -> String {
     }
 }
 
+/// What the clicker hears when their vote needs a passkey: a one-time link, or how to get one.
+async fn step_up_offer(state: &AppState, id: ProposalId, decider: &Decider) -> String {
+    let offered = match state.ledger.proposal(id).await {
+        Ok(Some(proposal)) => step_up::offer_vote(state, &proposal, decider).await,
+        Ok(None) => return "countersign has no such proposal.".into(),
+        Err(error) => Err(error.into()),
+    };
+    match offered {
+        Ok(Offer::Link(url)) => format!(
+            ":key: Confirm your vote with your passkey: {url} (this link is yours alone, for this proposal, for 5 minutes)."
+        ),
+        Ok(Offer::NoPasskey) => format!(
+            ":key: This vote must be confirmed with a passkey, and you have none yet. Ask an operator to run `countersign passkey invite {}` and open the link it prints.",
+            decider.slack_user_id
+        ),
+        Err(error) => error.to_string(),
+    }
+}
+
 async fn resolve_decider(state: &AppState, user: &SlackUserId) -> Result<Decider, String> {
     state
         .directory
@@ -137,7 +157,19 @@ async fn block_actions(state: &AppState, event: BlockActions) -> Response {
         }
     };
     let outcome = match action.action_id.as_str() {
-        APPROVE => decisions::approve(state, id, &decider).await.map(|_| ()),
+        APPROVE => match decisions::approve(state, id, &decider).await {
+            // The vote must be confirmed with the approver's passkey: offer the link.
+            Err(DecisionError::Refused(Refusal::PasskeyNeeded(_))) => {
+                tell(
+                    state,
+                    channel,
+                    &user,
+                    step_up_offer(state, id, &decider).await,
+                );
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        },
         RETRY => decisions::retry(state, id, &decider).await.map(|_| ()),
         DENY => match decisions::may_decide(state, id, &decider).await {
             Ok(proposal) => {

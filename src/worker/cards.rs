@@ -143,6 +143,18 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
                 }
             }
         }
+        (Job::Audit { fact }, _) => {
+            let text = announce::render(fact, &proposal);
+            let channel = state
+                .slack_settings
+                .audit_channel
+                .as_ref()
+                .unwrap_or(&state.slack_settings.channel);
+            if let Err(error) = state.slack.post_message(channel, &text, vec![], None).await {
+                return Ok(retry(state, claimed, &proposal, error));
+            }
+            state.ledger.complete_job(claimed, Utc::now()).await?;
+        }
         (_, None) => return Ok(JobResult::Abandon("the proposal has no card".into())),
         (Job::UpdateCard, Some(at)) => {
             let rendered = card::render(&proposal);

@@ -23,6 +23,8 @@ pub const CHANNEL: &str = "C0APPROVALS";
 pub const AUDIT_CHANNEL: &str = "C0AUDIT";
 pub const CALLBACK_SECRET: &str = "callback-secret-for-tests";
 pub const TEAM: &str = "T0TEST";
+/// Where approvers' browsers reach countersign in the tests: the passkeys' relying party.
+pub const PUBLIC_URL: &str = "http://localhost:8080";
 
 /// 1Password ids of the seeded users.
 pub const ALICE: &str = "ALICEAAAAAAAAAAAAAAAAAAAAA";
@@ -49,6 +51,8 @@ ttl = "30m"
 [restore]
 approvals = 2
 ttl = "24h"
+# The suite's restores are decided by click; tests/passkeys.rs runs them on passkeys.
+step_up = "none"
 "#;
 
 pub struct TestApp {
@@ -218,6 +222,7 @@ async fn spawn_app_in(
         policy: Policy::parse(policy).unwrap(),
         callback_allowed_hosts: vec!["soar.example.com".into(), "127.0.0.1".into()],
         callback_secret: Some(CALLBACK_SECRET.into()),
+        public_url: Some(PUBLIC_URL.parse().unwrap()),
         api_rate_limit,
         op_concurrency,
         timing,

@@ -1,8 +1,10 @@
 #![allow(dead_code)]
 pub mod api;
 pub mod app;
+pub mod authenticator;
 pub mod callback_receiver;
 pub mod database;
+pub mod passkeys;
 pub mod process;
 pub mod sandbox;
 

@@ -86,6 +86,7 @@ impl World {
             .env("OP_ACCOUNT_ID", FakeOnePassword::ACCOUNT_ID)
             .env("OP_API_URL", &self.op.base_url)
             .env("COUNTERSIGN_POLICY", &self.policy)
+            .env("PUBLIC_URL", "http://localhost:8080")
             .env("OUTBOX_LEASE_SECS", "2")
             .env("SLACK_POST_INTERVAL_MS", "10")
             .env("DRIFT_INTERVAL", "0")

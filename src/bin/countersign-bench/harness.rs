@@ -205,6 +205,7 @@ fn spawn_serve(
         .env("OP_ACCOUNT_ID", FakeOnePassword::ACCOUNT_ID)
         .env("OP_API_URL", &fixture.op.base_url)
         .env("COUNTERSIGN_POLICY", policy)
+        .env("PUBLIC_URL", "http://localhost:8080")
         // Each replica takes its share of OP_CONCURRENCY, so the deployment's stays 8.
         .env("REPLICAS", replicas.to_string())
         // The per-token limit (600/min by default) would cap (c) at 10/s per token; the

@@ -1,5 +1,9 @@
 //! The command line: `serve` (default), `migrate`, `token create|list|revoke`, `ledger verify`.
 
+mod passkey;
+
+pub use passkey::PasskeyCommand;
+
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 
@@ -67,6 +71,9 @@ pub enum Command {
     /// Check a policy file.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Enroll, list and revoke approvers' passkeys.
+    #[command(subcommand)]
+    Passkey(PasskeyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +206,9 @@ async fn run_command(cli: Cli) -> anyhow::Result<i32> {
         })) => export(&cli.database_url, format, since, proposal).await,
         Some(Command::Ledger(LedgerCommand::Copy { from, to })) => copy(&from, &to).await,
         Some(Command::Policy(PolicyCommand::Check { file })) => policy_check(&file),
+        Some(Command::Passkey(command)) => {
+            passkey::run(&open(&cli.database_url).await?, command).await
+        }
     }
 }
 
@@ -416,6 +426,9 @@ fn policy_check(file: &str) -> anyhow::Result<i32> {
                 policy.approvers.users.len(),
                 policy.approvers.groups.len()
             );
+            for warning in policy.warnings() {
+                println!("warning: {warning}");
+            }
             Ok(0)
         }
         Err(error) => {

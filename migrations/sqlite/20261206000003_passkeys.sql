@@ -1,0 +1,26 @@
+-- Passkeys (WebAuthn credentials) of Slack approvers, and the one-time links that enroll one or
+-- cast a vote with one. A ceremony's server state sits on its link between its two halves, so
+-- any replica can finish it and a challenge is used once.
+CREATE TABLE passkeys (
+    id            TEXT PRIMARY KEY NOT NULL,
+    slack_user_id TEXT NOT NULL,
+    passkey       TEXT NOT NULL CHECK (json_valid(passkey)),
+    aaguid        TEXT,
+    created_at    TEXT NOT NULL,
+    used_at       TEXT,
+    revoked_at    TEXT
+);
+CREATE INDEX passkeys_user ON passkeys (slack_user_id);
+
+CREATE TABLE passkey_links (
+    token_sha256  TEXT PRIMARY KEY NOT NULL,
+    purpose       TEXT NOT NULL CHECK (purpose IN ('enroll', 'vote')),
+    slack_user_id TEXT NOT NULL,
+    proposal_id   TEXT,
+    action        TEXT,
+    created_at    TEXT NOT NULL,
+    expires_at    TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    ceremony      TEXT,
+    used_at       TEXT
+);
