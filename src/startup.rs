@@ -99,6 +99,12 @@ impl Application {
         self
     }
 
+    /// The ledger the application writes through (the sandbox's operator acts use it too, so
+    /// SQLite keeps one writer).
+    pub fn ledger(&self) -> &Ledger {
+        &self.state.ledger
+    }
+
     pub fn port(&self) -> u16 {
         self.listener
             .local_addr()

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::app::spawn_app;
+use support::authenticator::SoftPasskey;
+use support::passkeys::{ceremony, origin_of, path_of};
 use support::sandbox::start_sandbox;
 
 struct Sandbox {
@@ -45,6 +47,22 @@ impl Sandbox {
             .unwrap()
     }
 
+    /// The operator's invitation from the page, enrolled with a new software passkey.
+    async fn enroll(&self, user: &str) -> SoftPasskey {
+        let invited = self.post("invite", json!({"user": user})).await;
+        let link = invited["url"]
+            .as_str()
+            .expect("an enrollment link")
+            .to_owned();
+        let mut passkey = SoftPasskey::new(&origin_of(&link));
+        let enrolled = ceremony(&self.http, &self.base, &path_of(&link), |o| {
+            passkey.register(o)
+        })
+        .await;
+        assert_eq!(enrolled.status(), 200);
+        passkey
+    }
+
     /// Waits for the state to satisfy `check`, and returns it.
     async fn until(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..400 {
@@ -56,6 +74,23 @@ impl Sandbox {
         }
         panic!("the sandbox never showed {what}: {}", self.state().await);
     }
+}
+
+/// The vote link the last ephemeral to `user` offers, if any.
+fn vote_link_for(state: &Value, user: &str) -> Option<String> {
+    let text = state["ephemerals"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|e| e["user"] == user)?["text"]
+        .as_str()?
+        .to_owned();
+    let start = text.find("http://")?;
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !matches!(c, '|' | '>' | ' '))
+        .collect();
+    link.contains("/passkey/vote/").then_some(link)
 }
 
 fn onepassword_state(state: &Value, email: &str) -> String {
@@ -91,7 +126,10 @@ async fn a_restore_proposed_on_the_page_and_approved_by_two_reactivates_the_user
         .await;
     let ts = state["messages"][0]["ts"].as_str().unwrap().to_owned();
 
+    // Each approver enrolls a passkey (the page's operator invitation) and confirms the vote
+    // their Approve click is answered with.
     for user in ["U0BOB", "U0CAT"] {
+        let mut passkey = sandbox.enroll(user).await;
         let click = sandbox
             .post(
                 "click",
@@ -99,6 +137,15 @@ async fn a_restore_proposed_on_the_page_and_approved_by_two_reactivates_the_user
             )
             .await;
         assert_eq!(click["status"], 200);
+        let state = sandbox
+            .until("the vote link", |s| vote_link_for(s, user).is_some())
+            .await;
+        let link = vote_link_for(&state, user).unwrap();
+        let voted = ceremony(&sandbox.http, &sandbox.base, &path_of(&link), |o| {
+            passkey.assert(o)
+        })
+        .await;
+        assert_eq!(voted.status(), 200);
     }
 
     sandbox

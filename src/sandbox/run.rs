@@ -19,8 +19,9 @@ use serde_json::{json, Value};
 use super::onepassword::{FakeOnePassword, Role, SeedUser};
 use super::signing;
 use super::slack::FakeSlack;
+use crate::app::step_up::{self, Passkeys};
 use crate::config::{Settings, SlackSettings, Timing};
-use crate::domain::{AccountId, Policy};
+use crate::domain::{AccountId, Policy, SlackUserId};
 use crate::ledger::{Ledger, Scope};
 use crate::onepassword::OnePasswordConfig;
 use crate::startup::Application;
@@ -120,8 +121,7 @@ ttl = "30m"
 [restore]
 approvals = 2
 ttl = "24h"
-# Until the sandbox page enrolls passkeys, its restores are decided by click.
-step_up = "none"
+step_up = "passkey"
 "#;
 
 /// What the page's backend needs: the stand-ins, the bot's address and secrets, and which
@@ -133,6 +133,9 @@ struct Sandbox {
     bot: String,
     signing_secret: String,
     token: String,
+    /// The ledger and relying party, for the operator's passkey invitations.
+    ledger: Ledger,
+    passkeys: Passkeys,
     triggers: Mutex<HashMap<String, String>>,
     submitted: Mutex<HashSet<String>>,
     answers: Mutex<Vec<(String, String)>>,
@@ -167,6 +170,8 @@ pub async fn run(
     let dir = sandbox_dir()?;
     let database_url = format!("sqlite://{}", dir.join("sandbox.db").display());
     let signing_secret = random_hex(16);
+    // Browsers treat http://localhost as a secure context; an IP address is no relying party.
+    let public_url: url::Url = format!("http://localhost:{}", bind.port()).parse()?;
     let settings = Settings {
         database_url: database_url.clone(),
         bind_addr: bind,
@@ -189,7 +194,7 @@ pub async fn run(
         policy: Policy::parse(POLICY).expect("the sandbox policy parses"),
         callback_allowed_hosts: vec![],
         callback_secret: None,
-        public_url: None,
+        public_url: Some(public_url.clone()),
         api_rate_limit: 600,
         op_concurrency: 8,
         timing: Timing {
@@ -203,7 +208,7 @@ pub async fn run(
     };
     let app = Application::build(settings).await?;
     let port = app.port();
-    let ledger = Ledger::connect(&database_url).await?;
+    let ledger = app.ledger().clone();
     let scopes = [
         Scope::ProposeSuspend,
         Scope::ProposeRestore,
@@ -211,10 +216,14 @@ pub async fn run(
         Scope::AuditRead,
     ];
     let (_, token) = ledger.create_token("sandbox", &scopes, Utc::now()).await?;
-    ledger.close().await;
+    let passkeys = Passkeys::new(&public_url).map_err(anyhow::Error::msg)?;
 
     let bot = format!("http://{}:{port}", bind.ip());
-    print_welcome(&bot, &token, &database_url);
+    print_welcome(
+        public_url.as_str().trim_end_matches('/'),
+        &token,
+        &database_url,
+    );
     let sandbox = Arc::new(Sandbox {
         slack,
         op,
@@ -222,6 +231,8 @@ pub async fn run(
         bot,
         signing_secret,
         token,
+        ledger,
+        passkeys,
         triggers: Mutex::default(),
         submitted: Mutex::default(),
         answers: Mutex::default(),
@@ -245,6 +256,9 @@ fn sandbox_dir() -> std::io::Result<PathBuf> {
 fn print_welcome(bot: &str, token: &str, database_url: &str) {
     println!("countersign sandbox is running.\n");
     println!("  Open the approvals channel:  {bot}/sandbox");
+    println!(
+        "  Restores need two passkeys: pick an approver, \"Enroll a passkey\", open the link."
+    );
     println!("  Ledger (deleted at exit):    {database_url}\n");
     println!("  Propose as automation:");
     println!(
@@ -265,6 +279,7 @@ fn routes(sandbox: Shared) -> Router {
         .route("/sandbox/api/propose", post(propose))
         .route("/sandbox/api/command", post(command))
         .route("/sandbox/api/console", post(console))
+        .route("/sandbox/api/invite", post(invite))
         .with_state(sandbox)
 }
 
@@ -402,6 +417,22 @@ async fn click(State(sandbox): State<Shared>, Json(click): Json<Click>) -> Json<
 struct ConsoleChange {
     id: String,
     state: String,
+}
+
+#[derive(Deserialize)]
+struct Invite {
+    user: String,
+}
+
+/// The sandbox's user is the operator at the host: `countersign passkey invite <user>`.
+async fn invite(State(sandbox): State<Shared>, Json(invite): Json<Invite>) -> Json<Value> {
+    let Ok(user) = SlackUserId::parse(&invite.user) else {
+        return Json(json!({"error": "not a Slack user id"}));
+    };
+    match step_up::invite(&sandbox.ledger, &sandbox.passkeys, &user, Utc::now()).await {
+        Ok(url) => Json(json!({"url": url})),
+        Err(error) => failed(error.into()),
+    }
 }
 
 async fn console(State(sandbox): State<Shared>, Json(change): Json<ConsoleChange>) -> Json<Value> {

@@ -103,7 +103,7 @@ async fn step_up_offer(state: &AppState, id: ProposalId, decider: &Decider) -> S
     };
     match offered {
         Ok(Offer::Link(url)) => format!(
-            ":key: Confirm your vote with your passkey: {url} (this link is yours alone, for this proposal, for 5 minutes)."
+            ":key: Your vote counts once you confirm it with your passkey: <{url}|confirm with your passkey> (this link is yours alone, for this proposal, for 5 minutes)."
         ),
         Ok(Offer::NoPasskey) => format!(
             ":key: This vote must be confirmed with a passkey, and you have none yet. Ask an operator to run `countersign passkey invite {}` and open the link it prints.",

@@ -20,10 +20,38 @@ pub async fn spawn_app_with_passkeys() -> TestApp {
 pub fn path_of(link: &str) -> String {
     let at = link.find("/passkey/").expect("a passkey link");
     link[at..]
-        .split(|c: char| c.is_whitespace() || c == ')')
+        .split(|c: char| c.is_whitespace() || matches!(c, ')' | '|' | '>'))
         .next()
         .unwrap()
         .to_owned()
+}
+
+/// The origin of a link (what the passkey pages are served under).
+pub fn origin_of(link: &str) -> String {
+    url::Url::parse(link)
+        .unwrap()
+        .origin()
+        .ascii_serialization()
+}
+
+/// A page's ceremony against the server at `base`: asks for options, lets a passkey answer
+/// with `answer`, sends the answer.
+pub async fn ceremony(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    answer: impl FnOnce(&Value) -> Value,
+) -> reqwest::Response {
+    let post = |url: String, body: Value| http.post(url).json(&body).send();
+    let options = post(format!("{base}{path}/options"), Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(options.status(), 200, "options for {path}");
+    let options: Value = options.json().await.unwrap();
+    let response = answer(&options);
+    post(format!("{base}{path}/finish"), response)
+        .await
+        .unwrap()
 }
 
 impl TestApp {
@@ -46,19 +74,13 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Runs a page's ceremony: asks for options, lets `passkey` answer with `answer`, sends it.
+    /// Runs a page's ceremony: asks for options, lets a passkey answer, sends the answer.
     pub async fn ceremony(
         &self,
         path: &str,
         answer: impl FnOnce(&Value) -> Value,
     ) -> reqwest::Response {
-        let options = self
-            .post_json(&format!("{path}/options"), &Value::Null)
-            .await;
-        assert_eq!(options.status(), 200, "options for {path}");
-        let options: Value = options.json().await.unwrap();
-        let response = answer(&options);
-        self.post_json(&format!("{path}/finish"), &response).await
+        ceremony(&self.http, &self.address, path, answer).await
     }
 
     /// Enrolls a new software passkey for `user` from an operator's invitation.
