@@ -326,3 +326,27 @@ async fn a_link_opens_at_most_five_ceremonies() {
 
     assert_eq!(problem_code(sixth).await, (429, "link_attempts".to_owned()));
 }
+
+#[test]
+fn policy_check_warns_what_a_restore_without_a_passkey_gives_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.toml");
+    std::fs::write(
+        &file,
+        "[approvers]\nusers = [\"U0BOB\"]\n[restore]\nstep_up = \"none\"\n",
+    )
+    .unwrap();
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args(["policy", "check", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("warning: restore.step_up = \"none\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("hijacked Slack sessions"), "{stdout}");
+}
