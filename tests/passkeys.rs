@@ -50,10 +50,14 @@ async fn an_operators_invitation_enrolls_a_passkey_for_the_slack_user_it_names()
     let stored = app.ledger.passkeys_of(BOB).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].id, passkey.credential_id());
-    assert!(app
-        .event_kinds()
-        .await
-        .contains(&"passkey.enrolled".to_owned()));
+    let events = app.ledger.events(0, 100).await.unwrap();
+    let enrolled = events
+        .iter()
+        .find(|e| e.kind == "passkey.enrolled")
+        .unwrap();
+    assert_eq!(enrolled.payload["credential_id"], passkey.credential_id());
+    assert_eq!(enrolled.payload["slack_user_id"], BOB);
+    assert_eq!(enrolled.payload["aaguid"], support::authenticator::AAGUID);
 }
 
 #[tokio::test]

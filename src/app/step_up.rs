@@ -102,6 +102,26 @@ fn decode<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, PageError> {
     serde_json::from_str(raw).map_err(|e| PageError::Storage(sqlx::Error::Decode(Box::new(e))))
 }
 
+/// The authenticator's model (AAGUID) from a verified registration, when it gives one (not
+/// all zeros, as privacy-minded authenticators send).
+fn aaguid(credential: &RegisterPublicKeyCredential) -> Option<String> {
+    use serde_cbor_2::Value;
+    let object: Value =
+        serde_cbor_2::from_slice(credential.response.attestation_object.as_ref()).ok()?;
+    let Value::Map(entries) = object else {
+        return None;
+    };
+    let Some(Value::Bytes(auth_data)) = entries.get(&Value::Text("authData".into())) else {
+        return None;
+    };
+    // rpIdHash (32) · flags (1) · signCount (4) · AAGUID (16), when attested data is present.
+    const ATTESTED: u8 = 0x40;
+    let attested = auth_data.get(32).is_some_and(|flags| flags & ATTESTED != 0);
+    let aaguid = auth_data.get(37..53).filter(|_| attested)?;
+    let id = Uuid::from_slice(aaguid).ok()?;
+    (!id.is_nil()).then(|| id.to_string())
+}
+
 /// A credential id as WebAuthn's JSON spells it: base64url without padding.
 fn credential_id(id: &CredentialID) -> String {
     use base64::Engine;
@@ -233,10 +253,18 @@ pub async fn finish_enrollment(
         }
     };
     let id = credential_id(passkey.cred_id());
-    tx.insert_passkey(&id, &link.slack_user_id, &encode(&passkey), None, now)
-        .await?;
+    let aaguid = aaguid(credential);
+    tx.insert_passkey(
+        &id,
+        &link.slack_user_id,
+        &encode(&passkey),
+        aaguid.as_deref(),
+        now,
+    )
+    .await?;
     tx.use_passkey_link(token, now).await?;
-    let payload = json!({"credential_id": id, "slack_user_id": link.slack_user_id, "aaguid": null});
+    let payload =
+        json!({"credential_id": id, "slack_user_id": link.slack_user_id, "aaguid": aaguid});
     let actor = format!("slack:{}", link.slack_user_id);
     tx.append(None, EventKind::PasskeyEnrolled, &actor, payload, now)
         .await?;

@@ -17,6 +17,8 @@ use sha2::{Digest, Sha256};
 const USER_PRESENT: u8 = 0x01;
 const USER_VERIFIED: u8 = 0x04;
 const ATTESTED_CREDENTIAL: u8 = 0x40;
+/// The model this software authenticator says it is (its AAGUID).
+pub const AAGUID: &str = "0ea242b4-43c4-4a1b-8b17-dd6d0b6baec6";
 
 /// A minimal CBOR value, enough for an attestation object and a COSE key.
 enum Cbor {
@@ -138,7 +140,7 @@ impl SoftPasskey {
         let mut auth_data = self.rp_id_hash();
         auth_data.push(USER_PRESENT | USER_VERIFIED | ATTESTED_CREDENTIAL);
         auth_data.extend(self.counter.to_be_bytes());
-        auth_data.extend([0u8; 16]);
+        auth_data.extend(uuid::Uuid::parse_str(AAGUID).unwrap().as_bytes());
         auth_data.extend((self.credential_id.len() as u16).to_be_bytes());
         auth_data.extend(&self.credential_id);
         self.cose_key().encode(&mut auth_data);
