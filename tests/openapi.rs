@@ -6,7 +6,7 @@ mod support;
 use serde_json::Value;
 use support::app::*;
 
-const ROUTES: [(&str, &str); 19] = [
+const ROUTES: [(&str, &str); 23] = [
     ("post", "/v1/proposals"),
     ("get", "/v1/proposals"),
     ("get", "/v1/proposals/{id}"),
@@ -22,6 +22,10 @@ const ROUTES: [(&str, &str); 19] = [
     ("get", "/passkey/enroll/{token}"),
     ("post", "/passkey/enroll/{token}/options"),
     ("post", "/passkey/enroll/{token}/finish"),
+    ("get", "/passkey/add/{token}"),
+    ("post", "/passkey/add/{token}/options"),
+    ("post", "/passkey/add/{token}/prove"),
+    ("post", "/passkey/add/{token}/finish"),
     ("get", "/passkey/vote/{token}"),
     ("post", "/passkey/vote/{token}/options"),
     ("post", "/passkey/vote/{token}/finish"),

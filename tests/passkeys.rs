@@ -5,7 +5,7 @@
 mod support;
 
 use countersign::domain::Status;
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::app::*;
 use support::authenticator::SoftPasskey;
 use support::database;
@@ -353,4 +353,80 @@ fn policy_check_warns_what_a_restore_without_a_passkey_gives_up() {
         "{stdout}"
     );
     assert!(stdout.contains("hijacked Slack sessions"), "{stdout}");
+}
+
+/// The link `/approvals passkey` answers `user` with, as a path.
+async fn add_link(app: &TestApp, user: &str) -> String {
+    let answer = app.command(user, "/approvals", "passkey", "r-add").await;
+    path_of(answer["text"].as_str().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn an_approver_adds_a_second_passkey_after_proving_the_first() {
+    let app = spawn_app_with_passkeys().await;
+    let mut first = app.enroll(BOB).await;
+    let path = add_link(&app, BOB).await;
+    let mut second = SoftPasskey::new(PUBLIC_URL);
+
+    let options = app
+        .post_json(&format!("{path}/options"), &Value::Null)
+        .await;
+    let options: Value = options.json().await.unwrap();
+    let proved = app
+        .post_json(&format!("{path}/prove"), &first.assert(&options))
+        .await;
+    assert_eq!(proved.status(), 200);
+    let creation: Value = proved.json().await.unwrap();
+    let added = app
+        .post_json(&format!("{path}/finish"), &second.register(&creation))
+        .await;
+
+    assert_eq!(added.status(), 200);
+    let ids: Vec<String> = app
+        .ledger
+        .passkeys_of(BOB)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids, [first.credential_id(), second.credential_id()]);
+    let events = app.ledger.events(0, 100).await.unwrap();
+    let added = events
+        .iter()
+        .rfind(|e| e.kind == "passkey.enrolled")
+        .unwrap();
+    assert_eq!(added.payload["vouched_by"], first.credential_id());
+}
+
+#[tokio::test]
+async fn a_passkey_is_never_added_without_proving_one_first() {
+    let app = spawn_app_with_passkeys().await;
+    app.enroll(BOB).await;
+    let path = add_link(&app, BOB).await;
+    let mut intruder = SoftPasskey::new(PUBLIC_URL);
+    // A hijacked session asks for options and answers them with a new credential instead.
+    let options = app
+        .post_json(&format!("{path}/options"), &Value::Null)
+        .await;
+    let options: Value = options.json().await.unwrap();
+    let forged = json!({"publicKey": {"challenge": options["publicKey"]["challenge"], "user": {"id": "AAAA"}}});
+
+    let added = app
+        .post_json(&format!("{path}/finish"), &intruder.register(&forged))
+        .await;
+
+    assert_eq!(problem_code(added).await.0, 409);
+    assert_eq!(app.ledger.passkeys_of(BOB).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn without_a_passkey_the_add_command_says_to_ask_an_operator() {
+    let app = spawn_app_with_passkeys().await;
+
+    let answer = app.command(BOB, "/approvals", "passkey", "r-add").await;
+
+    let text = answer["text"].as_str().unwrap_or_default();
+    assert!(text.contains("countersign passkey invite U0BOB"), "{text}");
+    assert!(!text.contains("/passkey/add/"), "{text}");
 }

@@ -14,7 +14,7 @@ CREATE INDEX passkeys_user ON passkeys (slack_user_id);
 
 CREATE TABLE passkey_links (
     token_sha256  TEXT PRIMARY KEY NOT NULL,
-    purpose       TEXT NOT NULL CHECK (purpose IN ('enroll', 'vote')),
+    purpose       TEXT NOT NULL CHECK (purpose IN ('enroll', 'add', 'vote')),
     slack_user_id TEXT NOT NULL,
     proposal_id   TEXT,
     action        TEXT,
@@ -22,5 +22,7 @@ CREATE TABLE passkey_links (
     expires_at    TEXT COLLATE "C" NOT NULL,
     attempts      BIGINT NOT NULL DEFAULT 0,
     ceremony      TEXT,
+    -- For an 'add' link: the passkey its owner proved before registering another.
+    proven_by     TEXT,
     used_at       TEXT COLLATE "C"
 );

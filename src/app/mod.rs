@@ -6,8 +6,10 @@
 //! `AppState` is the shared state every handler and worker holds: the ledger, the policy, the
 //! vendor clients and the run-time limits and health the workers keep.
 
+pub mod ceremonies;
 pub mod decisions;
 pub mod drift_sweep;
+pub mod enrollment;
 pub mod intake;
 pub mod lane_health;
 pub mod op_concurrency;

@@ -33,6 +33,7 @@ impl Passkeys {
     pub fn link(&self, purpose: LinkPurpose, token: &str) -> String {
         let page = match purpose {
             LinkPurpose::Enroll => "enroll",
+            LinkPurpose::Add => "add",
             LinkPurpose::Vote => "vote",
         };
         let origin = self.public_url.as_str().trim_end_matches('/');

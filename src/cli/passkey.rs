@@ -5,7 +5,8 @@ use chrono::Utc;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::app::step_up::{self, Passkeys};
+use crate::app::enrollment;
+use crate::app::relying_party::Passkeys;
 use crate::domain::SlackUserId;
 use crate::ledger::{EventKind, Ledger};
 
@@ -40,10 +41,10 @@ pub async fn run(ledger: &Ledger, command: PasskeyCommand) -> anyhow::Result<i32
             let passkeys = Passkeys::new(&url).map_err(anyhow::Error::msg)?;
             let user = SlackUserId::parse(&slack_user_id)
                 .map_err(|e| anyhow::anyhow!("{slack_user_id:?}: {e}"))?;
-            let link = step_up::invite(ledger, &passkeys, &user, Utc::now()).await?;
+            let link = enrollment::invite(ledger, &passkeys, &user, Utc::now()).await?;
             eprintln!(
                 "a one-time link enrolling Slack user {user}'s passkey, valid {} minutes:",
-                step_up::ENROLL_LINK_FOR.num_minutes()
+                enrollment::ENROLL_LINK_FOR.num_minutes()
             );
             println!("{link}");
             Ok(0)

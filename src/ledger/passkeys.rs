@@ -16,6 +16,8 @@ use crate::domain::{Action, ProposalId};
 pub enum LinkPurpose {
     /// Register a passkey for the Slack user it names (from `passkey invite`).
     Enroll,
+    /// Register another passkey for a Slack user, after an assertion with one they have.
+    Add,
     /// Cast that Slack user's approving vote on one proposal with their passkey.
     Vote,
 }
@@ -24,6 +26,7 @@ impl LinkPurpose {
     fn as_str(self) -> &'static str {
         match self {
             LinkPurpose::Enroll => "enroll",
+            LinkPurpose::Add => "add",
             LinkPurpose::Vote => "vote",
         }
     }
@@ -39,6 +42,8 @@ pub struct PasskeyLink {
     pub expires_at: DateTime<Utc>,
     pub attempts: i64,
     pub used: bool,
+    /// For an add link: the passkey its owner proved (credential id), once they did.
+    pub proven_by: Option<String>,
 }
 
 /// A registered passkey: `passkey` is the credential as the WebAuthn library keeps it (JSON:
@@ -64,11 +69,12 @@ fn parse_time(raw: &str) -> Result<DateTime<Utc>> {
 }
 
 const LINK_COLUMNS: &str =
-    "purpose, slack_user_id, proposal_id, action, expires_at, attempts, used_at";
+    "purpose, slack_user_id, proposal_id, action, expires_at, attempts, used_at, proven_by";
 
 fn link_from(row: &sqlx::any::AnyRow) -> Result<PasskeyLink> {
     let purpose = match row.get::<String, _>("purpose").as_str() {
         "enroll" => LinkPurpose::Enroll,
+        "add" => LinkPurpose::Add,
         _ => LinkPurpose::Vote,
     };
     let proposal: Option<String> = row.get("proposal_id");
@@ -87,6 +93,7 @@ fn link_from(row: &sqlx::any::AnyRow) -> Result<PasskeyLink> {
         expires_at: parse_time(&row.get::<String, _>("expires_at"))?,
         attempts: row.get("attempts"),
         used: row.get::<Option<String>, _>("used_at").is_some(),
+        proven_by: row.get("proven_by"),
     })
 }
 
@@ -214,6 +221,16 @@ impl Tx {
             .execute(self.conn())
             .await?;
         Ok(Some((link_from(&row)?, row.get("ceremony"))))
+    }
+
+    /// Records that an add link's owner proved the passkey `credential_id` is theirs.
+    pub async fn prove_passkey_link(&mut self, token: &str, credential_id: &str) -> Result<()> {
+        sqlx::query("UPDATE passkey_links SET proven_by = $1 WHERE token_sha256 = $2")
+            .bind(credential_id)
+            .bind(hash_token(token))
+            .execute(self.conn())
+            .await?;
+        Ok(())
     }
 
     /// Marks a link used: it opens nothing any more.

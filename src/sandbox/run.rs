@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 use super::onepassword::{FakeOnePassword, Role, SeedUser};
 use super::signing;
 use super::slack::FakeSlack;
-use crate::app::step_up::{self, Passkeys};
+use crate::app::enrollment;
+use crate::app::relying_party::Passkeys;
 use crate::config::{Settings, SlackSettings, Timing};
 use crate::domain::{AccountId, Policy, SlackUserId};
 use crate::ledger::{Ledger, Scope};
@@ -429,7 +430,7 @@ async fn invite(State(sandbox): State<Shared>, Json(invite): Json<Invite>) -> Js
     let Ok(user) = SlackUserId::parse(&invite.user) else {
         return Json(json!({"error": "not a Slack user id"}));
     };
-    match step_up::invite(&sandbox.ledger, &sandbox.passkeys, &user, Utc::now()).await {
+    match enrollment::invite(&sandbox.ledger, &sandbox.passkeys, &user, Utc::now()).await {
         Ok(url) => Json(json!({"url": url})),
         Err(error) => failed(error.into()),
     }

@@ -12,6 +12,8 @@ pub enum Command {
         reason: Reason,
     },
     Approvals(Listing),
+    /// `/approvals passkey`: a link to add another passkey (after proving one).
+    AddPasskey,
     Help(String),
 }
 
@@ -32,7 +34,7 @@ fn usage(command: &str) -> String {
     match command {
         "suspend" => "Usage: `/suspend <email> <reason>`: propose suspending that 1Password user. The reason needs at least 10 characters.".into(),
         "restore" => "Usage: `/restore <email> <reason>`: propose restoring that 1Password user; two other approvers must agree.".into(),
-        _ => "Usage: `/approvals [pending|mine|drift|<email>]`: list pending proposals, those you asked for or may decide, the last changes made in 1Password outside countersign, or proposals about one user.".into(),
+        _ => "Usage: `/approvals [pending|mine|drift|<email>]`: list pending proposals, those you asked for or may decide, the last changes made in 1Password outside countersign, or proposals about one user. `/approvals passkey`: add another passkey (you confirm with one you have first).".into(),
     }
 }
 
@@ -65,6 +67,9 @@ pub fn parse(command: &str, text: &str) -> Result<Command, CommandError> {
         return Ok(Command::Help(usage(verb)));
     }
     let fail = |why: String| CommandError(format!("{why}\n{}", usage(verb)));
+    if verb == "approvals" && text.eq_ignore_ascii_case("passkey") {
+        return Ok(Command::AddPasskey);
+    }
     if verb == "approvals" {
         return Ok(Command::Approvals(
             match text.to_ascii_lowercase().as_str() {

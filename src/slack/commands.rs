@@ -2,6 +2,8 @@
 //! within three seconds, so a proposal is acknowledged at once and made in the background
 //! (1Password lookup, card), and the caller is told through `response_url` where the card is.
 
+use crate::app::enrollment;
+use crate::app::step_up::Offer;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -101,6 +103,15 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Byt
         Err(error) => ephemeral(error.0),
         Ok(Command::Help(usage)) => ephemeral(usage),
         Ok(Command::Approvals(listing)) => approvals(&state, &user, listing).await,
+        Ok(Command::AddPasskey) => ephemeral(match enrollment::offer_add(&state, &user).await {
+            Ok(Offer::Link(url)) => format!(
+                ":key: <{url}|Add a passkey>: you confirm with a passkey you already have, then register the new one (this link is yours alone, for 15 minutes)."
+            ),
+            Ok(Offer::NoPasskey) => format!(
+                "You have no passkey yet. Ask an operator to run `countersign passkey invite {user}` and open the link it prints."
+            ),
+            Err(error) => error.to_string(),
+        }),
         Ok(Command::Propose {
             action,
             email,

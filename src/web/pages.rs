@@ -57,6 +57,16 @@ pub fn enroll(slack_user_id: &str) -> Response {
     page("Register a passkey", "enroll", &body, true)
 }
 
+/// The page that adds another passkey: an existing one is asked for first.
+pub fn add(slack_user_id: &str) -> Response {
+    let body = format!(
+        "<p>This adds a passkey for Slack user <strong>{}</strong>. First confirm with a passkey \
+         you already have; then register the new one.</p>",
+        escape(slack_user_id)
+    );
+    page("Add a passkey", "add", &body, true)
+}
+
 /// The vote page: what is being approved, and the approvals so far.
 pub fn vote(proposal: &Proposal) -> Response {
     let requester = |r: &Requester| match r {

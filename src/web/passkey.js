@@ -27,6 +27,11 @@ async function post(path, body) {
 
 async function enroll(base) {
   const { publicKey } = await post(`${base}/options`);
+  await register(base, publicKey);
+  return "Your passkey is registered. You can close this page.";
+}
+
+async function register(base, publicKey) {
   publicKey.challenge = b64.decode(publicKey.challenge);
   publicKey.user.id = b64.decode(publicKey.user.id);
   for (const c of publicKey.excludeCredentials ?? []) c.id = b64.decode(c.id);
@@ -41,26 +46,36 @@ async function enroll(base) {
     },
     extensions: credential.getClientExtensionResults(),
   });
-  return "Your passkey is registered. You can close this page.";
+}
+
+async function assertion(publicKey) {
+  publicKey.challenge = b64.decode(publicKey.challenge);
+  for (const c of publicKey.allowCredentials ?? []) c.id = b64.decode(c.id);
+  const answer = await navigator.credentials.get({ publicKey });
+  return {
+    id: answer.id,
+    rawId: b64.encode(answer.rawId),
+    type: answer.type,
+    response: {
+      authenticatorData: b64.encode(answer.response.authenticatorData),
+      clientDataJSON: b64.encode(answer.response.clientDataJSON),
+      signature: b64.encode(answer.response.signature),
+      userHandle: answer.response.userHandle ? b64.encode(answer.response.userHandle) : null,
+    },
+    extensions: answer.getClientExtensionResults(),
+  };
+}
+
+async function add(base) {
+  const { publicKey } = await post(`${base}/options`);
+  const proved = await post(`${base}/prove`, await assertion(publicKey));
+  await register(base, proved.publicKey);
+  return "Your new passkey is registered. You can close this page.";
 }
 
 async function vote(base) {
   const { publicKey } = await post(`${base}/options`);
-  publicKey.challenge = b64.decode(publicKey.challenge);
-  for (const c of publicKey.allowCredentials ?? []) c.id = b64.decode(c.id);
-  const assertion = await navigator.credentials.get({ publicKey });
-  const answer = await post(`${base}/finish`, {
-    id: assertion.id,
-    rawId: b64.encode(assertion.rawId),
-    type: assertion.type,
-    response: {
-      authenticatorData: b64.encode(assertion.response.authenticatorData),
-      clientDataJSON: b64.encode(assertion.response.clientDataJSON),
-      signature: b64.encode(assertion.response.signature),
-      userHandle: assertion.response.userHandle ? b64.encode(assertion.response.userHandle) : null,
-    },
-    extensions: assertion.getClientExtensionResults(),
-  });
+  const answer = await post(`${base}/finish`, await assertion(publicKey));
   return answer.outcome;
 }
 
@@ -73,7 +88,8 @@ document.addEventListener("DOMContentLoaded", () => {
     outcome.textContent = "Waiting for your passkey…";
     const base = location.pathname.replace(/\/$/, "");
     try {
-      outcome.textContent = await (button.dataset.kind === "enroll" ? enroll(base) : vote(base));
+      const run = { enroll, add, vote }[button.dataset.kind];
+      outcome.textContent = await run(base);
     } catch (error) {
       outcome.textContent = `Nothing was recorded: ${error.message}`;
       button.disabled = false;

@@ -12,6 +12,7 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 use super::pages;
 use crate::api::body::JsonBody;
 use crate::api::problem::Problem;
+use crate::app::enrollment;
 use crate::app::state::AppState;
 use crate::app::step_up::{self, PageError};
 use crate::domain::Vote;
@@ -57,7 +58,7 @@ impl From<PageError> for Problem {
     params(("token" = String, Path, description = "The link's one-time token")),
     responses((status = 200, description = "The page", content_type = "text/html")))]
 pub async fn enroll_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    match step_up::enrollment(&state, &token).await {
+    match enrollment::enrollment(&state, &token).await {
         Ok(link) => pages::enroll(&link.slack_user_id),
         Err(error) => pages::closed(&error.to_string()),
     }
@@ -71,7 +72,7 @@ pub async fn enroll_options(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let options = step_up::enrollment_options(&state, &token).await?;
+    let options = enrollment::enrollment_options(&state, &token).await?;
     Ok(Json(json!(options)))
 }
 
@@ -85,7 +86,58 @@ pub async fn enroll_finish(
     Path(token): Path<String>,
     body: JsonBody<RegisterPublicKeyCredential>,
 ) -> Result<Json<Value>, Problem> {
-    let id = step_up::finish_enrollment(&state, &token, &body.value).await?;
+    let id = enrollment::finish_enrollment(&state, &token, &body.value).await?;
+    Ok(Json(json!({"credential_id": id})))
+}
+
+/// The page of a link to add another passkey: proves an existing one first.
+#[utoipa::path(get, path = "/passkey/add/{token}", tag = "passkeys",
+    params(("token" = String, Path, description = "The link's one-time token")),
+    responses((status = 200, description = "The page", content_type = "text/html")))]
+pub async fn add_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    match enrollment::adding(&state, &token).await {
+        Ok(link) => pages::add(&link.slack_user_id),
+        Err(error) => pages::closed(&error.to_string()),
+    }
+}
+
+/// The assertion options for a passkey the approver already has.
+#[utoipa::path(post, path = "/passkey/add/{token}/options", tag = "passkeys",
+    params(("token" = String, Path, description = "The link's one-time token")),
+    responses((status = 200, description = "The options, as WebAuthn JSON"), (status = 410, body = Problem)))]
+pub async fn add_options(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let options = enrollment::add_options(&state, &token).await?;
+    Ok(Json(json!(options)))
+}
+
+/// The assertion with an existing passkey; answers the registration options for the new one.
+#[utoipa::path(post, path = "/passkey/add/{token}/prove", tag = "passkeys",
+    params(("token" = String, Path, description = "The link's one-time token")),
+    request_body(content = Object, description = "The authenticator's answer, as WebAuthn JSON"),
+    responses((status = 200, description = "The registration options, as WebAuthn JSON"), (status = 400, body = Problem), (status = 410, body = Problem)))]
+pub async fn add_prove(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    body: JsonBody<PublicKeyCredential>,
+) -> Result<Json<Value>, Problem> {
+    let options = enrollment::add_prove(&state, &token, &body.value).await?;
+    Ok(Json(json!(options)))
+}
+
+/// The new credential, kept only after an existing passkey was proved on this link.
+#[utoipa::path(post, path = "/passkey/add/{token}/finish", tag = "passkeys",
+    params(("token" = String, Path, description = "The link's one-time token")),
+    request_body(content = Object, description = "The authenticator's answer, as WebAuthn JSON"),
+    responses((status = 200, description = "Registered"), (status = 400, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem)))]
+pub async fn add_finish(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    body: JsonBody<RegisterPublicKeyCredential>,
+) -> Result<Json<Value>, Problem> {
+    let id = enrollment::add_finish(&state, &token, &body.value).await?;
     Ok(Json(json!({"credential_id": id})))
 }
 

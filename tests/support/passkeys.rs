@@ -2,7 +2,8 @@
 //! Acts of an approver with a passkey: enrolled from an operator's link, and voting from the
 //! link an Approve click offers, through the real pages' endpoints.
 
-use countersign::app::step_up::{self, Passkeys};
+use countersign::app::enrollment;
+use countersign::app::relying_party::Passkeys;
 use countersign::domain::SlackUserId;
 use serde_json::Value;
 
@@ -59,7 +60,7 @@ impl TestApp {
     pub async fn invite_passkey(&self, user: &str) -> String {
         let passkeys = Passkeys::new(&PUBLIC_URL.parse().unwrap()).unwrap();
         let user = SlackUserId::parse(user).unwrap();
-        let link = step_up::invite(&self.ledger, &passkeys, &user, chrono::Utc::now())
+        let link = enrollment::invite(&self.ledger, &passkeys, &user, chrono::Utc::now())
             .await
             .unwrap();
         path_of(&link)
