@@ -1,0 +1,62 @@
+//! How often and how long the background work and the HTTP server wait: production defaults,
+//! set from the environment, shortened by the tests.
+
+use std::time::Duration;
+
+/// Intervals of the background work; defaults suit production, tests shorten them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// How long a claimed outbox job stays claimed without a renewal.
+    pub outbox_lease: Duration,
+    /// How long Slack profiles and group membership are trusted.
+    pub directory_cache: Duration,
+    /// How often the sweeper expires proposals and sends reminders.
+    pub sweep_every: Duration,
+    /// How often a ledger checkpoint is written.
+    pub checkpoint_every: Duration,
+    /// The longest any `Retry-After` (from 1Password, Slack or a callback receiver) may
+    /// postpone a job.
+    pub retry_after_cap: Duration,
+    /// The longest wait between tries to post a pending proposal's card.
+    pub card_retry_cap: Duration,
+    /// How long a pending proposal may wait for its card before `/readyz` calls it overdue.
+    pub card_overdue_after: Duration,
+    /// How long shutdown waits for acknowledged slash commands to finish.
+    pub command_drain: Duration,
+    /// Slack's pace for chat.postMessage per channel.
+    pub slack_post_every: Duration,
+    /// How often the drift sweep runs; `None` when it is off.
+    pub drift_every: Option<Duration>,
+    /// How long the HTTP server waits for a request's headers, and for the next request on an
+    /// idle connection, before closing the connection.
+    pub header_read_timeout: Duration,
+    /// How long the HTTP server waits for a request's whole body, counted from its headers,
+    /// before answering 408.
+    pub body_read_timeout: Duration,
+    /// How many connections the HTTP server holds at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// The least time between two listings of 1Password's users made because an email was
+    /// not found (any listing, the drift sweep's included, starts it again).
+    pub op_miss_relist_every: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            outbox_lease: Duration::from_secs(30),
+            directory_cache: Duration::from_secs(60),
+            sweep_every: Duration::from_secs(15),
+            checkpoint_every: Duration::from_secs(3600),
+            retry_after_cap: Duration::from_secs(300),
+            card_retry_cap: Duration::from_secs(60),
+            card_overdue_after: Duration::from_secs(30),
+            command_drain: Duration::from_secs(10),
+            slack_post_every: Duration::from_secs(1),
+            drift_every: Some(Duration::from_secs(600)),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            op_miss_relist_every: Duration::from_secs(60),
+        }
+    }
+}
