@@ -52,15 +52,7 @@ async fn overdue_cards_are_counted_in_the_metrics() {
     app.propose_unsettled(&suspend_alice()).await;
     wait_for_readiness(&app, "degraded").await;
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
 
     assert!(metrics.contains("countersign_cards_overdue 1"), "{metrics}");
 }
