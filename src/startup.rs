@@ -7,6 +7,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::rate_limit::RateLimiter;
 use crate::app::state::AppState;
@@ -84,6 +85,7 @@ impl Application {
             lanes: Arc::default(),
             op_concurrency: Arc::new(crate::app::Concurrency::new(settings.op_concurrency)),
             commands: Arc::default(),
+            stopping: CancellationToken::new(),
         };
         let listener = TcpListener::bind(settings.bind_addr).await?;
         Ok(Self {
@@ -127,6 +129,12 @@ impl Application {
         // Slow clients are cut off and connections capped (`http_server`); shutdown stops
         // accepting and lets requests in flight finish, as `axum::serve` did.
         let limits = crate::http_server::Limits::from(&self.state.timing);
+        let stopping = self.state.stopping.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Waiting gateway calls answer now instead of holding the drain.
+            stopping.cancel();
+        };
         let served = crate::http_server::serve(self.listener, app, limits, shutdown).await;
         // Acknowledged slash commands finish (or their requesters are told) before the
         // ledger closes.

@@ -10,9 +10,9 @@ use std::time::Duration;
 use countersign::domain::{AccountId, Email, OnePasswordUserId, Status, UserState};
 use countersign::metrics::Metrics;
 use countersign::onepassword::{OnePassword, OnePasswordConfig, OpError, Refusal};
-use serde_json::{json, Value};
 use support::app::*;
 use support::fake_onepassword::{FakeOnePassword, LastPage, Role, SeedUser};
+use support::soar::Soar;
 
 /// The operations of the published v1beta1 document, as (method, path template). Written from
 /// the reference pages, not from our client.
@@ -68,58 +68,6 @@ fn email(text: &str) -> Email {
     Email::parse(text).unwrap()
 }
 
-/// A raw caller of the stand-in, to see what it answers requests our client never sends.
-struct Raw {
-    http: reqwest::Client,
-    users: String,
-    token: String,
-}
-
-impl Raw {
-    async fn new(op: &FakeOnePassword) -> Self {
-        let http = reqwest::Client::builder()
-            .user_agent("contract-test/1.0")
-            .build()
-            .unwrap();
-        let answer: Value = http
-            .post(format!("{}/{}/users/oauth2/token", op.base_url, op.version))
-            .basic_auth(
-                FakeOnePassword::CLIENT_ID,
-                Some(FakeOnePassword::CLIENT_SECRET),
-            )
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        Self {
-            users: format!(
-                "{}/{}/accounts/{}/users",
-                op.base_url,
-                op.version,
-                FakeOnePassword::ACCOUNT_ID
-            ),
-            token: answer["access_token"].as_str().unwrap().to_owned(),
-            http,
-        }
-    }
-
-    async fn list(&self, query: &[(&str, &str)]) -> (u16, Value) {
-        let response = self
-            .http
-            .get(&self.users)
-            .query(query)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-}
-
 fn matches_template(template: &str, path: &str, version: &str) -> bool {
     let template = template.replace("{version}", version);
     let (t_parts, p_parts): (Vec<_>, Vec<_>) =
@@ -139,129 +87,21 @@ fn matches_template(template: &str, path: &str, version: &str) -> bool {
             })
 }
 
-// ---- The stand-in holds the published contract ----
+// ---- The stand-in holds what only 1Password does (the rest: tests/users_api_contract.rs) ----
 
 #[tokio::test]
-async fn the_stand_in_refuses_any_filter_but_the_two_documented_ones() {
-    let op = FakeOnePassword::start().await;
-    let raw = Raw::new(&op).await;
-
-    let (status, body) = raw
-        .list(&[("filter", "user.isActive() || user.isSuspended()")])
-        .await;
-
-    assert_eq!(status, 400);
-    assert_eq!(body["code"], 3, "InvalidArgument, as a gRPC number: {body}");
-    assert!(body["message"].as_str().unwrap().contains("invalid filter"));
-    assert_eq!(body["details"], json!([]));
-}
-
-#[tokio::test]
-async fn the_stand_in_filters_by_each_documented_value_and_lists_both_without_one() {
-    let op = FakeOnePassword::start().await;
-    op.add_user(&user_id(1), "a@example.com", "A", "ACTIVE");
-    op.add_user(&user_id(2), "s@example.com", "S", "SUSPENDED");
-    let raw = Raw::new(&op).await;
-    let count = |body: &Value| body["results"].as_array().unwrap().len();
-
-    let (_, active) = raw.list(&[("filter", "user.isActive()")]).await;
-    let (_, suspended) = raw.list(&[("filter", "user.isSuspended()")]).await;
-    let (_, empty) = raw.list(&[("filter", "")]).await;
-    let (_, absent) = raw.list(&[]).await;
-
-    assert_eq!(active["results"][0]["state"], "ACTIVE");
-    assert_eq!(suspended["results"][0]["state"], "SUSPENDED");
-    assert_eq!((count(&active), count(&suspended)), (1, 1));
-    assert_eq!((count(&empty), count(&absent)), (2, 2));
-}
-
-#[tokio::test]
-async fn the_stand_in_pages_25_by_default_and_refuses_more_than_1000() {
-    let op = FakeOnePassword::start().await;
-    seed_members(&op, 30);
-    let raw = Raw::new(&op).await;
-
-    let (_, first) = raw.list(&[]).await;
-    let (too_many, body) = raw.list(&[("max_page_size", "1001")]).await;
-
-    assert_eq!(first["results"].as_array().unwrap().len(), 25);
-    assert_eq!((too_many, body["code"].clone()), (400, json!(3)));
-}
-
-#[tokio::test]
-async fn the_stand_in_gives_opaque_base64_page_tokens_and_an_empty_one_on_the_last_page() {
-    let op = FakeOnePassword::start().await;
-    seed_members(&op, 30);
-    let raw = Raw::new(&op).await;
-
-    let (_, first) = raw.list(&[]).await;
-    let token = first["next_page_token"].as_str().unwrap().to_owned();
-    let (_, last) = raw.list(&[("page_token", &token)]).await;
-
-    let base64 = |c: char| c.is_ascii_alphanumeric() || "+/=".contains(c);
-    assert!(
-        token.chars().all(base64) && token.parse::<u64>().is_err(),
-        "{token}"
-    );
-    assert_eq!(last["results"].as_array().unwrap().len(), 5);
-    assert_eq!(last["next_page_token"], "");
-}
-
-#[tokio::test]
-async fn the_stand_in_refuses_a_page_token_it_never_issued() {
-    let op = FakeOnePassword::start().await;
-    seed_members(&op, 30);
-    let raw = Raw::new(&op).await;
-
-    let (status, body) = raw.list(&[("page_token", "25")]).await;
-
-    assert_eq!((status, body["code"].clone()), (400, json!(3)));
-}
-
-#[tokio::test]
-async fn the_stand_in_refuses_a_request_without_a_product_user_agent() {
-    let op = FakeOnePassword::start().await;
-
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1beta1/users/oauth2/token", op.base_url))
-        .basic_auth(
-            FakeOnePassword::CLIENT_ID,
-            Some(FakeOnePassword::CLIENT_SECRET),
-        )
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-
-    assert_eq!(response.status(), 400);
-}
-
-#[tokio::test]
-async fn the_stand_in_answers_errors_with_grpc_codes_not_http_statuses() {
+async fn the_stand_in_refuses_a_suspension_1password_refuses_with_code_7() {
     let op = FakeOnePassword::start().await;
     op.add_user(&user_id(1), "a@example.com", "A", "ACTIVE");
     op.fail_user(&user_id(1), 403, "no_owner_remain");
-    let raw = Raw::new(&op).await;
 
-    let refused = raw
-        .http
-        .post(format!("{}/{}:suspend", raw.users, user_id(1)))
-        .bearer_auth(&raw.token)
-        .send()
-        .await
-        .unwrap();
-    let missing = raw
-        .http
-        .get(format!("{}/{}", raw.users, user_id(9)))
-        .bearer_auth(&raw.token)
-        .send()
-        .await
-        .unwrap();
+    let refused = Soar::at_onepassword(&op)
+        .post_once(&user_id(1), "suspend")
+        .await;
 
-    assert_eq!(refused.status(), 403);
-    assert_eq!(refused.json::<Value>().await.unwrap()["code"], 7);
-    assert_eq!(missing.status(), 404);
-    assert_eq!(missing.json::<Value>().await.unwrap()["code"], 5);
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.body["code"], 7);
+    assert_eq!(refused.body["message"], "no_owner_remain");
 }
 
 #[tokio::test]
@@ -289,37 +129,6 @@ async fn the_stand_in_never_suspends_an_externally_managed_admin_or_the_last_own
     assert_eq!(owner.unwrap_err().refusal(), Some(Refusal::LastOwner));
     assert_eq!(op.user_state(&user_id(1)).as_deref(), Some("ACTIVE"));
     assert_eq!(op.user_state(&user_id(2)).as_deref(), Some("ACTIVE"));
-}
-
-#[tokio::test]
-async fn the_stand_in_revokes_with_200_even_for_an_unknown_token_and_401_for_bad_credentials() {
-    let op = FakeOnePassword::start().await;
-    let http = reqwest::Client::builder()
-        .user_agent("contract-test/1.0")
-        .build()
-        .unwrap();
-    let url = format!("{}/v1beta1/users/oauth2/revoke", op.base_url);
-
-    let unknown = http
-        .post(&url)
-        .basic_auth(
-            FakeOnePassword::CLIENT_ID,
-            Some(FakeOnePassword::CLIENT_SECRET),
-        )
-        .form(&[("token", "never-issued")])
-        .send()
-        .await
-        .unwrap();
-    let bad_client = http
-        .post(&url)
-        .basic_auth(FakeOnePassword::CLIENT_ID, Some("wrong"))
-        .form(&[("token", "never-issued")])
-        .send()
-        .await
-        .unwrap();
-
-    assert_eq!(unknown.status(), 200);
-    assert_eq!(bad_client.status(), 401);
 }
 
 // ---- The client follows it ----

@@ -6,7 +6,7 @@ mod support;
 use serde_json::Value;
 use support::app::*;
 
-const ROUTES: [(&str, &str); 23] = [
+const ROUTES: [(&str, &str); 28] = [
     ("post", "/v1/proposals"),
     ("get", "/v1/proposals"),
     ("get", "/v1/proposals/{id}"),
@@ -30,6 +30,11 @@ const ROUTES: [(&str, &str); 23] = [
     ("post", "/passkey/vote/{token}/options"),
     ("post", "/passkey/vote/{token}/finish"),
     ("get", "/passkey/passkey.js"),
+    ("post", "/{version}/users/oauth2/token"),
+    ("post", "/{version}/users/oauth2/revoke"),
+    ("get", "/{version}/accounts/{account}/users"),
+    ("get", "/{version}/accounts/{account}/users/{user}"),
+    ("post", "/{version}/accounts/{account}/users/{user}"),
 ];
 
 async fn document(app: &TestApp) -> Value {

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 pub use problem::{FieldError, Problem};
 
 use crate::app::state::AppState;
-use crate::{slack, web};
+use crate::{gateway, slack, web};
 
 /// Every HTTP route, with the OpenAPI document built from the same registrations.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -47,6 +47,10 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(web::passkeys::vote_options))
         .routes(routes!(web::passkeys::vote_finish))
         .routes(routes!(web::passkeys::script))
+        .routes(routes!(gateway::oauth::token))
+        .routes(routes!(gateway::oauth::revoke))
+        .routes(routes!(gateway::users::list))
+        .routes(routes!(gateway::users::get, gateway::users::act))
         .split_for_parts();
     let router = router
         .layer(Extension(Arc::new(document.clone())))

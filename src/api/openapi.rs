@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         (name = "ledger", description = "The event log, for auditors (audit:read)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
         (name = "slack", description = "Slack's request URLs; signed by Slack, not for other callers"),
+        (name = "users-api-gateway", description = "The 1Password Users API, answered by countersign for a SOAR's 1Password integration: reads pass through, suspend and reactivate become proposals decided in Slack. Errors are the Users API's `{code, message, details}`, not problem JSON"),
     )
 )]
 pub struct ApiDoc;

@@ -10,6 +10,7 @@ pub mod ceremonies;
 pub mod decisions;
 pub mod drift_sweep;
 pub mod enrollment;
+pub mod gateway;
 pub mod intake;
 pub mod lane_health;
 pub mod op_concurrency;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::relying_party::Passkeys;
 use super::{Concurrency, LaneHealth};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub lanes: Arc<LaneHealth>,
     /// The passkey relying party; `None` when `PUBLIC_URL` is unset (no vote needs one).
     pub passkeys: Option<Arc<Passkeys>>,
+    /// Cancelled when shutdown begins, so requests that wait (the gateway's) answer at once.
+    pub stopping: CancellationToken,
 }
 
 impl AppState {

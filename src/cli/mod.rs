@@ -1,7 +1,10 @@
-//! The command line: `serve` (default), `migrate`, `token create|list|revoke`, `ledger verify`.
+//! The command line: `serve` (default), `migrate`, `token create|list|revoke`, `ledger verify`,
+//! `passkey`, `gateway client create|list|revoke`.
 
+mod gateway;
 mod passkey;
 
+pub use gateway::GatewayCommand;
 pub use passkey::PasskeyCommand;
 
 use chrono::Utc;
@@ -74,6 +77,10 @@ pub enum Command {
     /// Enroll, list and revoke approvers' passkeys.
     #[command(subcommand)]
     Passkey(PasskeyCommand),
+    /// Credentials for a SOAR's 1Password integration pointed at countersign (the Users API
+    /// gateway).
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,6 +216,9 @@ async fn run_command(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Passkey(command)) => {
             passkey::run(&open(&cli.database_url).await?, command).await
         }
+        Some(Command::Gateway(command)) => {
+            gateway::run(&open(&cli.database_url).await?, command).await
+        }
     }
 }
 
@@ -253,16 +263,10 @@ async fn token(database_url: &str, command: TokenCommand) -> anyhow::Result<i32>
     let ledger = open(database_url).await?;
     match command {
         TokenCommand::Create { name, scopes } => {
-            let name = name.trim();
-            if name.is_empty()
-                || name.len() > 64
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
+            let Some(name) = integration_name(&name) else {
                 eprintln!("--name must be 1 to 64 letters, digits, '-', '_' or '.'");
                 return Ok(2);
-            }
+            };
             let scopes = match scopes
                 .iter()
                 .map(|s| Scope::parse(s))
@@ -309,6 +313,18 @@ async fn token(database_url: &str, command: TokenCommand) -> anyhow::Result<i32>
         },
     }
     Ok(0)
+}
+
+/// An integration's name as policy rules and the ledger name it: 1 to 64 letters, digits,
+/// '-', '_' or '.'; `None` otherwise.
+fn integration_name(raw: &str) -> Option<&str> {
+    let name = raw.trim();
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    valid.then_some(name)
 }
 
 fn scope_list(scopes: &[Scope]) -> String {

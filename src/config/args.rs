@@ -74,6 +74,14 @@ pub struct ServeArgs {
     /// found: unknown emails within it are answered from the last listing.
     #[arg(long, env = "OP_MISS_RELIST_SECS", default_value_t = 60)]
     pub op_miss_relist_secs: u64,
+    /// How long a gateway `:suspend` or `:reactivate` waits for its proposal to end before
+    /// answering 503 with Retry-After ("20s").
+    #[arg(long, env = "GATEWAY_WAIT", default_value = "20s")]
+    pub gateway_wait: String,
+    /// How long after its proposal ended a repeated gateway call is answered with that ending
+    /// ("10m").
+    #[arg(long, env = "GATEWAY_REMEMBER", default_value = "10m")]
+    pub gateway_remember: String,
     /// Milliseconds between chat.postMessage calls per channel (Slack: one a second).
     #[arg(
         long,

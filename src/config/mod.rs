@@ -196,6 +196,9 @@ impl Settings {
                 header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
                 body_read_timeout: Duration::from_secs(args.body_read_timeout_secs.max(1)),
                 max_connections: args.max_connections.max(1),
+                gateway_wait: span("GATEWAY_WAIT", &args.gateway_wait)?,
+                gateway_remember: span("GATEWAY_REMEMBER", &args.gateway_remember)?,
+                gateway_poll: Timing::default().gateway_poll,
             },
             callback_allowed_hosts: args
                 .callback_allowed_hosts
@@ -221,6 +224,11 @@ fn parse_interval(name: &str, raw: &str) -> Result<Option<Duration>, ConfigError
                 "{name} {raw:?} is not an interval like \"10m\" or 0"
             ))
         })
+}
+
+/// A span such as "20s" or "10m"; "0" is none at all.
+fn span(name: &str, raw: &str) -> Result<Duration, ConfigError> {
+    Ok(parse_interval(name, raw)?.unwrap_or(Duration::ZERO))
 }
 
 pub fn load_policy(path: &str) -> Result<Policy, ConfigError> {

@@ -38,6 +38,15 @@ pub struct Timing {
     /// The least time between two listings of 1Password's users made because an email was
     /// not found (any listing, the drift sweep's included, starts it again).
     pub op_miss_relist_every: Duration,
+    /// How long a gateway `:suspend` or `:reactivate` call waits for its proposal to end
+    /// before answering 503 (`GATEWAY_WAIT`).
+    pub gateway_wait: Duration,
+    /// How long after its proposal ended the same gateway call is answered with that ending
+    /// instead of proposing again (`GATEWAY_REMEMBER`).
+    pub gateway_remember: Duration,
+    /// How often a waiting gateway call reads its proposal when no commit woke it (another
+    /// replica's commit on SQLite never does).
+    pub gateway_poll: Duration,
 }
 
 impl Default for Timing {
@@ -57,6 +66,9 @@ impl Default for Timing {
             body_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
             op_miss_relist_every: Duration::from_secs(60),
+            gateway_wait: Duration::from_secs(20),
+            gateway_remember: Duration::from_secs(600),
+            gateway_poll: Duration::from_secs(1),
         }
     }
 }

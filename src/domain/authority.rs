@@ -229,7 +229,7 @@ mod tests {
         )
         .unwrap();
         p.begin_attempt().unwrap();
-        p.fail_execution("boom".into(), at(2));
+        p.fail_execution("boom".into(), None, at(2));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub use lifecycle::{Action, Confidence, Outcome, Status, UserState};
 pub use policy::{parse_duration, AutoApproveRule, Members, Policy, PolicyError, StepUp};
 pub use proposal::{
     Approval, Cancel, Denial, Evidence, Execution, Folded, FurtherRequest, Proposal, Requester,
-    SlackRef, Source, Target, Vote, MAX_EVIDENCE,
+    SlackRef, Source, Target, VendorError, Vote, MAX_EVIDENCE,
 };
 pub use reason::Reason;
 pub use refusal::Refusal;

@@ -55,12 +55,15 @@ impl StepUp {
 }
 
 /// An operator's explicit rule that approves matching suspensions without a human: the
-/// proposing *token's* name and the alert's confidence must match, under an hourly cap.
+/// proposing integration's name (an API token's or a gateway client's) and the alert's
+/// confidence must match, under an hourly cap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutoApproveRule {
     pub name: String,
     pub integration: String,
-    pub min_confidence: Confidence,
+    /// `None`: any report of this integration, with or without a confidence (a gateway
+    /// client's calls carry none).
+    pub min_confidence: Option<Confidence>,
     pub max_per_hour: u32,
 }
 
@@ -192,10 +195,11 @@ impl Policy {
         if action != Action::Suspend || self.is_protected(target) {
             return None;
         }
-        let confidence = confidence?;
-        self.auto_approve
-            .iter()
-            .find(|r| r.integration == integration && confidence >= r.min_confidence)
+        self.auto_approve.iter().find(|r| {
+            r.integration == integration
+                && r.min_confidence
+                    .is_none_or(|least| confidence.is_some_and(|c| c >= least))
+        })
     }
 
     pub fn is_protected(&self, email: &Email) -> bool {
@@ -248,6 +252,16 @@ impl Policy {
             warnings.push(
                 "restore.step_up = \"none\": a restore vote rests on the Slack session alone, so two hijacked Slack sessions (or one and a hurried colleague) can give a contained account its access back".into(),
             );
+        }
+        for rule in self
+            .auto_approve
+            .iter()
+            .filter(|r| r.min_confidence.is_none())
+        {
+            warnings.push(format!(
+                "auto_approve rule {:?} has no min_confidence: every suspension {:?} proposes is approved without a human, up to {} an hour",
+                rule.name, rule.integration, rule.max_per_hour
+            ));
         }
         warnings
     }
@@ -331,7 +345,8 @@ struct PolicyFile {
 struct AutoApproveFile {
     name: Spanned<String>,
     integration: String,
-    min_confidence: Confidence,
+    #[serde(default)]
+    min_confidence: Option<Confidence>,
     max_per_hour: Spanned<u32>,
 }
 

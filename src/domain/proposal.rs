@@ -126,6 +126,19 @@ pub struct Execution {
     pub outcome: Option<Outcome>,
     pub last_error: Option<String>,
     pub at: Option<DateTime<Utc>>,
+    /// 1Password's own answer when it refused the last attempt, as it gave it: what the Users
+    /// API gateway hands back to the integration that asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_with: Option<VendorError>,
+}
+
+/// An error as 1Password sent it: HTTP status, the gRPC status of its body, its message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VendorError {
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -442,9 +455,15 @@ impl Proposal {
         self.execution.at = Some(now);
     }
 
-    pub fn fail_execution(&mut self, error: String, now: DateTime<Utc>) {
+    pub fn fail_execution(
+        &mut self,
+        error: String,
+        refused_with: Option<VendorError>,
+        now: DateTime<Utc>,
+    ) {
         self.status = Status::Failed;
         self.execution.last_error = Some(error);
+        self.execution.refused_with = refused_with;
         self.execution.at = Some(now);
     }
 

@@ -279,7 +279,7 @@ fn a_failed_execution_can_be_retried_by_an_approver() {
     )
     .unwrap();
     p.begin_attempt().unwrap();
-    p.fail_execution("403 no_owner_remain".into(), at(2));
+    p.fail_execution("403 no_owner_remain".into(), None, at(2));
     p.retry(
         &approver("U0CAT", "cat@example.com"),
         Since::default(),
@@ -308,7 +308,7 @@ fn a_retry_follows_the_decision_identity_rules() {
     )
     .unwrap();
     p.begin_attempt().unwrap();
-    p.fail_execution("500".into(), at(2));
+    p.fail_execution("500".into(), None, at(2));
     assert_eq!(
         p.retry(
             &approver("U0ALI", "alice@example.com"),

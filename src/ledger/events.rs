@@ -46,6 +46,10 @@ pub enum EventKind {
     PasskeyEnrolled,
     PasskeyRevoked,
     PasskeyRefused,
+    GatewayClientCreated,
+    GatewayClientRevoked,
+    GatewayTokenIssued,
+    GatewayTokenRevoked,
 }
 
 impl EventKind {
@@ -76,6 +80,10 @@ impl EventKind {
             EventKind::PasskeyEnrolled => "passkey.enrolled",
             EventKind::PasskeyRevoked => "passkey.revoked",
             EventKind::PasskeyRefused => "passkey.refused",
+            EventKind::GatewayClientCreated => "gateway.client_created",
+            EventKind::GatewayClientRevoked => "gateway.client_revoked",
+            EventKind::GatewayTokenIssued => "gateway.token_issued",
+            EventKind::GatewayTokenRevoked => "gateway.token_revoked",
         }
     }
 }

@@ -21,7 +21,7 @@ pub struct ProposalQuery {
     pub limit: u32,
 }
 
-fn decode(document: &str) -> Result<Proposal> {
+pub(super) fn decode(document: &str) -> Result<Proposal> {
     serde_json::from_str(document).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 

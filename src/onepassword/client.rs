@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use super::config::{Endpoints, OnePasswordConfig};
 use super::model::{OpError, User, UserPage};
 use super::token::Tokens;
-use super::wire::{parse, transport_error};
-use crate::domain::{Email, OnePasswordUserId};
+use super::wire::{parse, transport_error, Relayed};
+use crate::domain::{AccountId, Email, OnePasswordUserId};
 use crate::metrics::Metrics;
 
 /// The most "List users" returns a page; fewer calls for a large account.
@@ -24,6 +24,9 @@ const MISS_RELIST_EVERY: Duration = Duration::from_secs(60);
 pub struct OnePassword {
     http: reqwest::Client,
     endpoints: Endpoints,
+    /// The path's version segment and the account, as configured: what the gateway answers at.
+    api_version: String,
+    account: AccountId,
     tokens: Tokens,
     /// The account's users as last listed, for email lookups.
     directory: std::sync::Mutex<Option<(Instant, Vec<User>)>>,
@@ -46,6 +49,8 @@ impl OnePassword {
         Self {
             http,
             endpoints,
+            api_version: config.api_version.trim_matches('/').to_owned(),
+            account: config.account.clone(),
             tokens,
             directory: std::sync::Mutex::new(None),
             listing: tokio::sync::Mutex::new(()),
@@ -62,6 +67,16 @@ impl OnePassword {
 
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
+    }
+
+    /// The Users API version countersign calls (`OP_API_VERSION`).
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+
+    /// The account countersign governs (`OP_ACCOUNT_ID`).
+    pub fn account(&self) -> &AccountId {
+        &self.account
     }
 
     /// Revokes the cached access token, if there is one, so it dies with the process instead of
@@ -204,16 +219,59 @@ impl OnePassword {
         url: &str,
         query: &[(&str, String)],
     ) -> Result<T, OpError> {
+        parse(self.send_with_fresh_token(method, url, query).await?).await
+    }
+
+    async fn send_with_fresh_token(
+        &self,
+        method: Method,
+        url: &str,
+        query: &[(&str, String)],
+    ) -> Result<reqwest::Response, OpError> {
         let token = self.tokens.get(false).await?;
         let response = self.send(method.clone(), url, query, &token).await?;
         // A token can be revoked or expire early; refresh it once and try again.
-        let response = if response.status() == StatusCode::UNAUTHORIZED {
+        if response.status() == StatusCode::UNAUTHORIZED {
             let token = self.tokens.get(true).await?;
-            self.send(method, url, query, &token).await?
-        } else {
-            response
+            return self.send(method, url, query, &token).await;
+        }
+        Ok(response)
+    }
+
+    /// "List users" with the caller's own parameters, answered as 1Password answered it (the
+    /// Users API gateway relays it).
+    pub async fn relay_list(&self, query: &[(String, String)]) -> Result<Relayed, OpError> {
+        let query: Vec<(&str, String)> =
+            query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let url = self.endpoints.users.clone();
+        self.relay("relay_list", &url, &query).await
+    }
+
+    /// "Get a user", answered as 1Password answered it.
+    pub async fn relay_get(&self, id: &OnePasswordUserId) -> Result<Relayed, OpError> {
+        let url = format!("{}/{id}", self.endpoints.users);
+        self.relay("relay_get", &url, &[]).await
+    }
+
+    async fn relay(
+        &self,
+        endpoint: &'static str,
+        url: &str,
+        query: &[(&str, String)],
+    ) -> Result<Relayed, OpError> {
+        let started = Instant::now();
+        let result = match self.send_with_fresh_token(Method::GET, url, query).await {
+            Ok(response) => Relayed::read(response).await,
+            Err(error) => Err(error),
         };
-        parse(response).await
+        let error = match &result {
+            Ok(relayed) if relayed.status >= 400 => Some(format!("HTTP {}", relayed.status)),
+            Ok(_) => None,
+            Err(error) => Some(error.to_string()),
+        };
+        self.metrics
+            .call("onepassword", endpoint, started.elapsed(), error);
+        result
     }
 
     async fn send(

@@ -8,4 +8,5 @@ mod wire;
 
 pub use client::OnePassword;
 pub use config::{Endpoints, OnePasswordConfig};
-pub use model::{OpError, Refusal, User};
+pub use model::{grpc, OpError, Refusal, User};
+pub use wire::Relayed;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::domain::UserState;
+use crate::domain::{UserState, VendorError};
 
 /// A user as the Users API returns it. Every field is optional in the published OpenAPI
 /// document; a missing or unknown `state` reads as `STATE_UNSPECIFIED`.
@@ -68,12 +68,39 @@ impl UserPage {
 
 /// The gRPC status numbers the Users API puts in an error body's `code`.
 pub mod grpc {
+    pub const INVALID_ARGUMENT: i64 = 3;
     pub const DEADLINE_EXCEEDED: i64 = 4;
     pub const NOT_FOUND: i64 = 5;
     pub const PERMISSION_DENIED: i64 = 7;
     pub const RESOURCE_EXHAUSTED: i64 = 8;
+    pub const FAILED_PRECONDITION: i64 = 9;
     pub const ABORTED: i64 = 10;
+    pub const UNIMPLEMENTED: i64 = 12;
+    pub const INTERNAL: i64 = 13;
     pub const UNAVAILABLE: i64 = 14;
+    pub const UNAUTHENTICATED: i64 = 16;
+
+    /// The code an error sent with this HTTP status carries (the reference's error section:
+    /// a 403 carries 7). The `code` is never the HTTP status itself.
+    pub fn for_http(status: u16) -> i64 {
+        match status {
+            400 => INVALID_ARGUMENT,
+            401 => UNAUTHENTICATED,
+            403 => PERMISSION_DENIED,
+            404 => NOT_FOUND,
+            409 => ABORTED,
+            429 => RESOURCE_EXHAUSTED,
+            501 => UNIMPLEMENTED,
+            503 => UNAVAILABLE,
+            504 => DEADLINE_EXCEEDED,
+            _ => INTERNAL,
+        }
+    }
+
+    /// The Users API's error body: `{"code": <gRPC status>, "message", "details": []}`.
+    pub fn error_body(code: i64, message: &str) -> serde_json::Value {
+        serde_json::json!({ "code": code, "message": message, "details": [] })
+    }
 }
 
 /// A refusal 1Password documents, with what a responder should do about it.
@@ -147,6 +174,27 @@ fn refused(status: u16, code: Option<i64>, message: &str) -> String {
 }
 
 impl OpError {
+    /// The error as 1Password sent it, when 1Password refused (rather than failed to answer).
+    pub fn as_vendor_error(&self) -> Option<VendorError> {
+        match self {
+            OpError::Permanent {
+                status,
+                code,
+                message,
+            } => Some(VendorError {
+                status: *status,
+                code: *code,
+                message: message.clone(),
+            }),
+            OpError::NotFound => Some(VendorError {
+                status: 404,
+                code: Some(grpc::NOT_FOUND),
+                message: "user not found".into(),
+            }),
+            OpError::Transient { .. } => None,
+        }
+    }
+
     /// Whether 1Password asked countersign to slow down (429).
     pub fn is_throttled(&self) -> bool {
         matches!(

@@ -90,3 +90,25 @@ pub(super) async fn parse<T: DeserializeOwned>(response: reqwest::Response) -> R
         message,
     })
 }
+
+/// 1Password's answer kept as it came, for the gateway to pass on: status, `Retry-After`
+/// and body, unread.
+#[derive(Debug, Clone)]
+pub struct Relayed {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: Vec<u8>,
+}
+
+impl Relayed {
+    pub(super) async fn read(response: reqwest::Response) -> Result<Self, OpError> {
+        let status = response.status().as_u16();
+        let retry_after = retry_after(&response);
+        let body = response.bytes().await.map_err(transport_error)?.to_vec();
+        Ok(Self {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}

@@ -220,15 +220,11 @@ async fn conclude(
             tracing::info!(proposal_id = %id, outcome = done.outcome.as_str(), "executed");
         }
         Err(error) => {
-            proposal.fail_execution(error.to_string(), now);
-            tx.append(
-                Some(id),
-                EventKind::ExecutionFailed,
-                "system",
-                json!({"attempt": number, "error": error.to_string()}),
-                now,
-            )
-            .await?;
+            let refused_with = error.as_vendor_error();
+            let payload = json!({"attempt": number, "error": error.to_string(), "refused_with": refused_with});
+            proposal.fail_execution(error.to_string(), refused_with, now);
+            tx.append(Some(id), EventKind::ExecutionFailed, "system", payload, now)
+                .await?;
             tracing::error!(proposal_id = %id, %error, "execution failed");
         }
     }

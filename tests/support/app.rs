@@ -84,6 +84,9 @@ pub fn test_timing() -> Timing {
         drift_every: None,
         // Tests add 1Password users as they go: every unknown email lists again.
         op_miss_relist_every: Duration::ZERO,
+        // A gateway write answers 503 soon; the test client retries as a SOAR does.
+        gateway_wait: Duration::from_millis(500),
+        gateway_poll: Duration::from_millis(20),
         ..Timing::default()
     }
 }

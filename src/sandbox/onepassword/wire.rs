@@ -4,31 +4,19 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+
+use crate::onepassword::grpc;
 
 /// The gRPC status a Users API error carries in its `code` field, by the HTTP status it is
-/// sent with ("Error bodies are `{"code": <gRPC status number>, "message", "details"}`", the
-/// reference's error section; e.g. a 403 carries code 7). The `code` is never the HTTP status.
-pub fn grpc_code(status: u16) -> u32 {
-    match status {
-        400 => 3,  // INVALID_ARGUMENT
-        401 => 16, // UNAUTHENTICATED
-        403 => 7,  // PERMISSION_DENIED
-        404 => 5,  // NOT_FOUND
-        409 => 10, // ABORTED
-        429 => 8,  // RESOURCE_EXHAUSTED
-        501 => 12, // UNIMPLEMENTED
-        503 => 14, // UNAVAILABLE
-        504 => 4,  // DEADLINE_EXCEEDED
-        _ => 13,   // INTERNAL
-    }
+/// sent with (e.g. a 403 carries code 7).
+pub fn grpc_code(status: u16) -> i64 {
+    grpc::for_http(status)
 }
 
 /// The Users API's error shape: `{"code": <gRPC status>, "message": "...", "details": []}`.
 pub fn op_error(status: u16, message: &str) -> Response {
     let http = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = json!({ "code": grpc_code(status), "message": message, "details": [] });
-    (http, Json(body)).into_response()
+    (http, Json(grpc::error_body(grpc_code(status), message))).into_response()
 }
 
 /// 400 InvalidArgument, as the API answers a filter, page size or page token it refuses.
