@@ -9,6 +9,7 @@ mod support;
 use std::process::{Command, Output};
 
 use countersign::domain::Status;
+use countersign::ledger::Ledger;
 use support::app::*;
 use support::database;
 
@@ -26,6 +27,15 @@ fn copy(from: &str, to: &str) -> Output {
         "sqlite::memory:",
         &["ledger", "copy", "--from", from, "--to", to],
     )
+}
+
+/// Copies `from` into `to` with the CLI, which must succeed, and opens both ledgers read-only.
+async fn copied(from: &str, to: &str) -> (Ledger, Ledger) {
+    let output = copy(from, to);
+    assert!(output.status.success(), "{}", stdout(&output));
+    let source = Ledger::open_read_only(from).await.unwrap();
+    let target = Ledger::open_read_only(to).await.unwrap();
+    (source, target)
 }
 
 fn stdout(output: &Output) -> String {
@@ -106,15 +116,8 @@ async fn the_copy_carries_the_current_state_so_the_new_ledger_serves_it() {
     let token_line = countersign(&app.database_url, &["token", "list"]);
     let target = database::fresh_postgres(&server).await;
 
-    let copied = copy(&app.database_url, &target);
+    let (source, copy) = copied(&app.database_url, &target).await;
 
-    assert!(copied.status.success(), "{}", stdout(&copied));
-    let source = countersign::ledger::Ledger::open_read_only(&app.database_url)
-        .await
-        .unwrap();
-    let copy = countersign::ledger::Ledger::open_read_only(&target)
-        .await
-        .unwrap();
     let query = countersign::ledger::ProposalQuery {
         limit: 100,
         ..Default::default()
@@ -136,6 +139,32 @@ async fn the_copy_carries_the_current_state_so_the_new_ledger_serves_it() {
         copy.outbox_depth().await.unwrap(),
         source.outbox_depth().await.unwrap()
     );
+}
+
+#[tokio::test]
+async fn the_copy_carries_passkeys_and_gateway_clients_so_they_still_work() {
+    let Some(server) = database::postgres_server() else {
+        return;
+    };
+    let app = spawn_app_on_sqlite().await;
+    app.enroll(BOB).await;
+    let all = countersign::ledger::GatewayPermission::ALL;
+    let (client, secret) = app.gateway_client("sumo-cloud-soar", &all).await;
+    app.shut_down().await;
+    let target = database::fresh_postgres(&server).await;
+
+    let (source, copy) = copied(&app.database_url, &target).await;
+
+    assert_eq!(
+        copy.passkeys().await.unwrap(),
+        source.passkeys().await.unwrap()
+    );
+    assert_eq!(copy.passkeys().await.unwrap().len(), 1);
+    let found = copy
+        .gateway_client_by_secret(&client, &secret)
+        .await
+        .unwrap();
+    assert_eq!(found.map(|c| c.name).as_deref(), Some("sumo-cloud-soar"));
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use countersign::ledger::Ledger;
 use support::database;
 use support::process::{eventually, Server, World, ALICE};
+use support::soar::Soar;
 
 /// Two replicas of one deployment on a fresh PostgreSQL database, or `None` to skip.
 async fn two_replicas() -> Option<(World, Server, Server)> {
@@ -230,4 +231,35 @@ async fn a_stray_session_holding_the_write_lock_fails_writes_after_the_timeout_n
         began.elapsed() >= Duration::from_secs(9),
         "it waited its turn first"
     );
+}
+
+#[tokio::test]
+async fn a_gateway_call_retried_on_the_other_replica_finds_the_same_proposal() {
+    let Some((world, a, b)) = two_replicas().await else {
+        return;
+    };
+    let (id, secret) = world
+        .create_gateway_client("sumo-cloud-soar", "suspend-users")
+        .await;
+    let (id, secret) = (id.as_str(), secret.as_str());
+    let via_a = Soar::new(&a.address, &world.op.version, id, secret);
+    let via_b = Soar::new(&b.address, &world.op.version, id, secret);
+
+    let first = via_a.post_once(ALICE, "suspend").await;
+    assert_eq!(first.status, 503, "{:?}", first.body);
+    let message = first.body["message"].as_str().unwrap();
+    let proposal = message.rsplit(' ').next().unwrap().to_owned();
+    let card = world.card_ts_of(&proposal).await;
+    let retried = via_b.post_once(ALICE, "suspend").await;
+    world.approve(&b, &proposal, &card).await;
+    let answer = via_b.suspend(ALICE).await;
+
+    assert_eq!(
+        retried.body["message"], first.body["message"],
+        "the same proposal"
+    );
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.body["state"], "SUSPENDED");
+    assert_eq!(world.slack.top_level_messages().len(), 1, "one card");
+    assert_eq!(world.op.mutation_count("suspend"), 1);
 }

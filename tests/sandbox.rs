@@ -262,3 +262,50 @@ async fn the_page_can_change_a_user_in_the_1password_console() {
         })
         .await;
 }
+
+#[tokio::test]
+async fn the_printed_gateway_example_suspends_a_user_after_an_approve_click() {
+    let sandbox = Sandbox::start().await;
+    let state = sandbox.state().await;
+    let example = state["gateway_example"].as_str().unwrap().to_owned();
+
+    let curl = tokio::process::Command::new("sh")
+        .args(["-c", &example])
+        .output();
+    let run = tokio::spawn(curl);
+    let state = sandbox
+        .until("the card", |s| {
+            !s["messages"].as_array().unwrap().is_empty()
+        })
+        .await;
+    let card = &state["messages"][0];
+    let id = button_value(&card["blocks"], "approve").expect("an Approve button");
+    let click = sandbox
+        .post(
+            "click",
+            json!({"user": "U0BOB", "action_id": "approve", "value": id, "message_ts": card["ts"]}),
+        )
+        .await;
+    let output = run.await.unwrap().expect("sh and curl run");
+
+    assert_eq!(click["status"], 200, "{click}");
+    let answer: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stdout)));
+    assert_eq!(answer["state"], "SUSPENDED", "{answer}");
+    assert_eq!(
+        onepassword_state(&sandbox.state().await, "alice@example.com"),
+        "SUSPENDED"
+    );
+}
+
+/// The `value` of the button with `action_id` in Block Kit `blocks`.
+fn button_value(blocks: &Value, action_id: &str) -> Option<String> {
+    match blocks {
+        Value::Object(map) if map.get("action_id").and_then(Value::as_str) == Some(action_id) => {
+            map.get("value").and_then(Value::as_str).map(str::to_owned)
+        }
+        Value::Object(map) => map.values().find_map(|v| button_value(v, action_id)),
+        Value::Array(items) => items.iter().find_map(|v| button_value(v, action_id)),
+        _ => None,
+    }
+}

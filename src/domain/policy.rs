@@ -491,6 +491,26 @@ max_per_hour = 5
     }
 
     #[test]
+    fn a_rule_without_min_confidence_matches_every_report_of_its_integration_and_is_warned_of() {
+        let rule = "[[auto_approve]]\nname = \"gateway\"\nintegration = \"sumo-cloud-soar\"\nmax_per_hour = 3\n";
+        let policy = Policy::parse(rule).unwrap();
+        let alice = Email::parse("alice@example.com").unwrap();
+        for confidence in [None, Some(Confidence::Low)] {
+            let found =
+                policy.auto_approve_rule(Action::Suspend, &alice, "sumo-cloud-soar", confidence);
+            assert_eq!(found.map(|r| r.name.as_str()), Some("gateway"));
+        }
+        assert!(policy
+            .auto_approve_rule(Action::Suspend, &alice, "tines", None)
+            .is_none());
+        let warnings = policy.warnings();
+        assert!(
+            warnings.iter().any(|w| w.contains("has no min_confidence")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
     fn auto_approve_never_applies_to_restores_or_protected_users() {
         let policy = Policy::parse(RULES).unwrap();
         let alice = Email::parse("alice@example.com").unwrap();

@@ -141,6 +141,58 @@ const TABLES: &[Table] = &[
         ],
         order: "seq",
     },
+    Table {
+        name: "passkeys",
+        columns: &[
+            ("id", Text),
+            ("slack_user_id", Text),
+            ("passkey", Text),
+            ("aaguid", Text),
+            ("created_at", Text),
+            ("used_at", Text),
+            ("revoked_at", Text),
+        ],
+        order: "id",
+    },
+    Table {
+        name: "passkey_links",
+        columns: &[
+            ("token_sha256", Text),
+            ("purpose", Text),
+            ("slack_user_id", Text),
+            ("proposal_id", Text),
+            ("action", Text),
+            ("created_at", Text),
+            ("expires_at", Text),
+            ("attempts", Int),
+            ("ceremony", Text),
+            ("proven_by", Text),
+            ("used_at", Text),
+        ],
+        order: "token_sha256",
+    },
+    Table {
+        name: "gateway_clients",
+        columns: &[
+            ("id", Text),
+            ("name", Text),
+            ("secret_hash", Text),
+            ("permissions", Text),
+            ("created_at", Text),
+            ("revoked_at", Text),
+        ],
+        order: "id",
+    },
+    // After its clients: each token names one.
+    Table {
+        name: "gateway_tokens",
+        columns: &[
+            ("token_hash", Text),
+            ("client_id", Text),
+            ("expires_at", Text),
+        ],
+        order: "token_hash",
+    },
 ];
 
 /// Rows inserted per statement: well under both engines' limit on parameters.

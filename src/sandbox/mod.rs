@@ -7,6 +7,7 @@ pub mod onepassword;
 mod run;
 pub mod signing;
 pub mod slack;
+mod welcome;
 
 pub use run::{run, CHANNEL, TEAM};
 

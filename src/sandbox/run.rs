@@ -19,11 +19,12 @@ use serde_json::{json, Value};
 use super::onepassword::{FakeOnePassword, Role, SeedUser};
 use super::signing;
 use super::slack::FakeSlack;
+use super::welcome;
 use crate::app::enrollment;
 use crate::app::relying_party::Passkeys;
 use crate::config::{Settings, SlackSettings, Timing};
 use crate::domain::{AccountId, Policy, SlackUserId};
-use crate::ledger::{Ledger, Scope};
+use crate::ledger::{GatewayPermission, Ledger, Scope};
 use crate::onepassword::OnePasswordConfig;
 use crate::startup::Application;
 
@@ -134,6 +135,8 @@ struct Sandbox {
     bot: String,
     signing_secret: String,
     token: String,
+    /// The printed way to suspend as a SOAR's 1Password integration would.
+    gateway_example: String,
     /// The ledger and relying party, for the operator's passkey invitations.
     ledger: Ledger,
     passkeys: Passkeys,
@@ -217,14 +220,15 @@ pub async fn run(
         Scope::AuditRead,
     ];
     let (_, token) = ledger.create_token("sandbox", &scopes, Utc::now()).await?;
+    let (client, secret) = ledger
+        .create_gateway_client("sandbox-soar", &GatewayPermission::ALL, Utc::now())
+        .await?;
     let passkeys = Passkeys::new(&public_url).map_err(anyhow::Error::msg)?;
 
     let bot = format!("http://{}:{port}", bind.ip());
-    print_welcome(
-        public_url.as_str().trim_end_matches('/'),
-        &token,
-        &database_url,
-    );
+    let public = public_url.as_str().trim_end_matches('/');
+    let gateway_example = welcome::gateway_example(public, &op.version, &client.id, &secret);
+    welcome::print(public, &token, &gateway_example, &database_url);
     let sandbox = Arc::new(Sandbox {
         slack,
         op,
@@ -232,6 +236,7 @@ pub async fn run(
         bot,
         signing_secret,
         token,
+        gateway_example,
         ledger,
         passkeys,
         triggers: Mutex::default(),
@@ -252,20 +257,6 @@ fn sandbox_dir() -> std::io::Result<PathBuf> {
     ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-fn print_welcome(bot: &str, token: &str, database_url: &str) {
-    println!("countersign sandbox is running.\n");
-    println!("  Open the approvals channel:  {bot}/sandbox");
-    println!(
-        "  Restores need two passkeys: pick an approver, \"Enroll a passkey\", open the link."
-    );
-    println!("  Ledger (deleted at exit):    {database_url}\n");
-    println!("  Propose as automation:");
-    println!(
-        "    curl -sS {bot}/v1/proposals -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n      -d '{{\"action\": \"suspend\", \"user\": {{\"email\": \"alice@example.com\"}}, \"reason\": \"Impossible travel followed by vault export\", \"source\": {{\"platform\": \"sandbox\", \"confidence\": \"high\"}}}}'\n"
-    );
-    println!("  Press Ctrl-C to stop.");
 }
 
 fn routes(sandbox: Shared) -> Router {
@@ -345,6 +336,7 @@ async fn state(State(sandbox): State<Shared>) -> Json<Value> {
     Json(json!({
         "channel": CHANNEL, "users": users, "onepassword": onepassword, "messages": messages,
         "ephemerals": ephemerals, "views": views, "answers": answers,
+        "gateway_example": sandbox.gateway_example,
     }))
 }
 

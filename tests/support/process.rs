@@ -90,6 +90,7 @@ impl World {
             .env("OUTBOX_LEASE_SECS", "2")
             .env("SLACK_POST_INTERVAL_MS", "10")
             .env("DRIFT_INTERVAL", "0")
+            .env("GATEWAY_WAIT", "1s")
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null());
@@ -151,6 +152,27 @@ impl World {
             .expect("the secret is UTF-8")
             .trim()
             .to_owned()
+    }
+
+    /// A Users API gateway client with one permission, from the CLI: its id and secret.
+    pub async fn create_gateway_client(&self, name: &str, permission: &str) -> (String, String) {
+        let args = [
+            "gateway",
+            "client",
+            "create",
+            "--name",
+            name,
+            "--permission",
+            permission,
+        ];
+        let output = self.run(&args).await;
+        assert!(
+            output.status.success(),
+            "gateway client create failed: {output:?}"
+        );
+        let printed: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+        let field = |name: &str| printed[name].as_str().expect("a string").to_owned();
+        (field("client_id"), field("client_secret"))
     }
 
     /// The ts of the (only) approval card, once the Slack worker has posted it.
