@@ -106,6 +106,12 @@ async fn a_full_run_never_logs_a_secret() {
     assert_eq!(forged.status(), 401);
     world.approve(&server, &id, &card).await;
     server.wait_for_status(&token, &id, "executed").await;
+    // A SOAR's 1Password integration through the gateway: its secret and token stay out too.
+    let (client, client_secret) = world.create_gateway_client("cloud-soar", "get-user").await;
+    let soar =
+        support::soar::Soar::new(&server.address, &world.op.version, &client, &client_secret);
+    assert_eq!(soar.get(process::ALICE).await.status, 200);
+    let gateway_token = soar.token().await;
 
     let logs = server.logs();
     let expected_signature = slack_signing::sign(SIGNING_SECRET, now, &body);
@@ -115,6 +121,8 @@ async fn a_full_run_never_logs_a_secret() {
         support::fake_onepassword::FakeOnePassword::CLIENT_SECRET,
         token.as_str(),
         expected_signature.as_str(),
+        client_secret.as_str(),
+        gateway_token.as_str(),
     ];
     assert!(logs.lines().count() > 10, "the run logged: {logs}");
     for secret in secrets {

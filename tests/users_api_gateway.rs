@@ -23,12 +23,8 @@ impl TestApp {
     /// The proposal a gateway call made for `user`, once there is one.
     async fn gateway_proposal(&self, user_id: &str, action: Action) -> Proposal {
         for _ in 0..400 {
-            if let Some((proposal, _)) = self
-                .ledger
-                .latest_proposal_for(&user(user_id), action)
-                .await
-                .unwrap()
-            {
+            let latest = self.ledger.latest_proposal_about(&user(user_id)).await;
+            if let Some((proposal, _)) = latest.unwrap().filter(|(p, _)| p.action == action) {
                 return proposal;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -160,6 +156,30 @@ async fn the_same_call_after_its_proposal_ended_answers_that_ending_without_prop
     assert_eq!(again.status, 403);
     assert!(again.body["message"].as_str().unwrap().contains(&id));
     assert_eq!(app.proposals_for(ALICE).await, 1);
+}
+
+#[tokio::test]
+async fn a_repeat_after_a_later_restore_proposes_again_instead_of_answering_the_old_suspension() {
+    let app = spawn_app().await;
+    let soar = Soar::at_gateway(&app, "tines-1password", &EVERYTHING).await;
+    let call = tokio::spawn(async move {
+        let answer = soar.suspend(ALICE).await;
+        (soar, answer)
+    });
+    let suspension = app.gateway_proposal(ALICE, Action::Suspend).await;
+    app.click(BOB, "approve", &suspension.id.to_string()).await;
+    let (soar, first) = call.await.unwrap();
+    assert_eq!(first.body["state"], "SUSPENDED");
+    let restore = app.propose_id(&restore("alice@example.com")).await;
+    app.click(CAT, "approve", &restore).await;
+    app.click(DAN, "approve", &restore).await;
+    app.wait_for_status(&restore, Status::Executed).await;
+
+    let again = soar.post_once(ALICE, "suspend").await;
+
+    assert_eq!(again.status, 503, "{:?}", again.body);
+    let newer = app.gateway_proposal(ALICE, Action::Suspend).await;
+    assert_ne!(newer.id, suspension.id);
 }
 
 #[tokio::test]
@@ -394,4 +414,73 @@ async fn shutdown_releases_a_waiting_call() {
         .unwrap();
 
     assert_eq!(answer.status, 503);
+}
+
+#[tokio::test]
+async fn malformed_client_credentials_are_invalid_client_and_issue_nothing() {
+    let app = spawn_app().await;
+    let url = format!("{}/{}/users/oauth2/token", app.address, app.op.version);
+    let events = app.event_count().await;
+    let http = reqwest::Client::builder()
+        .user_agent("SOARPlatform-1Password/2.4.1")
+        .build()
+        .unwrap();
+
+    for authorization in ["Basic !!!not-base64", "Basic Og==", "Bearer x", "Basic"] {
+        let response = http
+            .post(&url)
+            .header("Authorization", authorization)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{authorization}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client");
+    }
+    assert_eq!(app.event_count().await, events);
+}
+
+#[tokio::test]
+async fn an_oversized_token_form_is_refused_unread() {
+    let app = spawn_app().await;
+    let (id, secret) = app.gateway_client("tines-1password", &EVERYTHING).await;
+    let padding = "x".repeat(100 * 1024);
+
+    let response = reqwest::Client::builder()
+        .user_agent("SOARPlatform-1Password/2.4.1")
+        .build()
+        .unwrap()
+        .post(format!(
+            "{}/{}/users/oauth2/token",
+            app.address, app.op.version
+        ))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("padding", &padding)])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 413);
+}
+
+#[tokio::test]
+async fn a_malformed_user_id_verb_or_path_is_refused_and_proposes_nothing() {
+    let app = spawn_app().await;
+    let soar = Soar::at_gateway(&app, "tines-1password", &EVERYTHING).await;
+
+    let bad_id = soar.post_once("not-a-user-id", "suspend").await;
+    let bad_verb = soar.post_once(ALICE, "delete").await;
+    let bad_get = soar.get("%00%ff").await;
+
+    assert_eq!(
+        (bad_id.status, bad_id.body["code"].clone()),
+        (404, 5.into())
+    );
+    assert_eq!(bad_verb.status, 404);
+    assert_eq!(
+        (bad_get.status, bad_get.body["code"].clone()),
+        (400, 3.into())
+    );
+    assert_eq!(app.proposals_for(ALICE).await, 0);
 }

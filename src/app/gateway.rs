@@ -18,6 +18,10 @@ pub const PLATFORM: &str = "1Password Users API gateway";
 /// The longest `User-Agent` kept in a proposal's reason.
 const USER_AGENT_KEPT: usize = 120;
 
+/// The least time between two reads of one waiting call's proposal: every commit wakes every
+/// waiter, and an incident's hundreds of waiting calls must not read once per commit each.
+const READ_AT_MOST_EVERY: Duration = Duration::from_millis(25);
+
 /// A gateway write as the adapter read it.
 pub struct GatewayWrite<'a> {
     pub client: &'a GatewayClient,
@@ -67,11 +71,15 @@ pub async fn act(state: &AppState, write: GatewayWrite<'_>) -> Result<Ending, In
         name: write.client.name.clone(),
         token_id: write.client.id.clone(),
     };
+    // Only the newest proposal about the user counts: an ending a later decision overtook (a
+    // suspension since restored) is no longer the answer.
     let earlier = state
         .ledger
-        .latest_proposal_for(&write.user, write.action)
+        .latest_proposal_about(&write.user)
         .await?
-        .filter(|(proposal, _)| proposal.requesters().any(|r| r.same_as(&requester)));
+        .filter(|(proposal, _)| {
+            proposal.action == write.action && proposal.requesters().any(|r| r.same_as(&requester))
+        });
     let id = match earlier {
         // Ended lately: the retry of a call that already has its answer.
         Some((proposal, changed))
@@ -141,7 +149,11 @@ async fn wait_for_end(
     id: crate::domain::ProposalId,
 ) -> Result<Proposal, IntakeError> {
     let deadline = tokio::time::Instant::now() + state.timing.gateway_wait;
+    let mut last_read = None;
     loop {
+        if let Some(at) = last_read {
+            tokio::time::sleep_until(deadline.min(at + READ_AT_MOST_EVERY)).await;
+        }
         let woken = state.wake.notified();
         tokio::pin!(woken);
         // Registered before the read, so a commit between the read and the wait still wakes us.
@@ -152,6 +164,7 @@ async fn wait_for_end(
             )))
         })?;
         let now = tokio::time::Instant::now();
+        last_read = Some(now);
         if !is_undecided(proposal.status) || now >= deadline || state.stopping.is_cancelled() {
             return Ok(proposal);
         }

@@ -38,14 +38,25 @@ pub fn check_version(state: &AppState, version: &str) -> Result<(), Refused> {
     }
 }
 
-/// Who calls a users endpoint: their `User-Agent` and client, once the agent names a product,
-/// the version is served, the bearer token is live, the account is countersign's, the client
-/// has `permission` and is within its rate limit.
+/// Who calls a users endpoint, allowed `permission`: see [`authenticate`], then the client
+/// must have the permission and be within its rate limit.
 pub async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
-    (version, account): (&str, &str),
+    path: (&str, &str),
     permission: GatewayPermission,
+) -> Result<(GatewayClient, String), Refused> {
+    let (client, agent) = authenticate(state, headers, path).await?;
+    permit(state, &client, permission)?;
+    Ok((client, agent))
+}
+
+/// Who calls a users endpoint: their `User-Agent` and client, once the agent names a product,
+/// the version is served, the bearer token is live and the account is countersign's.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    (version, account): (&str, &str),
 ) -> Result<(GatewayClient, String), Refused> {
     let agent = product_agent(headers)?;
     check_version(state, version)?;
@@ -74,6 +85,15 @@ pub async fn authorize(
     if account != state.onepassword.account().as_str() {
         return Err(op_error(StatusCode::NOT_FOUND, "account not found"));
     }
+    Ok((client, agent))
+}
+
+/// The client may ask for `permission`, and is within its rate limit.
+pub fn permit(
+    state: &AppState,
+    client: &GatewayClient,
+    permission: GatewayPermission,
+) -> Result<(), Refused> {
     if !client.may(permission) {
         return Err(op_error(
             StatusCode::FORBIDDEN,
@@ -83,8 +103,7 @@ pub async fn authorize(
             ),
         ));
     }
-    within_rate_limit(state, &client)?;
-    Ok((client, agent))
+    within_rate_limit(state, client)
 }
 
 /// The client's share of `API_RATE_LIMIT`, as an API token's.

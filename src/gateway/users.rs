@@ -2,11 +2,12 @@
 //! parameters and paging; `:suspend` and `:reactivate` become proposals, and the answer is how
 //! the proposal ended (or a 503 to retry while humans decide).
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::caller::authorize;
+use super::caller::{authenticate, authorize, permit};
 use super::wire::{op_error, op_error_coded, relayed, unanswered, Refused};
 use crate::app::gateway::{self, Ending, GatewayWrite};
 use crate::app::intake::IntakeError;
@@ -35,10 +36,11 @@ const RETRY_AFTER_SECS: u64 = 1;
 )]
 pub async fn list(
     State(state): State<AppState>,
-    Path((version, account)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Refused> {
+    let Path((version, account)) = path.map_err(unreadable_path)?;
     let path = (version.as_str(), account.as_str());
     authorize(&state, &headers, path, GatewayPermission::ListUsers).await?;
     let query =
@@ -65,9 +67,10 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<AppState>,
-    Path((version, account, user)): Path<(String, String, String)>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Refused> {
+    let Path((version, account, user)) = path.map_err(unreadable_path)?;
     let path = (version.as_str(), account.as_str());
     authorize(&state, &headers, path, GatewayPermission::GetUser).await?;
     let id = OnePasswordUserId::parse(&user)
@@ -94,17 +97,18 @@ pub async fn get(
 )]
 pub async fn act(
     State(state): State<AppState>,
-    Path((version, account, user)): Path<(String, String, String)>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Refused> {
+    let Path((version, account, user)) = path.map_err(unreadable_path)?;
+    let path = (version.as_str(), account.as_str());
+    let (client, agent) = authenticate(&state, &headers, path).await?;
     let (id, action) = match user.rsplit_once(':') {
         Some((id, "suspend")) => (id, Action::Suspend),
         Some((id, "reactivate")) => (id, Action::Restore),
         _ => return Err(op_error(StatusCode::NOT_FOUND, "not found")),
     };
-    let path = (version.as_str(), account.as_str());
-    let permission = GatewayPermission::to(action);
-    let (client, agent) = authorize(&state, &headers, path, permission).await?;
+    permit(&state, &client, GatewayPermission::to(action))?;
     let id = OnePasswordUserId::parse(id)
         .map_err(|_| op_error(StatusCode::NOT_FOUND, "user not found"))?;
     let write = GatewayWrite {
@@ -118,6 +122,11 @@ pub async fn act(
         Ok(ending) => Err(answer(ending)),
         Err(error) => Err(refused_intake(&error)),
     }
+}
+
+/// A path whose segments do not decode (say, percent-encoded bytes that are not UTF-8).
+fn unreadable_path(_: PathRejection) -> Refused {
+    op_error(StatusCode::BAD_REQUEST, "the path cannot be read")
 }
 
 /// The user as 1Password has them now.

@@ -283,19 +283,18 @@ impl Ledger {
         Ok(row.as_ref().map(GatewayClient::from_row))
     }
 
-    /// The newest proposal to `action` this user, with when it last changed: what a repeated
-    /// gateway call finds its earlier call's proposal by.
-    pub async fn latest_proposal_for(
+    /// The newest proposal about this user, with when it last changed: what a repeated
+    /// gateway call finds its earlier call's proposal by (and sees whether a later decision
+    /// about the user overtook it).
+    pub async fn latest_proposal_about(
         &self,
         user: &OnePasswordUserId,
-        action: Action,
     ) -> Result<Option<(Proposal, DateTime<Utc>)>> {
         let row = sqlx::query(
-            "SELECT document, updated_at FROM proposals WHERE target_user_id = $1 AND action = $2
+            "SELECT document, updated_at FROM proposals WHERE target_user_id = $1
              ORDER BY id DESC LIMIT 1",
         )
         .bind(user.as_str())
-        .bind(action.as_str())
         .fetch_optional(&self.reader)
         .await?;
         let Some(row) = row else { return Ok(None) };
