@@ -86,6 +86,7 @@ impl Application {
             op_concurrency: Arc::new(crate::app::Concurrency::new(settings.op_concurrency)),
             commands: Arc::default(),
             stopping: CancellationToken::new(),
+            socket: Arc::default(),
         };
         let listener = TcpListener::bind(settings.bind_addr).await?;
         Ok(Self {
@@ -120,6 +121,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let workers = Workers::start(self.state.clone());
+        let socket_mode = crate::slack::socket::SocketMode::start(&self.state);
         let listening = self.state.ledger.wake_on_commits(self.state.wake.clone());
         let mut app = router(self.state.clone());
         if let Some(extra) = self.extra {
@@ -144,6 +146,9 @@ impl Application {
             .drain(state.timing.command_drain, &state.http)
             .await;
         workers.stop().await;
+        if let Some(socket_mode) = socket_mode {
+            socket_mode.stop().await;
+        }
         if let Some(listening) = listening {
             listening.abort();
         }

@@ -6,7 +6,7 @@ mod support;
 use serde_json::Value;
 use support::app::*;
 
-const ROUTES: [(&str, &str); 28] = [
+const ROUTES: [(&str, &str); 29] = [
     ("post", "/v1/proposals"),
     ("get", "/v1/proposals"),
     ("get", "/v1/proposals/{id}"),
@@ -19,6 +19,7 @@ const ROUTES: [(&str, &str); 28] = [
     ("get", "/openapi.json"),
     ("post", "/slack/interactions"),
     ("post", "/slack/commands"),
+    ("post", "/slack/events"),
     ("get", "/passkey/enroll/{token}"),
     ("post", "/passkey/enroll/{token}/options"),
     ("post", "/passkey/enroll/{token}/finish"),

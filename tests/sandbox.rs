@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use support::app::spawn_app;
 use support::authenticator::SoftPasskey;
 use support::passkeys::{ceremony, origin_of, path_of};
-use support::sandbox::start_sandbox;
+use support::sandbox::{start_sandbox, start_sandbox_with};
 
 struct Sandbox {
     base: String,
@@ -20,6 +20,14 @@ impl Sandbox {
     async fn start() -> Self {
         Self {
             base: start_sandbox().await,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `countersign sandbox --socket-mode`.
+    async fn start_in_socket_mode() -> Self {
+        Self {
+            base: start_sandbox_with(true).await,
             http: reqwest::Client::new(),
         }
     }
@@ -234,9 +242,10 @@ async fn serve_never_exposes_the_sandbox() {
 
 #[tokio::test]
 async fn the_sandbox_refuses_a_non_loopback_address() {
-    let error = countersign::sandbox::run("0.0.0.0:0".parse().unwrap(), std::future::pending())
-        .await
-        .unwrap_err();
+    let error =
+        countersign::sandbox::run("0.0.0.0:0".parse().unwrap(), false, std::future::pending())
+            .await
+            .unwrap_err();
     assert!(error.to_string().contains("loopback"));
 }
 
@@ -308,4 +317,86 @@ fn button_value(blocks: &Value, action_id: &str) -> Option<String> {
         Value::Array(items) => items.iter().find_map(|v| button_value(v, action_id)),
         _ => None,
     }
+}
+
+#[tokio::test]
+async fn in_socket_mode_the_page_approves_a_suspension_without_slacks_http_routes() {
+    let sandbox = Sandbox::start_in_socket_mode().await;
+    let proposed = sandbox
+        .post("propose", json!({"action": "suspend", "email": "carol@example.com", "reason": "Phishing link clicked", "confidence": "low"}))
+        .await;
+    let id = proposed["body"]["id"].as_str().unwrap().to_owned();
+    let state = sandbox
+        .until("the card", |s| {
+            !s["messages"].as_array().unwrap().is_empty()
+        })
+        .await;
+    let ts = state["messages"][0]["ts"].as_str().unwrap().to_owned();
+
+    let click = sandbox
+        .post(
+            "click",
+            json!({"user": "U0BOB", "action_id": "approve", "value": id, "message_ts": ts}),
+        )
+        .await;
+
+    assert_eq!(click["status"], 200, "{click}");
+    sandbox
+        .until("Carol suspended", |s| {
+            onepassword_state(s, "carol@example.com") == "SUSPENDED"
+        })
+        .await;
+    let metrics = sandbox
+        .http
+        .get(format!("{}/metrics", sandbox.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("countersign_slack_envelopes_total{type=\"interactive\"} 1"),
+        "the click came over Socket Mode: {metrics}"
+    );
+    let http_route = sandbox
+        .http
+        .post(format!("{}/slack/interactions", sandbox.base))
+        .body("payload=%7B%7D")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(http_route.status(), 404, "Slack's HTTP routes are off");
+}
+
+#[tokio::test]
+async fn the_page_opens_a_home_tab_whose_approve_button_counts() {
+    let sandbox = Sandbox::start().await;
+    let proposed = sandbox
+        .post("propose", json!({"action": "suspend", "email": "carol@example.com", "reason": "Phishing link clicked", "confidence": "low"}))
+        .await;
+    let id = proposed["body"]["id"].as_str().unwrap().to_owned();
+
+    let opened = sandbox.post("home", json!({"user": "U0BOB"})).await;
+    let state = sandbox
+        .until("Bob's Home", |s| {
+            button_value(&s["homes"]["U0BOB"], "approve").is_some()
+        })
+        .await;
+    let value = button_value(&state["homes"]["U0BOB"], "approve").unwrap();
+    let click = sandbox
+        .post(
+            "click",
+            json!({"user": "U0BOB", "action_id": "approve", "value": value, "message_ts": ""}),
+        )
+        .await;
+
+    assert_eq!(opened["status"], 200, "{opened}");
+    assert_eq!(value, id);
+    assert_eq!(click["status"], 200, "{click}");
+    sandbox
+        .until("Carol suspended", |s| {
+            onepassword_state(s, "carol@example.com") == "SUSPENDED"
+        })
+        .await;
 }

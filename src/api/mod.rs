@@ -36,6 +36,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(openapi::document))
         .routes(routes!(slack::interactions::handle))
         .routes(routes!(slack::commands::handle))
+        .routes(routes!(slack::events::handle))
         .routes(routes!(web::passkeys::enroll_page))
         .routes(routes!(web::passkeys::enroll_options))
         .routes(routes!(web::passkeys::enroll_finish))

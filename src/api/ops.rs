@@ -20,12 +20,14 @@ pub async fn health() -> Json<serde_json::Value> {
 /// Ready when the database takes a write (it is open and migrated) and every outbox lane is
 /// running; `degraded` (still 200) while approval cards are overdue. The body also reports the
 /// last Slack and 1Password call results, so an operator sees a failing dependency at once.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "The database is not writable, or an outbox lane is not running")))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "The database is not writable, an outbox lane is not running, or Slack refused Socket Mode")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let database = state.ledger.writable().await;
     let stopped = state.lanes.stopped();
     let overdue = cards_overdue(&state).await;
-    let ready = database.is_ok() && stopped.is_empty();
+    // Slack refused Socket Mode outright: no click or command can reach countersign.
+    let socket_problem = state.socket.problem();
+    let ready = database.is_ok() && stopped.is_empty() && socket_problem.is_none();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -47,6 +49,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         "job_panics": state.lanes.panics(),
         "slack": state.metrics.last_call("slack"),
         "onepassword": state.metrics.last_call("onepassword"),
+        "slack_socket": state.slack_settings.socket_mode().then(|| json!({
+            "connections_open": state.socket.open_connections(),
+            "connections_wanted": state.slack_settings.socket_connections,
+            "problem": socket_problem,
+        })),
     });
     (status, Json(body)).into_response()
 }
@@ -144,6 +151,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             name: "countersign_job_panics",
             help: "Outbox jobs that panicked (each was rescheduled) since start.",
             samples: vec![(vec![], state.lanes.panics() as f64)],
+        },
+        Gauge {
+            name: "countersign_slack_socket_connections",
+            help: "Socket Mode connections open now (0 when Socket Mode is off).",
+            samples: vec![(vec![], state.socket.open_connections() as f64)],
         },
     ]);
     (

@@ -11,6 +11,7 @@ pub mod decisions;
 pub mod drift_sweep;
 pub mod enrollment;
 pub mod gateway;
+pub mod home;
 pub mod intake;
 pub mod lane_health;
 pub mod op_concurrency;

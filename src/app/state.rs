@@ -14,6 +14,7 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::onepassword::OnePassword;
 use crate::slack::command_tasks::CommandTasks;
+use crate::slack::socket::health::SocketHealth;
 use crate::slack::{Directory, SlackWeb};
 
 #[derive(Clone)]
@@ -43,6 +44,8 @@ pub struct AppState {
     pub lanes: Arc<LaneHealth>,
     /// The passkey relying party; `None` when `PUBLIC_URL` is unset (no vote needs one).
     pub passkeys: Option<Arc<Passkeys>>,
+    /// How Socket Mode's connections stand (none open when it is off).
+    pub socket: Arc<SocketHealth>,
     /// Cancelled when shutdown begins, so requests that wait (the gateway's) answer at once.
     pub stopping: CancellationToken,
 }

@@ -62,6 +62,10 @@ pub enum Command {
         /// Loopback address to serve the bot and the page on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         bind: std::net::SocketAddr,
+        /// Reach the bot over Socket Mode (its stand-in's WebSockets), as with SLACK_APP_TOKEN:
+        /// no HTTP route of Slack's is used.
+        #[arg(long)]
+        socket_mode: bool,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -193,8 +197,8 @@ async fn run_command(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         None => serve(&cli.database_url, &cli.serve).await,
         Some(Command::Serve(args)) => serve(&cli.database_url, &args).await,
-        Some(Command::Sandbox { bind }) => {
-            crate::sandbox::run(bind, shutdown_signal()).await?;
+        Some(Command::Sandbox { bind, socket_mode }) => {
+            crate::sandbox::run(bind, socket_mode, shutdown_signal()).await?;
             Ok(0)
         }
         Some(Command::Migrate) => {

@@ -15,6 +15,10 @@ pub struct ServeArgs {
     /// Refuse Slack requests from any other workspace.
     #[arg(long, env = "SLACK_TEAM_ID")]
     pub slack_team_id: Option<String>,
+    /// Socket Mode connections this process keeps open (1 to 10; Slack allows ten per app,
+    /// across all replicas).
+    #[arg(long, env = "SLACK_SOCKET_CONNECTIONS", default_value_t = 2)]
+    pub slack_socket_connections: usize,
     /// Slack Web API base URL.
     #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api")]
     pub slack_api_url: String,

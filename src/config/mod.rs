@@ -25,6 +25,18 @@ pub struct SlackSettings {
     pub audit_channel: Option<String>,
     pub team_id: Option<String>,
     pub api_url: String,
+    /// The app-level token (`xapp-…`, scope `connections:write`) that turns Socket Mode on:
+    /// Slack's requests arrive over WebSockets countersign opens, and Slack's HTTP routes
+    /// answer 404.
+    pub app_token: Option<String>,
+    /// How many Socket Mode connections this process keeps open (Slack allows ten per app).
+    pub socket_connections: usize,
+}
+
+impl SlackSettings {
+    pub fn socket_mode(&self) -> bool {
+        self.app_token.is_some()
+    }
 }
 
 /// Everything `serve` runs with. `Debug` shows no secret.
@@ -54,6 +66,8 @@ impl std::fmt::Debug for SlackSettings {
             .field("audit_channel", &self.audit_channel)
             .field("team_id", &self.team_id)
             .field("api_url", &self.api_url)
+            .field("app_token", &self.app_token.as_ref().map(|_| "[redacted]"))
+            .field("socket_connections", &self.socket_connections)
             .finish()
     }
 }
@@ -114,7 +128,20 @@ impl Settings {
     pub fn load(database_url: &str, args: &ServeArgs) -> Result<Self, ConfigError> {
         let mut missing = Vec::new();
         let bot_token = env_secret("SLACK_BOT_TOKEN", &mut missing);
-        let signing_secret = env_secret("SLACK_SIGNING_SECRET", &mut missing);
+        // Socket Mode: Slack's requests come over countersign's own WebSockets, unsigned.
+        let app_token = std::env::var("SLACK_APP_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        if app_token.as_ref().is_some_and(|t| !t.starts_with("xapp-")) {
+            return Err(ConfigError::Invalid(
+                "SLACK_APP_TOKEN must be an app-level token (xapp-…) with the connections:write scope".into(),
+            ));
+        }
+        let signing_secret = match &app_token {
+            Some(_) => std::env::var("SLACK_SIGNING_SECRET").unwrap_or_default(),
+            None => env_secret("SLACK_SIGNING_SECRET", &mut missing),
+        };
         let channel = required(&args.slack_channel, "SLACK_CHANNEL", &mut missing);
         let client_id = required(&args.op_client_id, "OP_CLIENT_ID", &mut missing);
         let client_secret = env_secret("OP_CLIENT_SECRET", &mut missing);
@@ -165,6 +192,8 @@ impl Settings {
                     .filter(|c| !c.trim().is_empty()),
                 team_id: args.slack_team_id.clone().filter(|t| !t.is_empty()),
                 api_url: vendor_url("SLACK_API_URL", &args.slack_api_url)?,
+                app_token,
+                socket_connections: args.slack_socket_connections.clamp(1, 10),
             },
             onepassword: OnePasswordConfig {
                 base_url: vendor_url("OP_API_URL", &args.op_api_url)?,
@@ -199,6 +228,7 @@ impl Settings {
                 gateway_wait: span("GATEWAY_WAIT", &args.gateway_wait)?,
                 gateway_remember: span("GATEWAY_REMEMBER", &args.gateway_remember)?,
                 gateway_poll: Timing::default().gateway_poll,
+                ..Timing::default()
             },
             callback_allowed_hosts: args
                 .callback_allowed_hosts
@@ -258,6 +288,8 @@ mod tests {
                 audit_channel: None,
                 team_id: None,
                 api_url: "https://slack.com/api".into(),
+                app_token: None,
+                socket_connections: 2,
             },
             onepassword: OnePasswordConfig {
                 base_url: "https://api.1password.com".into(),

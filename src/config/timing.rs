@@ -47,6 +47,11 @@ pub struct Timing {
     /// How often a waiting gateway call reads its proposal when no commit woke it (another
     /// replica's commit on SQLite never does).
     pub gateway_poll: Duration,
+    /// The longest pause between two tries to open a Socket Mode connection.
+    pub socket_reconnect_cap: Duration,
+    /// How long a slot waits after Slack refused Socket Mode outright (`invalid_auth`,
+    /// `link_disabled`) before it asks again.
+    pub socket_fatal_retry: Duration,
 }
 
 impl Default for Timing {
@@ -69,6 +74,8 @@ impl Default for Timing {
             gateway_wait: Duration::from_secs(20),
             gateway_remember: Duration::from_secs(600),
             gateway_poll: Duration::from_secs(1),
+            socket_reconnect_cap: Duration::from_secs(30),
+            socket_fatal_retry: Duration::from_secs(300),
         }
     }
 }

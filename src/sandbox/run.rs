@@ -135,6 +135,8 @@ struct Sandbox {
     bot: String,
     signing_secret: String,
     token: String,
+    /// Slack's requests go to the bot over Socket Mode (the stand-in's WebSockets), not HTTP.
+    socket_mode: bool,
     /// The printed way to suspend as a SOAR's 1Password integration would.
     gateway_example: String,
     /// The ledger and relying party, for the operator's passkey invitations.
@@ -157,6 +159,7 @@ fn random_hex(bytes: usize) -> String {
 /// Starts everything and serves until `shutdown` resolves. `bind` must be a loopback address.
 pub async fn run(
     bind: SocketAddr,
+    socket_mode: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -186,6 +189,8 @@ pub async fn run(
             audit_channel: None,
             team_id: Some(TEAM.into()),
             api_url: slack.api_url.clone(),
+            app_token: socket_mode.then(|| FakeSlack::APP_TOKEN.to_owned()),
+            socket_connections: 2,
         },
         onepassword: OnePasswordConfig {
             base_url: op.base_url.clone(),
@@ -236,6 +241,7 @@ pub async fn run(
         bot,
         signing_secret,
         token,
+        socket_mode,
         gateway_example,
         ledger,
         passkeys,
@@ -270,6 +276,7 @@ fn routes(sandbox: Shared) -> Router {
         .route("/sandbox/api/view", post(submit_view))
         .route("/sandbox/api/propose", post(propose))
         .route("/sandbox/api/command", post(command))
+        .route("/sandbox/api/home", post(open_home))
         .route("/sandbox/api/console", post(console))
         .route("/sandbox/api/invite", post(invite))
         .with_state(sandbox)
@@ -333,16 +340,25 @@ async fn state(State(sandbox): State<Shared>) -> Json<Value> {
             answers.push(json!({"user": id, "text": response["text"]}));
         }
     }
+    let homes: serde_json::Map<String, Value> = SLACK_USERS
+        .iter()
+        .filter_map(|(id, ..)| Some((id.to_string(), slack.home_of(id)?["blocks"].clone())))
+        .collect();
     Json(json!({
         "channel": CHANNEL, "users": users, "onepassword": onepassword, "messages": messages,
         "ephemerals": ephemerals, "views": views, "answers": answers,
         "gateway_example": sandbox.gateway_example,
+        "homes": homes,
     }))
 }
 
 impl Sandbox {
-    /// Sends a form to the bot signed with the app's signing secret, as Slack does.
+    /// Sends a form to the bot as Slack does: signed with the app's signing secret to `path`,
+    /// or in Socket Mode as an envelope on the bot's own WebSocket.
     async fn signed(&self, path: &str, body: String) -> anyhow::Result<(u16, Value)> {
+        if self.socket_mode {
+            return self.enveloped(path, &body).await;
+        }
         let now = signing::now();
         let response = self
             .http
@@ -362,6 +378,62 @@ impl Sandbox {
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         ))
+    }
+}
+
+impl Sandbox {
+    /// The form `signed` would have posted to `path`, delivered as a Socket Mode envelope; the
+    /// acknowledgement's payload is the answer.
+    async fn enveloped(&self, path: &str, form: &str) -> anyhow::Result<(u16, Value)> {
+        let fields: Vec<(String, String)> = serde_urlencoded::from_str(form)?;
+        if path == "/slack/events" {
+            let delivery = self
+                .slack
+                .deliver("events_api", serde_json::from_str(form)?)
+                .await;
+            return Ok((if delivery.ack.is_some() { 200 } else { 504 }, Value::Null));
+        }
+        let (kind, payload) = if path == "/slack/interactions" {
+            let json = fields
+                .into_iter()
+                .find(|(k, _)| k == "payload")
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            ("interactive", serde_json::from_str(&json)?)
+        } else {
+            let object: serde_json::Map<String, Value> = fields
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            ("slash_commands", Value::Object(object))
+        };
+        let delivery = self.slack.deliver(kind, payload).await;
+        Ok(match delivery.ack {
+            Some(answer) => (200, answer),
+            None => (
+                504,
+                json!({"detail": "the bot never acknowledged the envelope"}),
+            ),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct OpenHome {
+    user: String,
+}
+
+/// The selected person opens the app's Home tab: Slack sends `app_home_opened`.
+async fn open_home(State(sandbox): State<Shared>, Json(open): Json<OpenHome>) -> Json<Value> {
+    let event = json!({
+        "token": "sandbox", "team_id": TEAM, "api_app_id": "A0COUNTERSIGN",
+        "type": "event_callback", "event_id": format!("Ev{}", random_hex(5)),
+        "event_time": Utc::now().timestamp(),
+        "event": {"type": "app_home_opened", "user": open.user, "channel": "D0HOME", "tab": "home"},
+    });
+    match sandbox.signed("/slack/events", event.to_string()).await {
+        Ok((status, body)) => Json(json!({"status": status, "body": body})),
+        Err(error) => failed(error),
     }
 }
 
@@ -388,6 +460,14 @@ async fn click(State(sandbox): State<Shared>, Json(click): Json<Click>) -> Json<
         &click.message_ts,
         &response_url,
     );
+    if click.message_ts.is_empty() {
+        // Clicked on the Home tab: a view, not a message in the channel.
+        payload["container"] = json!({"type": "view", "view_id": "VHOME"});
+        if let Some(fields) = payload.as_object_mut() {
+            fields.remove("channel");
+            fields.remove("message");
+        }
+    }
     // A trigger per click, so the page knows whose modal a views.open answered.
     let trigger = format!("trigger.{}", random_hex(8));
     payload["trigger_id"] = json!(trigger);

@@ -20,7 +20,7 @@ pub struct Card {
 }
 
 /// Escapes caller-supplied text for mrkdwn, so it cannot mention `@channel` or hide a link.
-fn verb(action: Action) -> &'static str {
+pub(super) fn verb(action: Action) -> &'static str {
     match action {
         Action::Suspend => "Suspend",
         Action::Restore => "Restore",
@@ -56,7 +56,7 @@ fn requesters(proposal: &Proposal) -> String {
         .join(", ")
 }
 
-fn source(proposal: &Proposal) -> String {
+pub(super) fn source(proposal: &Proposal) -> String {
     let s = &proposal.source;
     let mut parts = vec![escape(&s.platform)];
     if let Some(rule) = &s.rule {
@@ -202,7 +202,9 @@ fn button(action_id: &str, label: &str, proposal: &Proposal) -> SlackBlockButton
         .with_value(proposal.id.to_string())
 }
 
-fn buttons(p: &Proposal) -> Option<SlackBlock> {
+/// The decision buttons a proposal offers now, in a block named `block_id` (unique within a
+/// view: the Home tab lists many).
+pub(super) fn buttons(p: &Proposal, block_id: &str) -> Option<SlackBlock> {
     let elements: Vec<SlackActionBlockElement> = match p.status {
         Status::Pending => {
             let mut approve =
@@ -234,7 +236,7 @@ fn buttons(p: &Proposal) -> Option<SlackBlock> {
     };
     Some(
         SlackActionsBlock::new(elements)
-            .with_block_id(SlackBlockId("decision".into()))
+            .with_block_id(SlackBlockId(block_id.to_owned()))
             .into(),
     )
 }
@@ -276,7 +278,7 @@ pub fn render(p: &Proposal) -> Card {
             .with_text(md!(status_line(p)))
             .into(),
     );
-    blocks.extend(buttons(p));
+    blocks.extend(buttons(p, "decision"));
     blocks.push(SlackContextBlock::new(vec![context(format!("proposal `{}`", p.id))]).into());
     // The id in the text lets a lost post be found again in the channel's history.
     let text = format!(
@@ -293,7 +295,7 @@ fn context(text: String) -> SlackContextBlockElement {
     SlackContextBlockElement::MarkDown(SlackBlockMarkDownText::new(text))
 }
 
-fn truncate(text: &str, max: usize) -> String {
+pub(super) fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_owned()
     } else {

@@ -395,6 +395,21 @@ impl SlackWeb {
         Ok(())
     }
 
+    /// Publishes `user`'s Home tab (`views.publish`).
+    pub async fn publish_home(
+        &self,
+        user: &SlackUserId,
+        blocks: Vec<SlackBlock>,
+    ) -> Result<(), SlackError> {
+        let view = SlackView::Home(SlackHomeView::new(blocks));
+        let request =
+            SlackApiViewsPublishRequest::new(slack_morphism::SlackUserId(user.to_string()), view);
+        let session = self.client.open_session(&self.token);
+        self.call("views.publish", || session.views_publish(&request))
+            .await?;
+        Ok(())
+    }
+
     pub async fn person(&self, user: &SlackUserId) -> Result<SlackPerson, SlackError> {
         let request = SlackApiUsersInfoRequest::new(slack_morphism::SlackUserId(user.to_string()));
         let session = self.client.open_session(&self.token);

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::card;
 use super::command::{self, Command, Listing};
-use super::interactions::{authenticate, wrong_team};
+use super::inbound::{authenticate, wrong_team};
 use super::mrkdwn::escape;
 use super::signature;
 use crate::app::intake::{self, Intake, IntakeError, NewProposal, UserRef};
@@ -72,6 +72,9 @@ pub fn message_link(channel: &str, ts: &str) -> String {
     responses((status = 200, description = "An ephemeral answer (a request delivered again is answered, and does nothing)"), (status = 401, description = "Bad, stale or missing Slack signature"), (status = 503, description = "The ledger could not record the request's signature; nothing was done"))
 )]
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if state.slack_settings.socket_mode() {
+        return super::socket::http_route_off();
+    }
     if authenticate(&state, &headers, &body).is_err() {
         return (StatusCode::UNAUTHORIZED, "invalid Slack signature").into_response();
     }
@@ -82,10 +85,16 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Byt
     {
         return answer;
     }
-    let Ok(slash) = serde_urlencoded::from_bytes::<SlashCommand>(&body) else {
+    answer(&state, &body).await
+}
+
+/// A slash command's form (over HTTP, or rebuilt from a Socket Mode envelope), once its
+/// transport vouched for it and saw it once: the answer Slack gets.
+pub async fn answer(state: &AppState, form: &[u8]) -> Response {
+    let Ok(slash) = serde_urlencoded::from_bytes::<SlashCommand>(form) else {
         return (StatusCode::BAD_REQUEST, "expected a slash command form").into_response();
     };
-    if wrong_team(&state, slash.team_id.as_deref()) {
+    if wrong_team(state, slash.team_id.as_deref()) {
         tracing::warn!(
             team = slash.team_id.as_deref(),
             "refused a slash command from another workspace"
@@ -102,8 +111,8 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Byt
     match command::parse(&slash.command, &slash.text) {
         Err(error) => ephemeral(error.0),
         Ok(Command::Help(usage)) => ephemeral(usage),
-        Ok(Command::Approvals(listing)) => approvals(&state, &user, listing).await,
-        Ok(Command::AddPasskey) => ephemeral(match enrollment::offer_add(&state, &user).await {
+        Ok(Command::Approvals(listing)) => approvals(state, &user, listing).await,
+        Ok(Command::AddPasskey) => ephemeral(match enrollment::offer_add(state, &user).await {
             Ok(Offer::Link(url)) => format!(
                 ":key: <{url}|Add a passkey>: you confirm with a passkey you already have, then register the new one (this link is yours alone, for 15 minutes)."
             ),
@@ -118,7 +127,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Byt
             reason,
         }) => {
             propose(
-                &state,
+                state,
                 user,
                 action,
                 email,

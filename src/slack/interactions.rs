@@ -10,29 +10,16 @@ use axum::Json;
 use serde_json::json;
 
 use super::card::{APPROVE, DENY, RETRY};
+use super::inbound::{authenticate, wrong_team};
 use super::modal::{deny_modal, DENY_CALLBACK, REASON_BLOCK, REASON_INPUT};
-use super::payload::{BlockActions, Interaction, ViewSubmission};
+pub use super::payload::Interaction;
+use super::payload::{BlockActions, ViewSubmission};
 use super::reply::tell;
 use super::signature;
 use crate::app::decisions::{self, DecisionError};
 use crate::app::state::AppState;
 use crate::app::step_up::{self, Offer};
 use crate::domain::{Decider, ProposalId, Reason, Refusal, SlackUserId};
-
-/// Verifies a Slack request's signature; a failure is logged (never with the expected
-/// signature) and answered 401 by the caller.
-pub(super) fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(), signature::SignatureError> {
-    signature::verify(&state.slack_settings.signing_secret, headers, body)
-        .inspect_err(|error| tracing::warn!(%error, "refused a Slack request"))
-}
-
-pub(super) fn wrong_team(state: &AppState, team: Option<&str>) -> bool {
-    matches!((&state.slack_settings.team_id, team), (Some(expected), actual) if actual != Some(expected.as_str()))
-}
 
 /// Slack's interactivity request URL: button clicks and the deny dialog, signed by Slack.
 #[utoipa::path(
@@ -41,6 +28,9 @@ pub(super) fn wrong_team(state: &AppState, team: Option<&str>) -> bool {
     responses((status = 200, description = "Handled (refusals reach the clicker as ephemeral messages)"), (status = 401, description = "Bad, stale or missing Slack signature"))
 )]
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if state.slack_settings.socket_mode() {
+        return super::socket::http_route_off();
+    }
     if authenticate(&state, &headers, &body).is_err() {
         return (StatusCode::UNAUTHORIZED, "invalid Slack signature").into_response();
     }
@@ -55,7 +45,23 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Byt
         )
             .into_response();
     };
-    if wrong_team(&state, interaction.team_id()) {
+    // A "Propose suspension again" request is single use: delivered again, it does nothing.
+    // (Approve, deny and retry are idempotent by themselves.)
+    let proposes_again = matches!(&interaction, Interaction::BlockActions(event)
+        if event.actions.first().is_some_and(|a| a.action_id == super::drift::PROPOSE_AGAIN));
+    if proposes_again && !wrong_team(&state, interaction.team_id()) {
+        let replayed = || StatusCode::OK.into_response();
+        if let Some(answer) = signature::single_use(&state.ledger, &headers, replayed).await {
+            return answer;
+        }
+    }
+    answer(&state, interaction).await
+}
+
+/// An interaction from Slack, over HTTP or Socket Mode, once its transport vouched for it
+/// (signature, or the app's own WebSocket) and saw it once: the answer Slack gets.
+pub async fn answer(state: &AppState, interaction: Interaction) -> Response {
+    if wrong_team(state, interaction.team_id()) {
         tracing::warn!(
             team = interaction.team_id(),
             "refused a Slack request from another workspace"
@@ -66,19 +72,9 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Byt
         )
             .into_response();
     }
-    // A "Propose suspension again" request is single use: delivered again, it does nothing.
-    // (Approve, deny and retry are idempotent by themselves.)
-    let proposes_again = matches!(&interaction, Interaction::BlockActions(event)
-        if event.actions.first().is_some_and(|a| a.action_id == super::drift::PROPOSE_AGAIN));
-    if proposes_again {
-        let replayed = || StatusCode::OK.into_response();
-        if let Some(answer) = signature::single_use(&state.ledger, &headers, replayed).await {
-            return answer;
-        }
-    }
     match interaction {
-        Interaction::BlockActions(actions) => block_actions(&state, actions).await,
-        Interaction::ViewSubmission(submission) => view_submission(&state, submission).await,
+        Interaction::BlockActions(actions) => block_actions(state, actions).await,
+        Interaction::ViewSubmission(submission) => view_submission(state, submission).await,
         Interaction::Other => StatusCode::OK.into_response(),
     }
 }
@@ -129,7 +125,12 @@ async fn block_actions(state: &AppState, event: BlockActions) -> Response {
     let Some(action) = event.actions.first() else {
         return StatusCode::OK.into_response();
     };
-    let channel = event.channel_id();
+    // A click on the Home tab has no channel: its answers go to the approvals channel, where
+    // the card is.
+    let from_home = event.clicked_in_view();
+    let channel = event
+        .channel_id()
+        .or(from_home.then_some(state.slack_settings.channel.as_str()));
     let Ok(user) = SlackUserId::parse(&event.user.id) else {
         return (StatusCode::BAD_REQUEST, "unknown Slack user id").into_response();
     };
@@ -195,6 +196,11 @@ async fn block_actions(state: &AppState, event: BlockActions) -> Response {
     if let Err(error) = outcome {
         tracing::info!(proposal_id = %id, user = %user, %error, "click refused");
         tell(state, channel, &user, explain(&error));
+    }
+    if from_home {
+        // The Home shows what the clicker can still decide: no longer this one, once counted.
+        let state = state.clone();
+        tokio::spawn(async move { super::events::publish_home(&state, &user).await });
     }
     StatusCode::OK.into_response()
 }

@@ -9,6 +9,9 @@ pub mod command_tasks;
 pub mod commands;
 mod directory;
 pub mod drift;
+pub mod events;
+pub mod home;
+mod inbound;
 pub mod interactions;
 pub mod modal;
 mod mrkdwn;
@@ -16,6 +19,7 @@ mod payload;
 mod propose_again;
 mod reply;
 pub mod signature;
+pub mod socket;
 
 pub use client::{SlackError, SlackPerson, SlackWeb};
 pub use directory::Directory;

@@ -36,6 +36,13 @@ pub struct BlockActions {
 }
 
 impl BlockActions {
+    /// Whether the click came from a view (the Home tab), not from a card in a channel.
+    pub fn clicked_in_view(&self) -> bool {
+        self.container
+            .as_ref()
+            .is_some_and(|c| c.kind.as_deref() == Some("view"))
+    }
+
     /// The channel the clicked card is in, for ephemeral answers.
     pub fn channel_id(&self) -> Option<&str> {
         self.channel.as_ref().map(|c| c.id.as_str()).or_else(|| {
@@ -53,6 +60,9 @@ pub struct Channel {
 
 #[derive(Debug, Deserialize)]
 pub struct Container {
+    /// `message` for a card, `view` for the Home tab (or a modal).
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
     pub channel_id: Option<String>,
 }
 

@@ -135,7 +135,7 @@ pub async fn spawn_app_on_sqlite() -> TestApp {
         8,
         op,
         Store::Sqlite,
-        Some(TEAM),
+        Slack::Http(Some(TEAM)),
     )
     .await
 }
@@ -143,7 +143,46 @@ pub async fn spawn_app_on_sqlite() -> TestApp {
 /// Without `SLACK_TEAM_ID`: countersign learns its workspace from the bot token (`auth.test`).
 pub async fn spawn_app_without_slack_team_id() -> TestApp {
     let op = FakeOnePassword::start().await;
-    spawn_app_in(POLICY, test_timing(), 10_000, 8, op, Store::RunEngine, None).await
+    spawn_app_in(
+        POLICY,
+        test_timing(),
+        10_000,
+        8,
+        op,
+        Store::RunEngine,
+        Slack::Http(None),
+    )
+    .await
+}
+
+/// With Socket Mode on: Slack's requests come over WebSockets countersign opens to the
+/// stand-in (`FakeSlack::deliver`), and Slack's HTTP routes are off.
+pub async fn spawn_app_in_socket_mode() -> TestApp {
+    let op = FakeOnePassword::start().await;
+    let timing = Timing {
+        socket_reconnect_cap: Duration::from_millis(200),
+        socket_fatal_retry: Duration::from_millis(300),
+        ..test_timing()
+    };
+    spawn_app_in(
+        POLICY,
+        timing,
+        10_000,
+        8,
+        op,
+        Store::RunEngine,
+        Slack::Socket,
+    )
+    .await
+}
+
+/// How Slack reaches a test app.
+#[derive(Clone, Copy)]
+enum Slack<'a> {
+    /// Signed HTTP requests, from this workspace (`None`: learnt from `auth.test`).
+    Http(Option<&'a str>),
+    /// Socket Mode, workspace `T0TEST`.
+    Socket,
 }
 
 /// Which database a test app gets.
@@ -168,7 +207,7 @@ async fn spawn_app_against(
         op_concurrency,
         op,
         Store::RunEngine,
-        Some(TEAM),
+        Slack::Http(Some(TEAM)),
     )
     .await
 }
@@ -180,8 +219,12 @@ async fn spawn_app_in(
     op_concurrency: usize,
     op: FakeOnePassword,
     store: Store,
-    slack_team_id: Option<&str>,
+    slack_mode: Slack<'_>,
 ) -> TestApp {
+    let (slack_team_id, app_token) = match slack_mode {
+        Slack::Http(team) => (team, None),
+        Slack::Socket => (Some(TEAM), Some(FakeSlack::APP_TOKEN.to_owned())),
+    };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let slack = FakeSlack::start().await;
     for (id, name, email) in [
@@ -213,6 +256,8 @@ async fn spawn_app_in(
             audit_channel: Some(AUDIT_CHANNEL.into()),
             team_id: slack_team_id.map(str::to_owned),
             api_url: slack.api_url.clone(),
+            app_token,
+            socket_connections: 2,
         },
         onepassword: OnePasswordConfig {
             base_url: op.base_url.clone(),

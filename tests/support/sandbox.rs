@@ -4,6 +4,12 @@ use std::time::Duration;
 
 /// Starts the sandbox and returns its base URL once it answers.
 pub async fn start_sandbox() -> String {
+    start_sandbox_with(false).await
+}
+
+/// Starts the sandbox (in Socket Mode, or over Slack's HTTP routes) and returns its base URL
+/// once it answers.
+pub async fn start_sandbox_with(socket_mode: bool) -> String {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -12,7 +18,9 @@ pub async fn start_sandbox() -> String {
         .port();
     let bind = format!("127.0.0.1:{port}").parse().unwrap();
     tokio::spawn(async move {
-        if let Err(error) = countersign::sandbox::run(bind, std::future::pending()).await {
+        if let Err(error) =
+            countersign::sandbox::run(bind, socket_mode, std::future::pending()).await
+        {
             eprintln!("the sandbox stopped: {error:#}");
         }
     });

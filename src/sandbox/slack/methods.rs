@@ -132,8 +132,25 @@ pub(super) async fn api(
         .and_then(|v| v.strip_prefix("Bearer "));
     // Slack also accepts the token as a parameter of form-encoded calls.
     let token = bearer.or_else(|| str_param(&params, "token"));
-    if token != Some(FakeSlack::BOT_TOKEN) {
-        return slack_error("invalid_auth");
+    // apps.connections.open takes the app-level token, in the header only; every other
+    // method the bot token.
+    let expected = if method == "apps.connections.open" {
+        bearer
+    } else {
+        token
+    };
+    let wanted = if method == "apps.connections.open" {
+        FakeSlack::APP_TOKEN
+    } else {
+        FakeSlack::BOT_TOKEN
+    };
+    match expected {
+        Some(t) if t == wanted => {}
+        Some(FakeSlack::BOT_TOKEN | FakeSlack::APP_TOKEN) => {
+            return slack_error("not_allowed_token_type")
+        }
+        Some(_) => return slack_error("invalid_auth"),
+        None => return slack_error("not_authed"),
     }
 
     if method == "chat.postMessage" && !s.post_allowed(str_param(&params, "channel")) {
@@ -149,11 +166,13 @@ pub(super) async fn api(
         return response;
     }
     let answer = match method.as_str() {
+        "apps.connections.open" => ok(super::socket::open_url(&mut s)),
         "auth.test" => auth_test(&s),
         "chat.postMessage" => post_message(&mut s, &params),
         "chat.update" => update_message(&mut s, &params),
         "chat.postEphemeral" => post_ephemeral(&mut s, &params),
         "views.open" => open_view(&mut s, &params),
+        "views.publish" => publish_view(&mut s, &params),
         "users.info" => users_info(&s, &params),
         "conversations.history" => history(&s, &params),
         "usergroups.users.list" => usergroup_members(&s, &params),
@@ -317,6 +336,41 @@ fn open_view(s: &mut FakeState, params: &Value) -> Response {
         trigger_id: trigger.to_owned(),
         view: view.clone(),
     });
+    ok(json!({ "view": view }))
+}
+
+/// "views.publish": `user_id` and a `view` of type `home` ("Max of 100 blocks"; block ids
+/// unique within the view); the user's Home is replaced.
+fn publish_view(s: &mut FakeState, params: &Value) -> Response {
+    let (Some(user), Some(Value::Object(view))) =
+        (str_param(params, "user_id"), params.get("view"))
+    else {
+        return slack_error("invalid_arguments");
+    };
+    if !s.users.contains_key(user) {
+        return slack_error("invalid_arguments");
+    }
+    if view.get("type").and_then(Value::as_str) != Some("home") {
+        return slack_error("invalid_arguments");
+    }
+    let blocks = view
+        .get("blocks")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if blocks.len() > 100 {
+        return slack_error("invalid_arguments");
+    }
+    let mut ids = std::collections::HashSet::new();
+    let unique = blocks
+        .iter()
+        .filter_map(|b| b.get("block_id").and_then(Value::as_str))
+        .all(|id| ids.insert(id.to_owned()));
+    if !unique {
+        return slack_error("invalid_blocks");
+    }
+    let view = Value::Object(view.clone());
+    s.homes.insert(user.to_owned(), view.clone());
     ok(json!({ "view": view }))
 }
 

@@ -11,12 +11,14 @@ use serde_json::Value;
 const BOT_USER: &str = "UBOT";
 const BOT_ID: &str = "BBOT";
 const KNOWN_METHODS: &[&str] = &[
+    "apps.connections.open",
     "auth.test",
     "conversations.history",
     "chat.postMessage",
     "chat.update",
     "chat.postEphemeral",
     "views.open",
+    "views.publish",
     "users.info",
     "usergroups.users.list",
 ];
@@ -99,6 +101,13 @@ struct FakeState {
     post_limit: Option<(std::time::Duration, f64)>,
     post_buckets: HashMap<String, (f64, std::time::Instant)>,
     posts_refused: usize,
+    /// "http://127.0.0.1:PORT", for the WebSocket URLs `apps.connections.open` hands out.
+    base_url: String,
+    socket: socket::SocketState,
+    /// Each user's Home tab, as last published.
+    homes: HashMap<String, Value>,
+    /// Rung on every Socket Mode acknowledgement (and closed connection).
+    socket_acked: Arc<tokio::sync::Notify>,
 }
 
 /// A modal the bot opened, with the trigger it answered.
@@ -112,7 +121,9 @@ pub struct OpenedView {
 type Shared = Arc<Mutex<FakeState>>;
 
 mod methods;
+mod socket;
 use methods::{api, response_url};
+pub use socket::{Delivery, Lifecycle};
 
 impl FakeSlack {
     pub const BOT_TOKEN: &'static str = "xoxb-test-bot-token";
@@ -129,9 +140,11 @@ impl FakeSlack {
         let app = Router::new()
             .route("/api/{method}", any(api))
             .route("/response/{id}", post(response_url))
+            .route("/socket/link", axum::routing::get(socket::link))
             .with_state(state.clone());
 
         let (base_url, server) = super::serve_on_loopback(app, "fake Slack").await;
+        state.lock().expect("fresh state").base_url = base_url.clone();
         Self {
             api_url: format!("{base_url}/api"),
             base_url,
@@ -243,6 +256,11 @@ impl FakeSlack {
     /// lost on the way back.
     pub fn lose_answer_next(&self, method: &str, n: usize) {
         self.lock().lost_answers.insert(method.to_owned(), n);
+    }
+
+    /// `user`'s Home tab as last published (`views.publish`), if ever.
+    pub fn home_of(&self, user: &str) -> Option<Value> {
+        self.lock().homes.get(user).cloned()
     }
 
     /// Modals opened so far, in order.
