@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use countersign::ledger::Ledger;
 use support::database;
-use support::process::{eventually, Server, World, ALICE};
+use support::fake_slack::FakeSlack;
+use support::process::{eventually, Server, World, ALICE, BOB, CHANNEL, TEAM};
+use support::slack_signing;
 use support::soar::Soar;
 
 /// Two replicas of one deployment on a fresh PostgreSQL database, or `None` to skip.
@@ -262,4 +264,51 @@ async fn a_gateway_call_retried_on_the_other_replica_finds_the_same_proposal() {
     assert_eq!(answer.body["state"], "SUSPENDED");
     assert_eq!(world.slack.top_level_messages().len(), 1, "one card");
     assert_eq!(world.op.mutation_count("suspend"), 1);
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_slacks_socket_connections_record_a_redelivered_command_once() {
+    let Some(server) = database::postgres_server() else {
+        return;
+    };
+    let world = World::start_on(database::fresh_postgres(&server).await).await;
+    let socket = [
+        ("SLACK_APP_TOKEN", FakeSlack::APP_TOKEN),
+        ("SLACK_SOCKET_CONNECTIONS", "2"),
+    ];
+    let _a = world.serve_with("replica-a", &socket).await;
+    let _b = world.serve_with("replica-b", &socket).await;
+    eventually("four connections", || world.slack.open_connections() == 4).await;
+    world.slack.deliver_again_after(Duration::from_millis(300));
+    world.slack.lose_next_acks(1);
+    let form = slack_signing::slash_command_body(
+        TEAM,
+        BOB,
+        "/suspend",
+        "alice@example.com Phished credentials used from a new country",
+        CHANNEL,
+        &world.slack.response_url("socket"),
+    );
+    let fields: Vec<(String, String)> = serde_urlencoded::from_str(&form).unwrap();
+    let command: serde_json::Map<String, serde_json::Value> = fields
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+
+    let delivery = world
+        .slack
+        .deliver("slash_commands", serde_json::Value::Object(command))
+        .await;
+
+    assert_eq!(delivery.attempts, 2, "delivered again after the lost ack");
+    world.card_ts().await;
+    eventually("the command's answer", || {
+        !world.slack.responses("socket").is_empty()
+    })
+    .await;
+    // Handled twice, the command would answer twice; nothing more may come.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(world.slack.responses("socket").len(), 1);
+    let (_, kinds) = chain(&world).await;
+    assert_eq!(kinds.get("proposal.created"), Some(&1), "{kinds:?}");
 }

@@ -144,6 +144,13 @@ async fn a_slash_command_whose_ack_is_lost_is_delivered_again_and_proposes_once(
     assert!(delivery.ack.is_some());
     app.eventually("the card", || !app.slack.top_level_messages().is_empty())
         .await;
+    app.eventually("the command's answer", || {
+        !app.slack.responses("socket").is_empty()
+    })
+    .await;
+    // Handled twice, the command would answer twice; nothing more may come.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.slack.responses("socket").len(), 1);
     let events = app.event_kinds().await;
     let created = events.iter().filter(|k| *k == "proposal.created").count();
     assert_eq!(created, 1, "{events:?}");
@@ -237,6 +244,36 @@ async fn link_disabled_shows_in_readyz_until_socket_mode_is_back() {
 }
 
 #[tokio::test]
+async fn a_revoked_app_token_shows_in_readyz_and_is_not_retried_in_a_tight_loop() {
+    let app = socket_app().await;
+    app.slack.revoke_app_token();
+
+    app.slack.drop_connections();
+
+    let mut readiness = app.readiness().await;
+    for _ in 0..200 {
+        if readiness["status"] == "unavailable" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        readiness = app.readiness().await;
+    }
+    let problem = readiness["slack_socket"]["problem"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(problem.contains("invalid_auth"), "{readiness}");
+    assert!(
+        problem.contains("connections:write"),
+        "says what to do: {problem}"
+    );
+    let before = app.slack.calls_to("apps.connections.open").len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = app.slack.calls_to("apps.connections.open").len() - before;
+    // Two slots, each asking again every 300 ms (the suite's SOCKET fatal retry), not in a loop.
+    assert!(asked <= 10, "asked {asked} times in a second");
+}
+
+#[tokio::test]
 async fn a_connection_dropped_mid_burst_loses_no_click() {
     let app = socket_app().await;
     app.slack.deliver_again_after(Duration::from_millis(500));
@@ -279,7 +316,13 @@ async fn slacks_http_routes_answer_404_in_socket_mode() {
         &app.slack.response_url("x"),
     );
 
-    let response = app.interact(&payload).await;
+    let body = slack_signing::interaction_body(&payload);
+    let now = slack_signing::now();
+    let signature = slack_signing::sign(slack_signing::SIGNING_SECRET, now, &body);
+
+    let response = app
+        .post_signed("/slack/interactions", &body, now, Some(&signature))
+        .await;
 
     assert_eq!(response.status(), 404);
     assert_eq!(app.status(&id).await, Status::Pending);

@@ -62,6 +62,8 @@ pub struct TestApp {
     pub op: FakeOnePassword,
     pub database_url: String,
     pub ledger: Ledger,
+    /// Slack's requests reach it over Socket Mode, not HTTP.
+    pub socket_mode: bool,
     /// Ends the server gracefully, as SIGTERM does `serve`.
     stop: std::sync::Mutex<Option<(tokio::sync::oneshot::Sender<()>, ServerTask)>>,
     _dir: tempfile::TempDir,
@@ -87,6 +89,8 @@ pub fn test_timing() -> Timing {
         // A gateway write answers 503 soon; the test client retries as a SOAR does.
         gateway_wait: Duration::from_millis(500),
         gateway_poll: Duration::from_millis(20),
+        socket_reconnect_cap: Duration::from_millis(200),
+        socket_fatal_retry: Duration::from_millis(300),
         ..Timing::default()
     }
 }
@@ -159,19 +163,36 @@ pub async fn spawn_app_without_slack_team_id() -> TestApp {
 /// stand-in (`FakeSlack::deliver`), and Slack's HTTP routes are off.
 pub async fn spawn_app_in_socket_mode() -> TestApp {
     let op = FakeOnePassword::start().await;
-    let timing = Timing {
-        socket_reconnect_cap: Duration::from_millis(200),
-        socket_fatal_retry: Duration::from_millis(300),
-        ..test_timing()
-    };
     spawn_app_in(
         POLICY,
-        timing,
+        test_timing(),
         10_000,
         8,
         op,
         Store::RunEngine,
         Slack::Socket,
+    )
+    .await
+}
+
+/// Whether this run's apps hear Slack over Socket Mode (`COUNTERSIGN_TEST_SLACK=socket`):
+/// the Slack suites run once per transport, as the whole suite runs once per engine.
+pub fn socket_mode_run() -> bool {
+    std::env::var("COUNTERSIGN_TEST_SLACK").is_ok_and(|t| t == "socket")
+}
+
+/// Over Slack's HTTP routes in every run: for tests of the HTTP transport itself (signatures,
+/// `url_verification`).
+pub async fn spawn_app_over_http() -> TestApp {
+    let op = FakeOnePassword::start().await;
+    spawn_app_in(
+        POLICY,
+        test_timing(),
+        10_000,
+        8,
+        op,
+        Store::RunEngine,
+        Slack::HttpAlways,
     )
     .await
 }
@@ -183,6 +204,8 @@ enum Slack<'a> {
     Http(Option<&'a str>),
     /// Socket Mode, workspace `T0TEST`.
     Socket,
+    /// Signed HTTP requests from `T0TEST` whatever the run's transport: tests of HTTP itself.
+    HttpAlways,
 }
 
 /// Which database a test app gets.
@@ -221,10 +244,16 @@ async fn spawn_app_in(
     store: Store,
     slack_mode: Slack<'_>,
 ) -> TestApp {
+    let slack_mode = match slack_mode {
+        Slack::Http(Some(_)) if socket_mode_run() => Slack::Socket,
+        other => other,
+    };
     let (slack_team_id, app_token) = match slack_mode {
         Slack::Http(team) => (team, None),
+        Slack::HttpAlways => (Some(TEAM), None),
         Slack::Socket => (Some(TEAM), Some(FakeSlack::APP_TOKEN.to_owned())),
     };
+    let socket_mode = app_token.is_some();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let slack = FakeSlack::start().await;
     for (id, name, email) in [
@@ -282,6 +311,14 @@ async fn spawn_app_in(
         let _ = stopped.await;
     }));
     let ledger = Ledger::connect(&database_url).await.unwrap();
+    if socket_mode {
+        for _ in 0..PATIENCE {
+            if slack.open_connections() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
     TestApp {
         address,
         http: reqwest::Client::new(),
@@ -289,6 +326,7 @@ async fn spawn_app_in(
         op,
         database_url,
         ledger,
+        socket_mode,
         stop: std::sync::Mutex::new(Some((stop, server))),
         _dir: dir,
     }
@@ -371,8 +409,12 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
-    /// Sends a signed interaction exactly as Slack does.
+    /// Sends an interaction exactly as Slack does: signed over HTTP, or in Socket Mode as an
+    /// envelope (answered as Slack shows it: the acknowledgement's payload as the body).
     pub async fn interact(&self, payload: &Value) -> reqwest::Response {
+        if self.socket_mode {
+            return self.enveloped("interactive", payload.clone()).await;
+        }
         let body = slack_signing::interaction_body(payload);
         let now = slack_signing::now();
         let signature = slack_signing::sign(SIGNING_SECRET, now, &body);
@@ -391,6 +433,18 @@ impl TestApp {
             CHANNEL,
             &self.slack.response_url(response_id),
         );
+        if self.socket_mode {
+            let fields: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap();
+            let payload: serde_json::Map<String, Value> = fields
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            let response = self
+                .enveloped("slash_commands", Value::Object(payload))
+                .await;
+            assert_eq!(response.status(), 200, "Slack would see an error");
+            return response.json().await.unwrap_or(Value::Null);
+        }
         let now = slack_signing::now();
         let signature = slack_signing::sign(SIGNING_SECRET, now, &body);
         let response = self
@@ -398,6 +452,23 @@ impl TestApp {
             .await;
         assert_eq!(response.status(), 200, "Slack would see an error");
         response.json().await.unwrap()
+    }
+
+    /// An envelope delivered over Socket Mode, its acknowledgement as an HTTP answer: 200 with
+    /// the payload (if any) as the body, or 504 when it was never acknowledged.
+    pub async fn enveloped(&self, kind: &str, payload: Value) -> reqwest::Response {
+        let delivery = self.slack.deliver(kind, payload).await;
+        let (status, body) = match delivery.ack {
+            Some(Value::Null) => (200, String::new()),
+            Some(answer) => (200, answer.to_string()),
+            None => (504, String::new()),
+        };
+        let response = http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        reqwest::Response::from(response)
     }
 
     /// The text posted to a slash command's response_url, once it arrives.

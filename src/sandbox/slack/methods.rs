@@ -144,6 +144,9 @@ pub(super) async fn api(
     } else {
         FakeSlack::BOT_TOKEN
     };
+    if method == "apps.connections.open" && s.app_token_revoked {
+        return slack_error("invalid_auth");
+    }
     match expected {
         Some(t) if t == wanted => {}
         Some(FakeSlack::BOT_TOKEN | FakeSlack::APP_TOKEN) => {

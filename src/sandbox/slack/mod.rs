@@ -104,6 +104,8 @@ struct FakeState {
     /// "http://127.0.0.1:PORT", for the WebSocket URLs `apps.connections.open` hands out.
     base_url: String,
     socket: socket::SocketState,
+    /// The app-level token was revoked: `apps.connections.open` answers `invalid_auth`.
+    app_token_revoked: bool,
     /// Each user's Home tab, as last published.
     homes: HashMap<String, Value>,
     /// Rung on every Socket Mode acknowledgement (and closed connection).

@@ -265,6 +265,11 @@ impl FakeSlack {
         }
     }
 
+    /// Revokes the app-level token: `apps.connections.open` answers `invalid_auth` from now on.
+    pub fn revoke_app_token(&self) {
+        self.lock().app_token_revoked = true;
+    }
+
     pub fn enable_socket_mode(&self) {
         self.lock().socket.disabled = false;
     }
