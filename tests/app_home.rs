@@ -53,6 +53,13 @@ impl TestApp {
     }
 }
 
+/// The proposals `user`'s published Home offers to approve (none before it is published).
+fn offered(app: &TestApp, user: &str) -> Option<Vec<String>> {
+    app.slack
+        .home_of(user)
+        .map(|home| buttons(&home, "approve"))
+}
+
 /// Every button value in a view, by action id.
 fn buttons(view: &Value, action_id: &str) -> Vec<String> {
     let mut found = vec![];
@@ -214,4 +221,37 @@ async fn app_home_opened_over_socket_mode_publishes_the_home() {
     );
     let home = app.published_home(BOB).await;
     assert_eq!(buttons(&home, "approve"), vec![id]);
+}
+
+#[tokio::test]
+async fn an_open_home_follows_what_the_approver_can_decide() {
+    let app = spawn_app().await;
+    let before = app.home_after_opening(BOB).await;
+    assert!(buttons(&before, "approve").is_empty());
+
+    let id = app.propose_id(&suspend_alice()).await;
+
+    app.eventually("Bob's Home to offer the new proposal", || {
+        offered(&app, BOB) == Some(vec![id.clone()])
+    })
+    .await;
+    app.click(CAT, "approve", &id).await;
+    app.eventually("Bob's Home to drop the decided proposal", || {
+        offered(&app, BOB) == Some(vec![])
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_home_never_opened_is_never_published() {
+    let app = spawn_app().await;
+    app.home_after_opening(BOB).await;
+
+    let id = app.propose_id(&suspend_alice()).await;
+
+    app.eventually("Bob's Home refreshed", || {
+        offered(&app, BOB) == Some(vec![id.clone()])
+    })
+    .await;
+    assert_eq!(offered(&app, CAT), None);
 }

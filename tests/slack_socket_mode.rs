@@ -41,18 +41,29 @@ fn slash_command(app: &TestApp, user: &str, command: &str, text: &str) -> Value 
 }
 
 impl TestApp {
-    /// `user` clicks `action_id` on `proposal`'s card, delivered over Socket Mode.
-    async fn socket_click(&self, user: &str, action_id: &str, proposal: &str) -> Delivery {
+    /// `user` of workspace `team` clicking `action_id` on `proposal`'s card, as Slack sends it.
+    async fn click_payload(
+        &self,
+        team: &str,
+        user: &str,
+        action_id: &str,
+        proposal: &str,
+    ) -> Value {
         let card = self.card_ts(proposal).await;
-        let payload = slack_signing::block_action(
-            TEAM,
+        slack_signing::block_action(
+            team,
             user,
             action_id,
             proposal,
             CHANNEL,
             &card,
             &self.slack.response_url("click"),
-        );
+        )
+    }
+
+    /// `user` clicks `action_id` on `proposal`'s card, delivered over Socket Mode.
+    async fn socket_click(&self, user: &str, action_id: &str, proposal: &str) -> Delivery {
+        let payload = self.click_payload(TEAM, user, action_id, proposal).await;
         self.slack.deliver("interactive", payload).await
     }
 }
@@ -347,4 +358,20 @@ async fn readyz_and_metrics_show_the_connections() {
     );
     assert!(metrics.contains("countersign_slack_envelopes_total{type=\"interactive\"} 1"));
     assert!(metrics.contains("countersign_slack_ack_seconds_count{type=\"interactive\"} 1"));
+}
+
+#[tokio::test]
+async fn an_envelope_from_another_workspace_is_refused_and_changes_nothing() {
+    let app = socket_app().await;
+    let id = app.propose_id(&suspend_alice()).await;
+    let payload = app.click_payload("T0ELSEWHERE", BOB, "approve", &id).await;
+
+    let delivery = app.slack.deliver("interactive", payload).await;
+
+    assert!(
+        delivery.ack.is_some(),
+        "acknowledged, so Slack does not deliver it again"
+    );
+    assert_eq!(app.status(&id).await, Status::Pending);
+    assert!(app.proposal(&id).await.approvals.is_empty());
 }

@@ -52,6 +52,11 @@ pub struct Timing {
     /// How long a slot waits after Slack refused Socket Mode outright (`invalid_auth`,
     /// `link_disabled`) before it asks again.
     pub socket_fatal_retry: Duration,
+    /// How long the Home refresher gathers changes after a commit before it republishes.
+    pub home_refresh_after: Duration,
+    /// The least time between two `views.publish` calls of the refresher (Slack: Tier 4,
+    /// 100+ a minute).
+    pub home_publish_every: Duration,
 }
 
 impl Default for Timing {
@@ -76,6 +81,8 @@ impl Default for Timing {
             gateway_poll: Duration::from_secs(1),
             socket_reconnect_cap: Duration::from_secs(30),
             socket_fatal_retry: Duration::from_secs(300),
+            home_refresh_after: Duration::from_secs(2),
+            home_publish_every: Duration::from_millis(700),
         }
     }
 }

@@ -13,6 +13,7 @@ mod events;
 mod export;
 mod gateway;
 mod group;
+mod homes;
 mod idempotency;
 mod outbox;
 mod passkeys;

@@ -7,11 +7,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::home_tab;
 use super::inbound::{authenticate, wrong_team};
-use crate::app::home;
 use crate::app::state::AppState;
 use crate::domain::SlackUserId;
 
@@ -88,32 +89,16 @@ pub async fn answer(state: &AppState, callback: Value) -> Response {
         } if tab.as_deref().unwrap_or("home") == "home" => {
             if let Ok(user) = SlackUserId::parse(&user) {
                 let state = state.clone();
-                tokio::spawn(async move { publish_home(&state, &user).await });
+                tokio::spawn(async move {
+                    // Kept current for a day after (`worker::homes`), on every replica.
+                    if let Err(error) = state.ledger.home_opened(user.as_str(), Utc::now()).await {
+                        tracing::warn!(%error, "could not record a Home opening");
+                    }
+                    home_tab::publish(&state, &user, None).await;
+                });
             }
             StatusCode::OK.into_response()
         }
         Request::EventCallback { .. } | Request::Other => StatusCode::OK.into_response(),
-    }
-}
-
-/// Publishes `user`'s Home as it stands now.
-pub async fn publish_home(state: &AppState, user: &SlackUserId) {
-    let decider = match state.directory.decider(&state.policy, user).await {
-        Ok(decider) => decider,
-        Err(error) => {
-            tracing::warn!(%error, %user, "could not read a Home's viewer from Slack");
-            return;
-        }
-    };
-    let home = match home::of(state, &decider).await {
-        Ok(home) => home,
-        Err(error) => {
-            tracing::error!(%error, "could not read the ledger for a Home");
-            return;
-        }
-    };
-    let blocks = super::home::render(&home, &state.slack_settings.channel);
-    if let Err(error) = state.slack.publish_home(user, blocks).await {
-        tracing::warn!(%error, %user, "could not publish a Home");
     }
 }

@@ -200,7 +200,7 @@ async fn block_actions(state: &AppState, event: BlockActions) -> Response {
     if from_home {
         // The Home shows what the clicker can still decide: no longer this one, once counted.
         let state = state.clone();
-        tokio::spawn(async move { super::events::publish_home(&state, &user).await });
+        tokio::spawn(async move { super::home_tab::publish(&state, &user, None).await });
     }
     StatusCode::OK.into_response()
 }

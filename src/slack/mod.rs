@@ -11,6 +11,7 @@ mod directory;
 pub mod drift;
 pub mod events;
 pub mod home;
+pub mod home_tab;
 mod inbound;
 pub mod interactions;
 pub mod modal;

@@ -9,6 +9,7 @@ mod cards;
 mod checkpoint;
 mod drift;
 mod executor;
+mod homes;
 mod sweeper;
 
 use std::time::Duration;
@@ -49,6 +50,7 @@ impl Workers {
             .collect();
         handles.push(tokio::spawn(sweeper::run(state.clone(), shutdown.clone())));
         handles.push(tokio::spawn(drift::run(state.clone(), shutdown.clone())));
+        handles.push(tokio::spawn(homes::run(state.clone(), shutdown.clone())));
         handles.push(tokio::spawn(checkpoint::run(state, shutdown.clone())));
         Self { shutdown, handles }
     }

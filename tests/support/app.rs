@@ -91,6 +91,8 @@ pub fn test_timing() -> Timing {
         gateway_poll: Duration::from_millis(20),
         socket_reconnect_cap: Duration::from_millis(200),
         socket_fatal_retry: Duration::from_millis(300),
+        home_refresh_after: Duration::from_millis(20),
+        home_publish_every: Duration::ZERO,
         ..Timing::default()
     }
 }
