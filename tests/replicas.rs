@@ -312,3 +312,37 @@ async fn two_replicas_sharing_slacks_socket_connections_record_a_redelivered_com
     let (_, kinds) = chain(&world).await;
     assert_eq!(kinds.get("proposal.created"), Some(&1), "{kinds:?}");
 }
+
+#[tokio::test]
+async fn two_replicas_escalate_a_proposal_once() {
+    let Some(server) = database::postgres_server() else {
+        return;
+    };
+    let world = World::start_on(database::fresh_postgres(&server).await).await;
+    std::fs::write(
+        &world.policy,
+        "[approvers]\nusers = [\"U0BOB\"]\n[suspend]\nescalate_after = \"1s\"\nescalate_to = [\"C0ONCALL\"]\n",
+    )
+    .unwrap();
+    let fast_sweeps = [("SWEEP_INTERVAL_MS", "50")];
+    let a = world.serve_with("replica-a", &fast_sweeps).await;
+    let _b = world.serve_with("replica-b", &fast_sweeps).await;
+    let token = world.create_token().await;
+
+    a.propose_suspend_alice(&token).await;
+    let escalations = || {
+        world
+            .slack
+            .top_level_messages()
+            .iter()
+            .filter(|m| m.channel == "C0ONCALL")
+            .count()
+    };
+    eventually("the escalation", || escalations() == 1).await;
+    // Both replicas keep sweeping; neither escalates it again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    assert_eq!(escalations(), 1);
+    let (_, kinds) = chain(&world).await;
+    assert_eq!(kinds.get("proposal.escalated"), Some(&1));
+}

@@ -10,6 +10,7 @@ pub mod ceremonies;
 pub mod decisions;
 pub mod drift_sweep;
 pub mod enrollment;
+pub mod escalation;
 pub mod gateway;
 pub mod home;
 pub mod intake;

@@ -29,6 +29,12 @@ pub enum Announcement {
         users: Vec<SlackUserId>,
         groups: Vec<String>,
     },
+    /// Still pending long after its card: brought to these channels, groups and people.
+    Escalated {
+        channels: Vec<String>,
+        groups: Vec<String>,
+        users: Vec<SlackUserId>,
+    },
     /// 1Password carried the action out (or found it already done).
     Executed { outcome: Outcome, state: UserState },
     /// The execution failed; an approver may retry.

@@ -8,6 +8,7 @@ mod callback;
 mod decider;
 pub mod drift;
 mod email;
+pub mod escalation;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod ids;

@@ -46,6 +46,7 @@ const TABLES: &[Table] = &[
             ("document", Text),
             ("updated_at", Text),
             ("reminded_at", Text),
+            ("escalated_at", Text),
         ],
         order: "id",
     },

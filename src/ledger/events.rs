@@ -30,6 +30,7 @@ pub enum EventKind {
     ProposalCancelled,
     ProposalRequestWithdrawn,
     ProposalSuperseded,
+    ProposalEscalated,
     SlackCardPosted,
     ExecutionStarted,
     ExecutionAttemptFailed,
@@ -57,6 +58,7 @@ impl EventKind {
         match self {
             EventKind::ProposalCreated => "proposal.created",
             EventKind::ProposalEvidenceAdded => "proposal.evidence_added",
+            EventKind::ProposalEscalated => "proposal.escalated",
             EventKind::ApprovalRecorded => "approval.recorded",
             EventKind::ProposalApproved => "proposal.approved",
             EventKind::ProposalDenied => "proposal.denied",

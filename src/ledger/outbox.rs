@@ -27,6 +27,13 @@ pub enum Job {
     /// A fact for the security team, told in the audit channel (the approvals channel when
     /// there is none); `slack/` words it.
     Audit { fact: Announcement },
+    /// Bring a pending proposal to more people: a post in channel `to` mentioning the user
+    /// groups `mention`, or (`to` a user id) a direct message; `slack/` words it.
+    Escalate {
+        to: String,
+        #[serde(default)]
+        mention: Vec<String>,
+    },
     /// Carry out the approved action in 1Password.
     Execute,
     /// Tell a requester's callback_url what happened; `body` is fixed when the event happens,
@@ -50,6 +57,11 @@ impl std::fmt::Debug for Job {
             Job::Announce { fact } => f.debug_struct("Announce").field("fact", fact).finish(),
             Job::Audit { fact } => f.debug_struct("Audit").field("fact", fact).finish(),
             Job::Execute => f.write_str("Execute"),
+            Job::Escalate { to, mention } => f
+                .debug_struct("Escalate")
+                .field("to", to)
+                .field("mention", mention)
+                .finish(),
             Job::Callback { event, body, to } => f
                 .debug_struct("Callback")
                 .field("event", event)
@@ -92,6 +104,7 @@ impl Job {
             Job::UpdateCard => "update_card",
             Job::ThreadReply { .. } | Job::Announce { .. } => "thread_reply",
             Job::Audit { .. } => "audit",
+            Job::Escalate { .. } => "escalate",
             Job::Execute => "execute",
             Job::Callback { .. } => "callback",
         }

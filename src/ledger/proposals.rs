@@ -118,6 +118,17 @@ impl Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Marks a pending proposal escalated; false when it was already, or is no longer pending
+    /// (so replicas escalate it once, and never after a decision).
+    pub async fn mark_escalated(&mut self, id: ProposalId, now: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query("UPDATE proposals SET escalated_at = $1 WHERE id = $2 AND status = 'pending' AND escalated_at IS NULL")
+            .bind(timestamp(now))
+            .bind(id.to_string())
+            .execute(self.conn())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The newest proposal about `user` made after `than`, if any.
     pub async fn newer_proposal_for(
         &mut self,
@@ -301,6 +312,14 @@ impl Ledger {
     /// Pending proposals not yet reminded about, oldest first.
     pub async fn unreminded_pending(&self) -> Result<Vec<Proposal>> {
         let rows = sqlx::query("SELECT document FROM proposals WHERE status = 'pending' AND reminded_at IS NULL ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(|r| decode(r.get("document"))).collect()
+    }
+
+    /// Pending proposals with a card, not yet escalated, oldest first.
+    pub async fn unescalated_pending(&self) -> Result<Vec<Proposal>> {
+        let rows = sqlx::query("SELECT document FROM proposals WHERE status = 'pending' AND escalated_at IS NULL AND slack_ts IS NOT NULL ORDER BY id")
             .fetch_all(&self.reader)
             .await?;
         rows.iter().map(|r| decode(r.get("document"))).collect()

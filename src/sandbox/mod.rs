@@ -4,7 +4,9 @@
 //! tests) start them; `serve` never does.
 
 pub mod onepassword;
+mod page_api;
 mod run;
+mod seeds;
 pub mod signing;
 pub mod slack;
 mod welcome;

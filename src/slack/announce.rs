@@ -28,6 +28,23 @@ pub fn render(fact: &Announcement, p: &Proposal) -> String {
                 escape(reason)
             )
         }
+        Announcement::Escalated {
+            channels,
+            groups,
+            users,
+        } => {
+            let whom: Vec<String> = channels
+                .iter()
+                .map(|c| format!("<#{c}>"))
+                .chain(groups.iter().map(|g| format!("<!subteam^{g}>")))
+                .chain(users.iter().map(|u| format!("<@{u}>")))
+                .collect();
+            format!(
+                ":rotating_light: Escalated: still waiting for a decision ({}), brought to {}",
+                tally(p),
+                whom.join(", ")
+            )
+        }
         Announcement::EvidenceAdded { platform, reason } => format!(
             ":heavy_plus_sign: Further report from {}: {}",
             escape(platform),

@@ -9,6 +9,7 @@ pub mod command_tasks;
 pub mod commands;
 mod directory;
 pub mod drift;
+pub mod escalation;
 pub mod events;
 pub mod home;
 pub mod home_tab;

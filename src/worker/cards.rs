@@ -9,7 +9,7 @@ use super::{backoff, JobResult};
 use crate::app::state::AppState;
 use crate::domain::{Proposal, SlackRef, Status};
 use crate::ledger::{ClaimedJob, EventKind, Job};
-use crate::slack::{announce, card, SlackError};
+use crate::slack::{announce, card, escalation, SlackError};
 
 /// After this many tries a Slack job is given up; the ledger already holds the decision. A
 /// pending proposal's card is the exception: without it nobody can decide, so it is tried for
@@ -173,6 +173,18 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
         }
         (Job::ThreadReply { text }, Some(at)) => {
             return reply(state, claimed, &proposal, &at, text).await;
+        }
+        (Job::Escalate { .. }, Some(_)) if proposal.status != Status::Pending => {
+            return Ok(JobResult::Abandon(
+                "decided before its escalation was posted".into(),
+            ));
+        }
+        (Job::Escalate { to, mention }, Some(at)) => {
+            let text = escalation::render(&proposal, mention, &at);
+            if let Err(error) = state.slack.post_message(to, &text, vec![], None).await {
+                return Ok(retry(state, claimed, &proposal, error));
+            }
+            state.ledger.complete_job(claimed, Utc::now()).await?;
         }
         (Job::Execute | Job::Callback { .. }, _) => {
             return Ok(JobResult::Abandon(

@@ -1,11 +1,11 @@
 //! Expires pending proposals whose time ran out, so their cards lose their buttons even when
-//! nobody clicks.
+//! nobody clicks; reminds half way, and escalates those the policy says to.
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::decisions;
 use crate::app::state::AppState;
+use crate::app::{decisions, escalation};
 use crate::domain::Announcement;
 use crate::ledger::Job;
 
@@ -55,6 +55,9 @@ pub(super) async fn run(state: AppState, shutdown: CancellationToken) {
         }
         if let Err(error) = remind_once(&state).await {
             tracing::error!(%error, "reminder sweep failed");
+        }
+        if let Err(error) = escalation::escalate_due(&state, Utc::now()).await {
+            tracing::error!(%error, "escalation sweep failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(state.timing.sweep_every) => {}

@@ -7,6 +7,7 @@ pub mod database;
 pub mod passkeys;
 pub mod process;
 pub mod sandbox;
+pub mod slack;
 pub mod soar;
 
 /// The stand-ins live in the product (the sandbox uses them too); tests name them as before.
