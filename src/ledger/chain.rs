@@ -1,7 +1,7 @@
 //! The hash chain over `ledger_events` (DESIGN §6):
 //! `hash = hex(sha256(prev_hash + "\n" + JCS({seq, proposal_id, at, kind, actor, payload})))`.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first event.
@@ -31,14 +31,29 @@ pub fn event_hash(
     actor: &str,
     payload: &Value,
 ) -> String {
-    let body = json!({
-        "seq": seq, "proposal_id": proposal_id, "at": at,
-        "kind": kind, "actor": actor, "payload": payload,
-    });
+    // The JCS of {seq, proposal_id, at, kind, actor, payload}, written straight in its sorted
+    // key order (actor, at, kind, payload, proposal_id, seq) without building the object.
+    let mut body = Vec::with_capacity(256);
+    body.extend_from_slice(b"{\"actor\":");
+    write_str(actor, &mut body);
+    body.extend_from_slice(b",\"at\":");
+    write_str(at, &mut body);
+    body.extend_from_slice(b",\"kind\":");
+    write_str(kind, &mut body);
+    body.extend_from_slice(b",\"payload\":");
+    write_canonical(payload, &mut body);
+    body.extend_from_slice(b",\"proposal_id\":");
+    match proposal_id {
+        Some(id) => write_str(id, &mut body),
+        None => body.extend_from_slice(b"null"),
+    }
+    body.extend_from_slice(b",\"seq\":");
+    body.extend_from_slice(seq.to_string().as_bytes());
+    body.push(b'}');
     let mut digest = Sha256::new();
     digest.update(prev_hash.as_bytes());
     digest.update(b"\n");
-    digest.update(canonical_json(&body).as_bytes());
+    digest.update(&body);
     hex::encode(digest.finalize())
 }
 
@@ -46,40 +61,58 @@ pub fn event_hash(
 /// no insignificant white space, strings escaped as ECMAScript does. Payloads carry no floats,
 /// so numbers are integers and serialize as such.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, &mut out);
-    out
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// A JSON string as serde_json escapes it, which is JCS's escaping for the ledger's strings.
+fn write_str(text: &str, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
             entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
-            out.push('{');
+            out.push(b'{');
             for (i, (key, value)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
+                write_str(key, out);
+                out.push(b':');
                 write_canonical(value, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         // serde_json writes strings, integers, booleans and null exactly as JCS does.
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("writing to a Vec cannot fail"),
     }
+}
+
+/// The hash an event's columns (its `prev_hash` column included) give.
+pub fn recompute(event: &StoredEvent) -> String {
+    event_hash(
+        &event.prev_hash,
+        event.seq,
+        event.proposal_id.as_deref(),
+        &event.at,
+        &event.kind,
+        &event.actor,
+        &event.payload,
+    )
 }
 
 /// How the chain was broken.
@@ -150,6 +183,17 @@ impl Default for Verifier {
 
 impl Verifier {
     pub fn check(&mut self, event: &StoredEvent) -> Result<(), ChainBreak> {
+        let recomputed = recompute(event);
+        self.check_hashed(event, &recomputed)
+    }
+
+    /// [`Verifier::check`] with the event's hash already recomputed from its columns (hashing
+    /// needs no order, so a page's hashes can be computed apart from the walk).
+    pub fn check_hashed(
+        &mut self,
+        event: &StoredEvent,
+        recomputed: &str,
+    ) -> Result<(), ChainBreak> {
         let expected_seq = self.head.seq + 1;
         if event.seq != expected_seq {
             return Err(ChainBreak {
@@ -168,15 +212,6 @@ impl Verifier {
                 why: "its prev_hash is not the hash of the event before it".into(),
             });
         }
-        let recomputed = event_hash(
-            &event.prev_hash,
-            event.seq,
-            event.proposal_id.as_deref(),
-            &event.at,
-            &event.kind,
-            &event.actor,
-            &event.payload,
-        );
         if recomputed != event.hash {
             return Err(ChainBreak {
                 seq: event.seq,
@@ -199,6 +234,8 @@ impl Verifier {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -215,6 +252,31 @@ mod tests {
         // U+1F600 is D83D DE00 in UTF-16, which sorts before U+FB01 although its UTF-8 is larger.
         let value = json!({"\u{fb01}": 1, "\u{1f600}": 2});
         assert_eq!(canonical_json(&value), "{\"\u{1f600}\":2,\"\u{fb01}\":1}");
+    }
+
+    #[test]
+    fn the_hash_is_the_sha256_of_prev_hash_newline_and_the_jcs_of_the_event() {
+        let payload = json!({"z": [1, {"\u{fb01}": "x\ny"}], "\u{1f600}": null, "a": true});
+        let body = json!({
+            "seq": 7, "proposal_id": "p-1", "at": "2026-12-06T12:00:00.000000Z",
+            "kind": "proposal.created", "actor": "integration:tines", "payload": payload,
+        });
+        let mut digest = Sha256::new();
+        digest.update(b"prev\n");
+        digest.update(canonical_json(&body).as_bytes());
+        let expected = hex::encode(digest.finalize());
+
+        let hash = event_hash(
+            "prev",
+            7,
+            Some("p-1"),
+            "2026-12-06T12:00:00.000000Z",
+            "proposal.created",
+            "integration:tines",
+            &payload,
+        );
+
+        assert_eq!(hash, expected);
     }
 
     fn chain(n: i64) -> Vec<StoredEvent> {

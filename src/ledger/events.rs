@@ -310,16 +310,19 @@ impl Ledger {
     ) -> Result<std::result::Result<ChainHead, ChainBreak>> {
         const PAGE: i64 = 10_000;
         let mut verifier = Verifier::default();
-        let mut after = 0;
-        loop {
-            let page = self.events(after, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            for event in &page {
-                if let Err(broken) = verifier.check(event) {
+        let mut page = self.events(0, PAGE).await?;
+        while let Some(last) = page.last() {
+            // The next page is read while this one is hashed (on the blocking pool, in two
+            // halves: hashes need no order), then the walk checks links in order.
+            let after = last.seq;
+            let (next, (hashed, hashes)) = tokio::join!(self.events(after, PAGE), hash_page(page));
+            page = hashed;
+            for (event, recomputed) in page.iter().zip(&hashes) {
+                if let Err(broken) = verifier.check_hashed(event, recomputed) {
                     return Ok(Err(self.explain(broken, event).await?));
                 }
             }
+            page = next?;
         }
         let head = verifier.finish();
         for (seq, hash) in checkpoints {
@@ -382,4 +385,26 @@ impl Ledger {
             ),
         }))
     }
+}
+
+/// Every event's hash as its columns give it, computed off the async threads in two halves;
+/// the events come back with their hashes, in order.
+async fn hash_page(page: Vec<StoredEvent>) -> (Vec<StoredEvent>, Vec<String>) {
+    let mut first = page;
+    let second = first.split_off(first.len() / 2);
+    let hash_all = |events: Vec<StoredEvent>| {
+        move || {
+            let hashes: Vec<String> = events.iter().map(chain::recompute).collect();
+            (events, hashes)
+        }
+    };
+    let (a, b) = tokio::join!(
+        tokio::task::spawn_blocking(hash_all(first)),
+        tokio::task::spawn_blocking(hash_all(second)),
+    );
+    let (mut events, mut hashes) = a.expect("hashing does not panic");
+    let (rest, rest_hashes) = b.expect("hashing does not panic");
+    events.extend(rest);
+    hashes.extend(rest_hashes);
+    (events, hashes)
 }
