@@ -165,11 +165,20 @@ async fn an_approve_click_on_the_home_tab_counts_like_one_on_the_card() {
     let app = spawn_app().await;
     let id = app.propose_id(&suspend_alice()).await;
     app.home_after_opening(BOB).await;
+
+    let response = app.interact(&home_click(&app, BOB, "approve", &id)).await;
+
+    assert_eq!(response.status(), 200);
+    app.wait_for_status(&id, Status::Executed).await;
+}
+
+/// `user` clicking `action_id` for `proposal` on their Home tab: a view, no channel or message.
+fn home_click(app: &TestApp, user: &str, action_id: &str, proposal: &str) -> Value {
     let mut payload = slack_signing::block_action(
         TEAM,
-        BOB,
-        "approve",
-        &id,
+        user,
+        action_id,
+        proposal,
         CHANNEL,
         "",
         &app.slack.response_url("home"),
@@ -177,11 +186,30 @@ async fn an_approve_click_on_the_home_tab_counts_like_one_on_the_card() {
     payload["container"] = json!({"type": "view", "view_id": "V0HOME"});
     payload.as_object_mut().unwrap().remove("channel");
     payload.as_object_mut().unwrap().remove("message");
+    payload
+}
 
-    let response = app.interact(&payload).await;
+#[tokio::test]
+async fn a_home_approve_of_a_restore_that_needs_a_passkey_offers_the_vote_link() {
+    let app = support::passkeys::spawn_app_with_passkeys().await;
+    app.enroll(BOB).await;
+    let id = app.propose_id(&restore("mallory@example.com")).await;
+    app.home_after_opening(BOB).await;
+
+    let response = app.interact(&home_click(&app, BOB, "approve", &id)).await;
 
     assert_eq!(response.status(), 200);
-    app.wait_for_status(&id, Status::Executed).await;
+    let told = app.ephemeral_to(BOB).await;
+    assert!(told.contains("/passkey/vote/"), "{told}");
+    assert!(
+        app.proposal(&id).await.approvals.is_empty(),
+        "a click alone never counts"
+    );
+    let ephemeral = app.slack.ephemerals().pop().unwrap();
+    assert_eq!(
+        ephemeral.params["channel"], CHANNEL,
+        "told in the approvals channel"
+    );
 }
 
 #[tokio::test]
