@@ -484,3 +484,22 @@ async fn a_malformed_user_id_verb_or_path_is_refused_and_proposes_nothing() {
     );
     assert_eq!(app.proposals_for(ALICE).await, 0);
 }
+
+#[tokio::test]
+async fn gateway_requests_are_counted_by_operation_and_status() {
+    let app = spawn_app().await;
+    let soar = Soar::at_gateway(&app, "tines-1password", &EVERYTHING).await;
+
+    soar.get(ALICE).await;
+    soar.post_once(ALICE, "suspend").await;
+
+    let metrics = app.metrics().await;
+    for line in [
+        "countersign_gateway_requests_total{operation=\"token\",status=\"200\"} 1",
+        "countersign_gateway_requests_total{operation=\"get\",status=\"200\"} 1",
+        "countersign_gateway_requests_total{operation=\"suspend\",status=\"503\"} 1",
+        "countersign_gateway_request_seconds_count{operation=\"suspend\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+}

@@ -3,6 +3,7 @@
 //! token it never issued.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -14,7 +15,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::caller::{check_version, product_agent, within_rate_limit};
-use super::wire::{oauth_error, op_error, Refused};
+use super::wire::{counted, oauth_error, op_error, Refused};
 use crate::app::state::AppState;
 use crate::ledger::GatewayClient;
 
@@ -43,8 +44,10 @@ pub async fn token(
     Path(version): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Refused> {
-    issue(&state, &version, &headers, &body).await
+) -> Response {
+    let started = Instant::now();
+    let result = issue(&state, &version, &headers, &body).await;
+    counted(&state, "token", started, result)
 }
 
 async fn issue(
@@ -105,8 +108,10 @@ pub async fn revoke(
     Path(version): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Refused> {
-    withdraw(&state, &version, &headers, &body).await
+) -> Response {
+    let started = Instant::now();
+    let result = withdraw(&state, &version, &headers, &body).await;
+    counted(&state, "revoke", started, result)
 }
 
 async fn withdraw(

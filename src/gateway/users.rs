@@ -2,13 +2,15 @@
 //! parameters and paging; `:suspend` and `:reactivate` become proposals, and the answer is how
 //! the proposal ended (or a 503 to retry while humans decide).
 
+use std::time::Instant;
+
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::caller::{authenticate, authorize, permit};
-use super::wire::{op_error, op_error_coded, relayed, unanswered, Refused};
+use super::wire::{counted, op_error, op_error_coded, relayed, unanswered, Refused};
 use crate::app::gateway::{self, Ending, GatewayWrite};
 use crate::app::intake::IntakeError;
 use crate::app::state::AppState;
@@ -39,10 +41,21 @@ pub async fn list(
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let result = list_users(&state, path, query, &headers).await;
+    counted(&state, "list", started, result)
+}
+
+async fn list_users(
+    state: &AppState,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Option<String>,
+    headers: &HeaderMap,
 ) -> Result<Response, Refused> {
     let Path((version, account)) = path.map_err(unreadable_path)?;
     let path = (version.as_str(), account.as_str());
-    authorize(&state, &headers, path, GatewayPermission::ListUsers).await?;
+    authorize(state, headers, path, GatewayPermission::ListUsers).await?;
     let query =
         serde_urlencoded::from_str::<Vec<(String, String)>>(query.as_deref().unwrap_or_default())
             .map_err(|_| op_error(StatusCode::BAD_REQUEST, "the query string cannot be parsed"))?;
@@ -69,13 +82,23 @@ pub async fn get(
     State(state): State<AppState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
     headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let result = get_user(&state, path, &headers).await;
+    counted(&state, "get", started, result)
+}
+
+async fn get_user(
+    state: &AppState,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    headers: &HeaderMap,
 ) -> Result<Response, Refused> {
     let Path((version, account, user)) = path.map_err(unreadable_path)?;
     let path = (version.as_str(), account.as_str());
-    authorize(&state, &headers, path, GatewayPermission::GetUser).await?;
+    authorize(state, headers, path, GatewayPermission::GetUser).await?;
     let id = OnePasswordUserId::parse(&user)
         .map_err(|_| op_error(StatusCode::NOT_FOUND, "user not found"))?;
-    live_user(&state, &id).await
+    live_user(state, &id).await
 }
 
 /// Suspend or reactivate a user: proposed, decided in Slack, then done by countersign.
@@ -99,16 +122,31 @@ pub async fn act(
     State(state): State<AppState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
     headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let operation = match &path {
+        Ok(Path((_, _, user))) if user.ends_with(":suspend") => "suspend",
+        Ok(Path((_, _, user))) if user.ends_with(":reactivate") => "reactivate",
+        _ => "other",
+    };
+    let result = write_user(&state, path, &headers).await;
+    counted(&state, operation, started, result)
+}
+
+async fn write_user(
+    state: &AppState,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    headers: &HeaderMap,
 ) -> Result<Response, Refused> {
     let Path((version, account, user)) = path.map_err(unreadable_path)?;
     let path = (version.as_str(), account.as_str());
-    let (client, agent) = authenticate(&state, &headers, path).await?;
+    let (client, agent) = authenticate(state, headers, path).await?;
     let (id, action) = match user.rsplit_once(':') {
         Some((id, "suspend")) => (id, Action::Suspend),
         Some((id, "reactivate")) => (id, Action::Restore),
         _ => return Err(op_error(StatusCode::NOT_FOUND, "not found")),
     };
-    permit(&state, &client, GatewayPermission::to(action))?;
+    permit(state, &client, GatewayPermission::to(action))?;
     let id = OnePasswordUserId::parse(id)
         .map_err(|_| op_error(StatusCode::NOT_FOUND, "user not found"))?;
     let write = GatewayWrite {
@@ -117,8 +155,8 @@ pub async fn act(
         user: id.clone(),
         user_agent: &agent,
     };
-    match gateway::act(&state, write).await {
-        Ok(Ending::Executed(_)) => live_user(&state, &id).await,
+    match gateway::act(state, write).await {
+        Ok(Ending::Executed(_)) => live_user(state, &id).await,
         Ok(ending) => Err(answer(ending)),
         Err(error) => Err(refused_intake(&error)),
     }

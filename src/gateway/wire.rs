@@ -2,11 +2,14 @@
 //! "message", "details": []}`), OAuth 2.0 errors on the token endpoints (RFC 6749 §5.2), and
 //! 1Password's own answers passed on as they came.
 
+use std::time::Instant;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::app::state::AppState;
 use crate::onepassword::{grpc, OpError, Relayed};
 
 /// A refusal, in the words the endpoint's published contract uses.
@@ -132,6 +135,28 @@ pub fn unanswered(error: &OpError) -> Refused {
             &format!("countersign's call to 1Password failed: {error}"),
         ),
     }
+}
+
+/// The answer to one gateway request, counted by operation and HTTP status and timed (a
+/// write's time is mostly the wait for humans).
+pub fn counted(
+    state: &AppState,
+    operation: &str,
+    started: Instant,
+    result: Result<Response, Refused>,
+) -> Response {
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    let status = response.status();
+    state.metrics.increment(
+        "countersign_gateway_requests_total",
+        &[("operation", operation), ("status", status.as_str())],
+    );
+    state.metrics.observe(
+        "countersign_gateway_request_seconds",
+        &[("operation", operation)],
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }
 
 /// Whether a `User-Agent` names its integration as `<Product>/<version>`, as every reference
