@@ -144,6 +144,10 @@ async fn deny_opens_a_dialog_that_asks_why() {
 
     app.click(BOB, "deny", &id).await;
 
+    app.eventually("the deny dialog", || {
+        !app.slack.calls_to("views.open").is_empty()
+    })
+    .await;
     let opened = app.slack.calls_to("views.open");
     assert_eq!(opened.len(), 1);
     assert_eq!(opened[0].params["view"]["private_metadata"], id.as_str());

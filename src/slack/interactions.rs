@@ -174,16 +174,19 @@ async fn block_actions(state: &AppState, event: BlockActions) -> Response {
         RETRY => decisions::retry(state, id, &decider).await.map(|_| ()),
         DENY => match decisions::may_decide(state, id, &decider).await {
             Ok(proposal) => {
-                let trigger = event.trigger_id.as_deref().unwrap_or_default();
-                if let Err(error) = state.slack.open_view(trigger, deny_modal(&proposal)).await {
-                    tracing::warn!(proposal_id = %id, %error, "could not open the deny dialog");
-                    tell(
-                        state,
-                        channel,
-                        &user,
-                        "Slack did not open the deny dialog; click Deny again.".into(),
-                    );
-                }
+                // Opened after Slack has its answer (the trigger lives 3 s): the click's
+                // acknowledgement never waits on a Slack call.
+                let trigger = event.trigger_id.clone().unwrap_or_default();
+                let (state, channel, user) =
+                    (state.clone(), channel.map(str::to_owned), user.clone());
+                tokio::spawn(async move {
+                    let opened = state.slack.open_view(&trigger, deny_modal(&proposal)).await;
+                    if let Err(error) = opened {
+                        tracing::warn!(proposal_id = %id, %error, "could not open the deny dialog");
+                        let retry = "Slack did not open the deny dialog; click Deny again.";
+                        tell(&state, channel.as_deref(), &user, retry.into());
+                    }
+                });
                 Ok(())
             }
             Err(error) => Err(error),
