@@ -3,7 +3,6 @@
 //! token it never issued.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -45,9 +44,7 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let started = Instant::now();
-    let result = issue(&state, &version, &headers, &body).await;
-    counted(&state, "token", started, result)
+    counted(&state, "token", issue(&state, &version, &headers, &body)).await
 }
 
 async fn issue(
@@ -56,10 +53,7 @@ async fn issue(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, Refused> {
-    product_agent(headers)?;
-    check_version(state, version)?;
-    let client = authenticate(state, headers).await?;
-    let form = form(body)?;
+    let (client, form) = client_and_form(state, version, headers, body).await?;
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return Err(oauth_error(
             StatusCode::BAD_REQUEST,
@@ -109,9 +103,12 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let started = Instant::now();
-    let result = withdraw(&state, &version, &headers, &body).await;
-    counted(&state, "revoke", started, result)
+    counted(
+        &state,
+        "revoke",
+        withdraw(&state, &version, &headers, &body),
+    )
+    .await
 }
 
 async fn withdraw(
@@ -120,10 +117,7 @@ async fn withdraw(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, Refused> {
-    product_agent(headers)?;
-    check_version(state, version)?;
-    let client = authenticate(state, headers).await?;
-    let form = form(body)?;
+    let (client, form) = client_and_form(state, version, headers, body).await?;
     let Some(token) = form.get("token").filter(|t| !t.is_empty()) else {
         return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
     };
@@ -134,6 +128,20 @@ async fn withdraw(
         .await
         .map_err(unavailable)?;
     Ok(StatusCode::OK.into_response())
+}
+
+/// What both OAuth endpoints check first, in the stand-in's order: the `User-Agent`, the
+/// version, the client's credentials; then the form they sent.
+async fn client_and_form(
+    state: &AppState,
+    version: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(GatewayClient, HashMap<String, String>), Refused> {
+    product_agent(headers)?;
+    check_version(state, version)?;
+    let client = authenticate(state, headers).await?;
+    Ok((client, form(body)?))
 }
 
 /// The live client whose id and secret came by HTTP Basic.

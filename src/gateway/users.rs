@@ -2,8 +2,6 @@
 //! parameters and paging; `:suspend` and `:reactivate` become proposals, and the answer is how
 //! the proposal ended (or a 503 to retry while humans decide).
 
-use std::time::Instant;
-
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -42,9 +40,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let started = Instant::now();
-    let result = list_users(&state, path, query, &headers).await;
-    counted(&state, "list", started, result)
+    counted(&state, "list", list_users(&state, path, query, &headers)).await
 }
 
 async fn list_users(
@@ -65,8 +61,7 @@ async fn list_users(
     }
 }
 
-/// Get a user (`GET`), or suspend or reactivate one (`POST` to `{user}` = `ID:suspend` or
-/// `ID:reactivate`), which proposes it and waits up to `GATEWAY_WAIT` for humans to decide.
+/// Get a user, as 1Password answers it now.
 #[utoipa::path(
     get,
     path = "/{version}/accounts/{account}/users/{user}",
@@ -83,9 +78,7 @@ pub async fn get(
     path: Result<Path<(String, String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let started = Instant::now();
-    let result = get_user(&state, path, &headers).await;
-    counted(&state, "get", started, result)
+    counted(&state, "get", get_user(&state, path, &headers)).await
 }
 
 async fn get_user(
@@ -123,30 +116,34 @@ pub async fn act(
     path: Result<Path<(String, String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let started = Instant::now();
-    let operation = match &path {
-        Ok(Path((_, _, user))) if user.ends_with(":suspend") => "suspend",
-        Ok(Path((_, _, user))) if user.ends_with(":reactivate") => "reactivate",
-        _ => "other",
+    let action = path.as_ref().ok().and_then(|Path((_, _, user))| verb(user));
+    let operation = match action {
+        Some(Action::Suspend) => "suspend",
+        Some(Action::Restore) => "reactivate",
+        None => "other",
     };
-    let result = write_user(&state, path, &headers).await;
-    counted(&state, operation, started, result)
+    counted(
+        &state,
+        operation,
+        write_user(&state, path, action, &headers),
+    )
+    .await
 }
 
 async fn write_user(
     state: &AppState,
     path: Result<Path<(String, String, String)>, PathRejection>,
+    action: Option<Action>,
     headers: &HeaderMap,
 ) -> Result<Response, Refused> {
     let Path((version, account, user)) = path.map_err(unreadable_path)?;
     let path = (version.as_str(), account.as_str());
     let (client, agent) = authenticate(state, headers, path).await?;
-    let (id, action) = match user.rsplit_once(':') {
-        Some((id, "suspend")) => (id, Action::Suspend),
-        Some((id, "reactivate")) => (id, Action::Restore),
-        _ => return Err(op_error(StatusCode::NOT_FOUND, "not found")),
+    let Some(action) = action else {
+        return Err(op_error(StatusCode::NOT_FOUND, "not found"));
     };
     permit(state, &client, GatewayPermission::to(action))?;
+    let id = user.rsplit_once(':').map_or("", |(id, _)| id);
     let id = OnePasswordUserId::parse(id)
         .map_err(|_| op_error(StatusCode::NOT_FOUND, "user not found"))?;
     let write = GatewayWrite {
@@ -159,6 +156,15 @@ async fn write_user(
         Ok(Ending::Executed(_)) => live_user(state, &id).await,
         Ok(ending) => Err(answer(ending)),
         Err(error) => Err(refused_intake(&error)),
+    }
+}
+
+/// The action a `POST …/users/{user}` asks for: `ID:suspend` or `ID:reactivate`.
+fn verb(user: &str) -> Option<Action> {
+    match user.rsplit_once(':') {
+        Some((_, "suspend")) => Some(Action::Suspend),
+        Some((_, "reactivate")) => Some(Action::Restore),
+        _ => None,
     }
 }
 

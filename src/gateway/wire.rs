@@ -2,6 +2,7 @@
 //! "message", "details": []}`), OAuth 2.0 errors on the token endpoints (RFC 6749 §5.2), and
 //! 1Password's own answers passed on as they came.
 
+use std::future::Future;
 use std::time::Instant;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -137,15 +138,15 @@ pub fn unanswered(error: &OpError) -> Refused {
     }
 }
 
-/// The answer to one gateway request, counted by operation and HTTP status and timed (a
-/// write's time is mostly the wait for humans).
-pub fn counted(
+/// Runs one gateway request's `work` and answers it, counted by operation and HTTP status and
+/// timed (a write's time is mostly the wait for humans).
+pub async fn counted(
     state: &AppState,
     operation: &str,
-    started: Instant,
-    result: Result<Response, Refused>,
+    work: impl Future<Output = Result<Response, Refused>>,
 ) -> Response {
-    let response = result.unwrap_or_else(IntoResponse::into_response);
+    let started = Instant::now();
+    let response = work.await.unwrap_or_else(IntoResponse::into_response);
     let status = response.status();
     state.metrics.increment(
         "countersign_gateway_requests_total",

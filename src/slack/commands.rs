@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::card;
 use super::command::{self, Command, Listing};
-use super::inbound::{authenticate, wrong_team};
+use super::inbound::{refusal, wrong_team};
 use super::mrkdwn::escape;
 use super::signature;
 use crate::app::intake::{self, Intake, IntakeError, NewProposal, UserRef};
@@ -72,11 +72,8 @@ pub fn message_link(channel: &str, ts: &str) -> String {
     responses((status = 200, description = "An ephemeral answer (a request delivered again is answered, and does nothing)"), (status = 401, description = "Bad, stale or missing Slack signature"), (status = 503, description = "The ledger could not record the request's signature; nothing was done"))
 )]
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if state.slack_settings.socket_mode() {
-        return super::socket::http_route_off();
-    }
-    if authenticate(&state, &headers, &body).is_err() {
-        return (StatusCode::UNAUTHORIZED, "invalid Slack signature").into_response();
+    if let Some(refused) = refusal(&state, &headers, &body) {
+        return refused;
     }
     if let Some(answer) = signature::single_use(&state.ledger, &headers, || {
         ephemeral("countersign already received this exact command (Slack delivered it again); it was handled once, and nothing more was done.")

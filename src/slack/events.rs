@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::home_tab;
-use super::inbound::{authenticate, wrong_team};
+use super::inbound::{refusal, wrong_team};
 use crate::app::state::AppState;
 use crate::domain::SlackUserId;
 
@@ -50,11 +50,8 @@ enum Event {
     responses((status = 200, description = "Handled (url_verification is answered with its challenge)"), (status = 401, description = "Bad, stale or missing Slack signature"))
 )]
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if state.slack_settings.socket_mode() {
-        return super::socket::http_route_off();
-    }
-    if authenticate(&state, &headers, &body).is_err() {
-        return (StatusCode::UNAUTHORIZED, "invalid Slack signature").into_response();
+    if let Some(refused) = refusal(&state, &headers, &body) {
+        return refused;
     }
     match serde_json::from_slice::<Value>(&body) {
         Ok(callback) => answer(&state, callback).await,

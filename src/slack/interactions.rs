@@ -10,7 +10,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::card::{APPROVE, DENY, RETRY};
-use super::inbound::{authenticate, wrong_team};
+use super::inbound::{refusal, wrong_team};
 use super::modal::{deny_modal, DENY_CALLBACK, REASON_BLOCK, REASON_INPUT};
 pub use super::payload::Interaction;
 use super::payload::{BlockActions, ViewSubmission};
@@ -28,11 +28,8 @@ use crate::domain::{Decider, ProposalId, Reason, Refusal, SlackUserId};
     responses((status = 200, description = "Handled (refusals reach the clicker as ephemeral messages)"), (status = 401, description = "Bad, stale or missing Slack signature"))
 )]
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if state.slack_settings.socket_mode() {
-        return super::socket::http_route_off();
-    }
-    if authenticate(&state, &headers, &body).is_err() {
-        return (StatusCode::UNAUTHORIZED, "invalid Slack signature").into_response();
+    if let Some(refused) = refusal(&state, &headers, &body) {
+        return refused;
     }
     let payload = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
         .ok()
