@@ -71,6 +71,21 @@ impl Sandbox {
         passkey
     }
 
+    /// Carol's suspension proposed on the page: its id and its card's ts, once posted.
+    async fn suspension_of_carol(&self) -> (String, String) {
+        let proposed = self
+            .post("propose", json!({"action": "suspend", "email": "carol@example.com", "reason": "Phishing link clicked", "confidence": "low"}))
+            .await;
+        let id = proposed["body"]["id"].as_str().unwrap().to_owned();
+        let state = self
+            .until("the card", |s| {
+                !s["messages"].as_array().unwrap().is_empty()
+            })
+            .await;
+        let ts = state["messages"][0]["ts"].as_str().unwrap().to_owned();
+        (id, ts)
+    }
+
     /// Waits for the state to satisfy `check`, and returns it.
     async fn until(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..400 {
@@ -172,16 +187,7 @@ async fn a_restore_proposed_on_the_page_and_approved_by_two_reactivates_the_user
 #[tokio::test]
 async fn deny_on_the_page_opens_the_dialog_and_its_reason_is_recorded() {
     let sandbox = Sandbox::start().await;
-    let proposed = sandbox
-        .post("propose", json!({"action": "suspend", "email": "carol@example.com", "reason": "Phishing link clicked", "confidence": "low"}))
-        .await;
-    let id = proposed["body"]["id"].as_str().unwrap().to_owned();
-    let state = sandbox
-        .until("the card", |s| {
-            !s["messages"].as_array().unwrap().is_empty()
-        })
-        .await;
-    let ts = state["messages"][0]["ts"].as_str().unwrap().to_owned();
+    let (id, ts) = sandbox.suspension_of_carol().await;
 
     sandbox
         .post(
@@ -322,16 +328,7 @@ fn button_value(blocks: &Value, action_id: &str) -> Option<String> {
 #[tokio::test]
 async fn in_socket_mode_the_page_approves_a_suspension_without_slacks_http_routes() {
     let sandbox = Sandbox::start_in_socket_mode().await;
-    let proposed = sandbox
-        .post("propose", json!({"action": "suspend", "email": "carol@example.com", "reason": "Phishing link clicked", "confidence": "low"}))
-        .await;
-    let id = proposed["body"]["id"].as_str().unwrap().to_owned();
-    let state = sandbox
-        .until("the card", |s| {
-            !s["messages"].as_array().unwrap().is_empty()
-        })
-        .await;
-    let ts = state["messages"][0]["ts"].as_str().unwrap().to_owned();
+    let (id, ts) = sandbox.suspension_of_carol().await;
 
     let click = sandbox
         .post(

@@ -61,6 +61,19 @@ impl TestApp {
         )
     }
 
+    /// `/readyz` once it says `unavailable` (or as it stands after the test's patience).
+    async fn unready(&self) -> Value {
+        let mut readiness = self.readiness().await;
+        for _ in 0..200 {
+            if readiness["status"] == "unavailable" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            readiness = self.readiness().await;
+        }
+        readiness
+    }
+
     /// `user` clicks `action_id` on `proposal`'s card, delivered over Socket Mode.
     async fn socket_click(&self, user: &str, action_id: &str, proposal: &str) -> Delivery {
         let payload = self.click_payload(TEAM, user, action_id, proposal).await;
@@ -233,14 +246,7 @@ async fn link_disabled_shows_in_readyz_until_socket_mode_is_back() {
 
     app.slack.disconnect_all("link_disabled");
 
-    let mut readiness = app.readiness().await;
-    for _ in 0..200 {
-        if readiness["status"] == "unavailable" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        readiness = app.readiness().await;
-    }
+    let readiness = app.unready().await;
     let problem = readiness["slack_socket"]["problem"]
         .as_str()
         .unwrap_or_default();
@@ -261,14 +267,7 @@ async fn a_revoked_app_token_shows_in_readyz_and_is_not_retried_in_a_tight_loop(
 
     app.slack.drop_connections();
 
-    let mut readiness = app.readiness().await;
-    for _ in 0..200 {
-        if readiness["status"] == "unavailable" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        readiness = app.readiness().await;
-    }
+    let readiness = app.unready().await;
     let problem = readiness["slack_socket"]["problem"]
         .as_str()
         .unwrap_or_default();
