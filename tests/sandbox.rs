@@ -397,3 +397,75 @@ async fn the_page_opens_a_home_tab_whose_approve_button_counts() {
         })
         .await;
 }
+
+/// The incident cards in the page's state: (text, blocks, ts).
+fn incident_cards(state: &Value) -> Vec<(String, Value, String)> {
+    state["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["text"].as_str().unwrap_or("").starts_with("Incident:"))
+        .map(|m| {
+            (
+                m["text"].as_str().unwrap().to_owned(),
+                m["blocks"].clone(),
+                m["ts"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The count in "Incident: N suspensions proposed".
+fn members_of(text: &str) -> usize {
+    text.trim_start_matches("Incident: ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_wave_from_the_page_arrives_as_incident_cards_that_one_click_approves() {
+    let sandbox = Sandbox::start().await;
+
+    let wave = sandbox.post("wave", json!({})).await;
+    assert_eq!(wave["body"]["accepted"], 50, "{wave}");
+    // The card whose "Approve all" covers every member of the incident.
+    let covering_all = |s: &Value| {
+        incident_cards(s).into_iter().find(|(text, blocks, _)| {
+            button_value(blocks, "approve_all")
+                .is_some_and(|v| v.ends_with(&format!(":{}", members_of(text))))
+        })
+    };
+    let state = sandbox
+        .until("a card covering the incident", |s| {
+            covering_all(s).is_some()
+        })
+        .await;
+    let (text, blocks, ts) = covering_all(&state).unwrap();
+    let members = members_of(&text);
+    assert!(
+        members >= 49,
+        "at most the first proposal outran the wave: {text}"
+    );
+
+    let value = button_value(&blocks, "approve_all").unwrap();
+    let click = sandbox
+        .post(
+            "click",
+            json!({"user": "U0BOB", "action_id": "approve_all", "value": value, "message_ts": ts}),
+        )
+        .await;
+
+    assert_eq!(click["status"], 200, "{click}");
+    sandbox
+        .until("every incident card to be decided", |s| {
+            let cards = incident_cards(s);
+            !cards.is_empty()
+                && cards
+                    .iter()
+                    .all(|(text, _, _)| text.contains("All decided"))
+        })
+        .await;
+}

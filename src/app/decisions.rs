@@ -132,6 +132,17 @@ pub async fn approve(
     id: ProposalId,
     decider: &Decider,
 ) -> Result<(Proposal, Vote), DecisionError> {
+    approve_via(state, id, decider, None).await
+}
+
+/// An approving click made through `via` (an incident card's "Approve all"), which the
+/// recorded approval names.
+pub async fn approve_via(
+    state: &AppState,
+    id: ProposalId,
+    decider: &Decider,
+    via: Option<&serde_json::Value>,
+) -> Result<(Proposal, Vote), DecisionError> {
     let mut tx = state.ledger.begin().await?;
     // Read the clock once the write lock is held: the decision commits at about this time.
     let now = Utc::now();
@@ -142,6 +153,7 @@ pub async fn approve(
         proposal.clone(),
         decider,
         &VoteProof::Click,
+        via,
         now,
     )
     .await
@@ -169,6 +181,7 @@ pub(crate) async fn record_approval(
     mut proposal: Proposal,
     decider: &Decider,
     proof: &VoteProof,
+    via: Option<&serde_json::Value>,
     now: DateTime<Utc>,
 ) -> Result<(Proposal, Vote), DecisionError> {
     let id = proposal.id;
@@ -185,11 +198,14 @@ pub(crate) async fn record_approval(
         .clone();
     tx.insert_approval(id, &approval, decider.email.as_ref())
         .await?;
-    let payload = json!({
+    let mut payload = json!({
         "slack_user_id": decider.slack_user_id, "name": decider.name, "email": decider.email,
         "approvals": proposal.approvals_count(), "required": proposal.approvals_required,
         "proof": proof.record(),
     });
+    if let Some(via) = via {
+        payload["via"] = via.clone();
+    }
     tx.append(
         Some(id),
         EventKind::ApprovalRecorded,

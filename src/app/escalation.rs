@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::app::incidents::CardVoices;
 use crate::app::state::AppState;
 use crate::domain::escalation::{card_posted_at, due};
 use crate::domain::Announcement;
@@ -13,6 +14,7 @@ use crate::ledger::{EventKind, Job};
 /// Escalates every pending proposal that is due; returns how many.
 pub async fn escalate_due(state: &AppState, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
     let mut escalated = 0;
+    let mut voices = CardVoices::default();
     for proposal in state.ledger.unescalated_pending().await? {
         let Some(escalation) = state.policy.escalation(proposal.action) else {
             continue;
@@ -27,18 +29,35 @@ pub async fn escalate_due(state: &AppState, now: DateTime<Utc>) -> Result<usize,
         if !due(posted, escalation, now) || proposal.is_expired(now) {
             continue;
         }
+        // An incident card is escalated once, by its first pending row; the others are
+        // marked with it.
+        let speaks = voices.speaks(state, &proposal).await?;
         let mut tx = state.ledger.begin().await?;
         // Pending and not yet escalated, checked under the write lock: one replica wins.
         if !tx.mark_escalated(proposal.id, now).await? {
             continue;
         }
         let channels = escalation.post_in(&state.slack_settings.channel);
-        let payload = json!({
+        let mut payload = json!({
             "after_seconds": escalation.after.num_seconds(),
             "channels": channels,
             "groups": escalation.groups,
             "users": escalation.users,
         });
+        if !speaks {
+            payload["with_incident_card"] = json!(true);
+            tx.append(
+                Some(proposal.id),
+                EventKind::ProposalEscalated,
+                "system",
+                payload,
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            escalated += 1;
+            continue;
+        }
         tx.append(
             Some(proposal.id),
             EventKind::ProposalEscalated,

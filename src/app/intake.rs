@@ -234,6 +234,7 @@ pub async fn propose(
                         created.clone(),
                         decider,
                         &click,
+                        None,
                         now,
                     )
                     .await
@@ -298,6 +299,7 @@ async fn create(
         slack: None,
         auto_approved_by: None,
         superseded_by: None,
+        incident: None,
     };
     tx.insert_proposal(&proposal, now).await?;
     let mut payload = serde_json::to_value(&proposal).expect("a proposal always serializes");

@@ -13,6 +13,7 @@ pub mod enrollment;
 pub mod escalation;
 pub mod gateway;
 pub mod home;
+pub mod incidents;
 pub mod intake;
 pub mod lane_health;
 pub mod op_concurrency;

@@ -124,7 +124,7 @@ pub async fn finish_vote(
         user_verified: verified.user_verified,
     };
     let recorded =
-        decisions::record_approval(state, &mut tx, proposal, &decider, &proof, now).await;
+        decisions::record_approval(state, &mut tx, proposal, &decider, &proof, None, now).await;
     let (approved, vote) = match recorded {
         Ok(done) => done,
         Err(DecisionError::Refused(refusal)) => {

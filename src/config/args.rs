@@ -86,6 +86,13 @@ pub struct ServeArgs {
     /// ("10m").
     #[arg(long, env = "GATEWAY_REMEMBER", default_value = "10m")]
     pub gateway_remember: String,
+    /// How many suspensions waiting for cards at once are posted as incident cards instead of
+    /// a card each; 0 posts a card each always.
+    #[arg(long, env = "INCIDENT_THRESHOLD", default_value_t = 4)]
+    pub incident_threshold: usize,
+    /// How long after its newest member joined an incident later suspensions still join it.
+    #[arg(long, env = "INCIDENT_WINDOW", default_value = "2m")]
+    pub incident_window: String,
     /// Milliseconds between chat.postMessage calls per channel (Slack: one a second).
     #[arg(
         long,

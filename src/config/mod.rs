@@ -228,6 +228,8 @@ impl Settings {
                 gateway_wait: span("GATEWAY_WAIT", &args.gateway_wait)?,
                 gateway_remember: span("GATEWAY_REMEMBER", &args.gateway_remember)?,
                 gateway_poll: Timing::default().gateway_poll,
+                incident_threshold: args.incident_threshold,
+                incident_window: span("INCIDENT_WINDOW", &args.incident_window)?,
                 ..Timing::default()
             },
             callback_allowed_hosts: args

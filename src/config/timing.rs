@@ -47,6 +47,13 @@ pub struct Timing {
     /// How often a waiting gateway call reads its proposal when no commit woke it (another
     /// replica's commit on SQLite never does).
     pub gateway_poll: Duration,
+    /// How many suspensions waiting for cards in one channel at once are posted as incident
+    /// cards instead of a card each (`INCIDENT_THRESHOLD`; 0 never groups). Not a time, but
+    /// it sets how soon a burst is in front of responders, as the others here do.
+    pub incident_threshold: usize,
+    /// How long after its newest member joined an incident still takes later proposals
+    /// (`INCIDENT_WINDOW`).
+    pub incident_window: Duration,
     /// The longest pause between two tries to open a Socket Mode connection.
     pub socket_reconnect_cap: Duration,
     /// How long a slot waits after Slack refused Socket Mode outright (`invalid_auth`,
@@ -79,6 +86,9 @@ impl Default for Timing {
             gateway_wait: Duration::from_secs(20),
             gateway_remember: Duration::from_secs(600),
             gateway_poll: Duration::from_secs(1),
+            // More waiting than the posting limit's burst of three: the fourth would wait.
+            incident_threshold: 4,
+            incident_window: Duration::from_secs(120),
             socket_reconnect_cap: Duration::from_secs(30),
             socket_fatal_retry: Duration::from_secs(300),
             home_refresh_after: Duration::from_secs(2),

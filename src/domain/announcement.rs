@@ -48,3 +48,14 @@ pub enum Announcement {
         credential_id: String,
     },
 }
+
+impl Announcement {
+    /// Whether an incident card's row already shows this (an approval, the outcome), so the
+    /// card's shared thread need not tell it again.
+    pub fn shown_on_row(&self) -> bool {
+        matches!(
+            self,
+            Announcement::Approved { .. } | Announcement::Executed { .. }
+        )
+    }
+}

@@ -62,5 +62,6 @@ pub fn proposal(action: Action, required: u32) -> Proposal {
         slack: None,
         auto_approved_by: None,
         superseded_by: None,
+        incident: None,
     }
 }

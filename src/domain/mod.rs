@@ -12,6 +12,7 @@ pub mod escalation;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod ids;
+pub mod incident;
 mod lifecycle;
 mod policy;
 mod proposal;

@@ -184,6 +184,9 @@ pub struct Proposal {
     /// The newer proposal for the same user whose approval ended this one `superseded`.
     #[serde(default)]
     pub superseded_by: Option<ProposalId>,
+    /// The incident card this proposal is a row of, when it arrived in a burst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<super::incident::Seat>,
 }
 
 /// The evidence a proposal keeps; later reports are counted, not stored, so one caller cannot

@@ -31,6 +31,19 @@ struct Table {
 /// deployment, which is not running on the new one.
 const TABLES: &[Table] = &[
     Table {
+        name: "incidents",
+        columns: &[
+            ("id", Text),
+            ("channel", Text),
+            ("alert_id", Text),
+            ("created_at", Text),
+            ("joined_at", Text),
+            ("members", Int),
+            ("cards", Int),
+        ],
+        order: "id",
+    },
+    Table {
         name: "proposals",
         columns: &[
             ("id", Text),
@@ -47,6 +60,9 @@ const TABLES: &[Table] = &[
             ("updated_at", Text),
             ("reminded_at", Text),
             ("escalated_at", Text),
+            ("incident_id", Text),
+            ("incident_card", Int),
+            ("incident_seq", Int),
         ],
         order: "id",
     },

@@ -65,8 +65,9 @@ impl Tx {
         sqlx::query(
             "UPDATE proposals SET status = $1, approved_at = COALESCE(approved_at, $2),
                  slack_channel = $3, slack_ts = $4,
-                 expires_at = $5, document = $6, updated_at = $7
-             WHERE id = $8",
+                 expires_at = $5, document = $6, updated_at = $7,
+                 incident_id = $8, incident_card = $9, incident_seq = $10
+             WHERE id = $11",
         )
         .bind(proposal.status.as_str())
         .bind(proposal.decided_at().map(timestamp))
@@ -75,6 +76,9 @@ impl Tx {
         .bind(timestamp(proposal.expires_at))
         .bind(encode(proposal))
         .bind(timestamp(now))
+        .bind(proposal.incident.map(|seat| seat.incident.to_string()))
+        .bind(proposal.incident.map(|seat| i64::from(seat.card)))
+        .bind(proposal.incident.map(|seat| i64::from(seat.seq)))
         .bind(proposal.id.to_string())
         .execute(self.conn())
         .await?;

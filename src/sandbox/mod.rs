@@ -9,6 +9,7 @@ mod run;
 mod seeds;
 pub mod signing;
 pub mod slack;
+mod wave;
 mod welcome;
 
 pub use run::{run, CHANNEL, TEAM};

@@ -67,6 +67,7 @@ pub(super) fn routes(sandbox: Shared) -> Router {
         .route("/sandbox/api/home", post(open_home))
         .route("/sandbox/api/console", post(console))
         .route("/sandbox/api/invite", post(invite))
+        .route("/sandbox/api/wave", post(wave))
         .with_state(sandbox)
 }
 
@@ -235,11 +236,19 @@ struct Click {
     action_id: String,
     value: String,
     message_ts: String,
+    /// The option was chosen from an overflow menu (an incident card's row), not a button.
+    #[serde(default)]
+    menu: bool,
 }
 
 async fn click(State(sandbox): State<Shared>, Json(click): Json<Click>) -> Json<Value> {
     let response_url = sandbox.slack.response_url(&format!("click-{}", click.user));
-    let mut payload = signing::block_action(
+    let act = if click.menu {
+        signing::menu_choice
+    } else {
+        signing::block_action
+    };
+    let mut payload = act(
         TEAM,
         &click.user,
         &click.action_id,
@@ -305,6 +314,15 @@ async fn console(State(sandbox): State<Shared>, Json(change): Json<ConsoleChange
     }
     sandbox.op.set_state(&change.id, &change.state);
     Json(json!({"status": 200, "body": {"id": change.id, "state": change.state}}))
+}
+
+async fn wave(State(sandbox): State<Shared>) -> Json<Value> {
+    let soar = super::wave::Soar {
+        http: &sandbox.http,
+        bot: &sandbox.bot,
+        token: &sandbox.token,
+    };
+    Json(super::wave::wave(&sandbox.op, soar).await)
 }
 
 #[derive(Deserialize)]

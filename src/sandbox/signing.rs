@@ -44,6 +44,45 @@ pub fn block_action(
     message_ts: &str,
     response_url: &str,
 ) -> Value {
+    let action = json!({
+        "type": "button",
+        "action_id": action_id,
+        "block_id": "actions",
+        "value": value,
+        "text": { "type": "plain_text", "text": action_id, "emoji": true },
+        "action_ts": format!("{}.000200", now())
+    });
+    clicked(team_id, user_id, action, channel, message_ts, response_url)
+}
+
+/// An option chosen from a message's overflow menu (`action_id`), whose value is `value`.
+pub fn menu_choice(
+    team_id: &str,
+    user_id: &str,
+    action_id: &str,
+    value: &str,
+    channel: &str,
+    message_ts: &str,
+    response_url: &str,
+) -> Value {
+    let action = json!({
+        "type": "overflow",
+        "action_id": action_id,
+        "block_id": "row",
+        "selected_option": { "text": { "type": "plain_text", "text": value, "emoji": true }, "value": value },
+        "action_ts": format!("{}.000200", now())
+    });
+    clicked(team_id, user_id, action, channel, message_ts, response_url)
+}
+
+fn clicked(
+    team_id: &str,
+    user_id: &str,
+    action: Value,
+    channel: &str,
+    message_ts: &str,
+    response_url: &str,
+) -> Value {
     json!({
         "type": "block_actions",
         "team": { "id": team_id, "domain": TEAM_DOMAIN },
@@ -67,14 +106,7 @@ pub fn block_action(
             "text": "approval request"
         },
         "state": { "values": {} },
-        "actions": [{
-            "type": "button",
-            "action_id": action_id,
-            "block_id": "actions",
-            "value": value,
-            "text": { "type": "plain_text", "text": action_id, "emoji": true },
-            "action_ts": format!("{}.000200", now())
-        }]
+        "actions": [action]
     })
 }
 

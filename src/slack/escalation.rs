@@ -21,6 +21,9 @@ pub fn render(p: &Proposal, mention: &[String], card: &SlackRef) -> String {
         message_link(&card.channel, &card.ts),
         p.id
     );
+    if p.incident.is_some() {
+        text.push_str("\nThis is the first pending row of an incident card: more suspensions wait there, and *Approve all* decides them.");
+    }
     if !mentions.is_empty() {
         text.push('\n');
         text.push_str(&mentions.join(" "));

@@ -10,7 +10,9 @@ use axum::Json;
 use serde_json::json;
 
 use super::card::{APPROVE, DENY, RETRY};
+use super::clicker::resolve_decider;
 use super::inbound::{refusal, wrong_team};
+use super::incident_card::{row_choice, APPROVE_ALL, ROW};
 use super::modal::{deny_modal, DENY_CALLBACK, REASON_BLOCK, REASON_INPUT};
 pub use super::payload::Interaction;
 use super::payload::{BlockActions, ViewSubmission};
@@ -106,18 +108,6 @@ async fn step_up_offer(state: &AppState, id: ProposalId, decider: &Decider) -> S
     }
 }
 
-async fn resolve_decider(state: &AppState, user: &SlackUserId) -> Result<Decider, String> {
-    state
-        .directory
-        .decider(&state.policy, user)
-        .await
-        .map_err(|error| {
-            tracing::warn!(%error, user = %user, "could not read the clicker from Slack");
-            "countersign could not read your Slack profile, so it refused (fail closed). Try again."
-                .to_owned()
-        })
-}
-
 async fn block_actions(state: &AppState, event: BlockActions) -> Response {
     let Some(action) = event.actions.first() else {
         return StatusCode::OK.into_response();
@@ -134,11 +124,21 @@ async fn block_actions(state: &AppState, event: BlockActions) -> Response {
     if action.action_id == super::drift::PROPOSE_AGAIN {
         return super::propose_again::click(state, channel, &user, action.value.as_deref()).await;
     }
-    let Some(id) = action
-        .value
-        .as_deref()
-        .and_then(|v| ProposalId::parse(v).ok())
-    else {
+    if action.action_id == APPROVE_ALL {
+        let card = event.card();
+        super::approve_all::click(state, channel, card, user, action.value.as_deref());
+        return StatusCode::OK.into_response();
+    }
+    // A row of an incident card offers its decisions in a menu: the choice names the button
+    // it stands for and the proposal.
+    let (action_id, value) = match &action.selected_option {
+        Some(option) if action.action_id == ROW => match row_choice(&option.value) {
+            Some((action_id, id)) => (action_id, Some(id)),
+            None => ("", None),
+        },
+        _ => (action.action_id.as_str(), action.value.as_deref()),
+    };
+    let Some(id) = value.and_then(|v| ProposalId::parse(v).ok()) else {
         tell(
             state,
             channel,
@@ -154,7 +154,7 @@ async fn block_actions(state: &AppState, event: BlockActions) -> Response {
             return StatusCode::OK.into_response();
         }
     };
-    let outcome = match action.action_id.as_str() {
+    let outcome = match action_id {
         APPROVE => match decisions::approve(state, id, &decider).await {
             // The vote must be confirmed with the approver's passkey: offer the link.
             Err(DecisionError::Refused(Refusal::PasskeyNeeded(_))) => {

@@ -2,7 +2,9 @@
 
 mod alert_link;
 pub mod announce;
+mod approve_all;
 pub mod card;
+mod clicker;
 mod client;
 mod command;
 pub mod command_tasks;
@@ -14,6 +16,7 @@ pub mod events;
 pub mod home;
 pub mod home_tab;
 mod inbound;
+pub mod incident_card;
 pub mod interactions;
 pub mod modal;
 mod mrkdwn;

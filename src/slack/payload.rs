@@ -43,6 +43,15 @@ impl BlockActions {
             .is_some_and(|c| c.kind.as_deref() == Some("view"))
     }
 
+    /// The clicked card, when the click was on a message.
+    pub fn card(&self) -> Option<crate::domain::SlackRef> {
+        let container = self.container.as_ref()?;
+        Some(crate::domain::SlackRef {
+            channel: self.channel_id()?.to_owned(),
+            ts: container.message_ts.clone()?,
+        })
+    }
+
     /// The channel the clicked card is in, for ephemeral answers.
     pub fn channel_id(&self) -> Option<&str> {
         self.channel.as_ref().map(|c| c.id.as_str()).or_else(|| {
@@ -64,6 +73,9 @@ pub struct Container {
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
     pub channel_id: Option<String>,
+    /// The clicked message's ts, for a card.
+    #[serde(default)]
+    pub message_ts: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +83,14 @@ pub struct ActionClicked {
     pub action_id: String,
     #[serde(default)]
     pub value: Option<String>,
+    /// The option chosen in a menu (an incident row's ⋯).
+    #[serde(default)]
+    pub selected_option: Option<SelectedOption>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SelectedOption {
+    pub value: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,7 +5,8 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::json;
 
-use super::{backoff, JobResult};
+use super::{backoff, incident_cards, JobResult};
+use crate::app::incidents::{self, Placement};
 use crate::app::state::AppState;
 use crate::domain::{Proposal, SlackRef, Status};
 use crate::ledger::{ClaimedJob, EventKind, Job};
@@ -16,13 +17,15 @@ use crate::slack::{announce, card, escalation, SlackError};
 /// as long as the proposal is pending.
 const MAX_ATTEMPTS: u32 = 8;
 
-fn retry(
+pub(super) fn retry(
     state: &AppState,
     claimed: &ClaimedJob,
     proposal: &Proposal,
     error: SlackError,
 ) -> JobResult {
-    let card_awaited = claimed.job == Job::PostCard && proposal.status == Status::Pending;
+    // An incident card's first row posts it for every row: awaited whatever that row's state.
+    let card_awaited = claimed.job == Job::PostCard
+        && (proposal.status == Status::Pending || proposal.incident.is_some());
     if claimed.attempts >= MAX_ATTEMPTS && !card_awaited {
         return JobResult::Abandon(error.to_string());
     }
@@ -44,11 +47,12 @@ fn retry(
 /// idempotency key, and the claim of this job was recorded before the earlier attempt posted;
 /// so a retried claim first looks for the card in the channel, where the earlier attempt may
 /// have put it before its answer was lost or the process died.
-async fn post_card_once(
+pub(super) async fn post_card_once(
     state: &AppState,
     claimed: &ClaimedJob,
     proposal: &Proposal,
     channel: &str,
+    rendered: card::Card,
 ) -> Result<String, SlackError> {
     if claimed.attempts > 1 {
         let since = proposal.created_at - chrono::Duration::minutes(1);
@@ -69,7 +73,6 @@ async fn post_card_once(
             }
         }
     }
-    let rendered = card::render(proposal);
     state
         .slack
         .post_card(
@@ -92,15 +95,25 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
             // Already posted (a retry after the post was recorded): never post a second card.
             state.ledger.complete_job(claimed, Utc::now()).await?;
         }
-        (Job::PostCard, None) if proposal.status == Status::Expired => {
+        (Job::PostCard, None)
+            if proposal.status == Status::Expired && proposal.incident.is_none() =>
+        {
             // Its expiry event recorded that no card was ever posted.
             return Ok(JobResult::Abandon(
                 "the proposal expired before its card could be posted".into(),
             ));
         }
         (Job::PostCard, None) => {
+            match incidents::place(state, claimed, &proposal).await? {
+                Placement::Own => {}
+                Placement::Seated => return Ok(JobResult::Done),
+                Placement::Lead(seat) => {
+                    return incident_cards::post(state, claimed, &proposal, seat).await
+                }
+            }
             let channel = state.slack_settings.channel.clone();
-            let ts = match post_card_once(state, claimed, &proposal, &channel).await {
+            let rendered = card::render(&proposal);
+            let ts = match post_card_once(state, claimed, &proposal, &channel, rendered).await {
                 Ok(ts) => ts,
                 Err(error) => return Ok(retry(state, claimed, &proposal, error)),
             };
@@ -155,7 +168,26 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
             }
             state.ledger.complete_job(claimed, Utc::now()).await?;
         }
+        // An incident row waiting for its card: the card's post shows its state then, and its
+        // thread is where the row's news goes.
+        (Job::UpdateCard, None) if proposal.incident.is_some() => {
+            state.ledger.complete_job(claimed, Utc::now()).await?;
+        }
+        (Job::Announce { .. } | Job::ThreadReply { .. }, None) if proposal.incident.is_some() => {
+            return Ok(JobResult::Retry {
+                after: state.timing.card_retry_cap,
+                error: "its incident card is not posted yet".into(),
+            });
+        }
         (_, None) => return Ok(JobResult::Abandon("the proposal has no card".into())),
+        (Job::UpdateCard, Some(at)) if proposal.incident.is_some() => {
+            let seat = proposal.incident.expect("checked");
+            return incident_cards::update(state, claimed, &proposal, seat, &at).await;
+        }
+        // A row's approval and outcome show on the row; the shared thread keeps the rest.
+        (Job::Announce { fact }, Some(_)) if proposal.incident.is_some() && fact.shown_on_row() => {
+            state.ledger.complete_job(claimed, Utc::now()).await?;
+        }
         (Job::UpdateCard, Some(at)) => {
             let rendered = card::render(&proposal);
             if let Err(error) = state
@@ -168,7 +200,11 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
             state.ledger.complete_job(claimed, Utc::now()).await?;
         }
         (Job::Announce { fact }, Some(at)) => {
-            let text = announce::render(fact, &proposal);
+            let mut text = announce::render(fact, &proposal);
+            if proposal.incident.is_some() {
+                // The thread is shared by the card's rows: say which one this is about.
+                text = format!("*{}*: {text}", proposal.target.email);
+            }
             return reply(state, claimed, &proposal, &at, &text).await;
         }
         (Job::ThreadReply { text }, Some(at)) => {
@@ -196,7 +232,7 @@ pub(super) async fn run(state: &AppState, claimed: &ClaimedJob) -> Result<JobRes
 }
 
 /// Takes the buttons off a second card for one proposal, pointing at the first.
-async fn withdraw_duplicate(state: &AppState, channel: &str, ts: &str, card: &SlackRef) {
+pub(super) async fn withdraw_duplicate(state: &AppState, channel: &str, ts: &str, card: &SlackRef) {
     let text = format!(
         "This card was posted twice; decide on the first one (ts {}).",
         card.ts

@@ -10,6 +10,7 @@ mod checkpoint;
 mod drift;
 mod executor;
 mod homes;
+mod incident_cards;
 mod sweeper;
 
 use std::time::Duration;

@@ -4,6 +4,7 @@
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::incidents::CardVoices;
 use crate::app::state::AppState;
 use crate::app::{decisions, escalation};
 use crate::domain::Announcement;
@@ -13,12 +14,15 @@ use crate::ledger::Job;
 async fn remind_once(state: &AppState) -> Result<usize, sqlx::Error> {
     let now = Utc::now();
     let mut reminded = 0;
+    let mut voices = CardVoices::default();
     for proposal in state.ledger.unreminded_pending().await? {
         if !proposal.reminder_due(now) || proposal.is_expired(now) {
             continue;
         }
+        // An incident card is reminded of once, by its first pending row.
+        let speaks = voices.speaks(state, &proposal).await?;
         let mut tx = state.ledger.begin().await?;
-        if tx.mark_reminded(proposal.id, now).await? {
+        if tx.mark_reminded(proposal.id, now).await? && speaks {
             let approvers = &state.policy.approvers;
             let fact = Announcement::Reminder {
                 users: approvers.users.clone(),

@@ -93,6 +93,8 @@ pub fn test_timing() -> Timing {
         socket_fatal_retry: Duration::from_millis(300),
         home_refresh_after: Duration::from_millis(20),
         home_publish_every: Duration::ZERO,
+        // A card each, as most tests expect; tests/incident_cards.rs turns grouping on.
+        incident_threshold: 0,
         ..Timing::default()
     }
 }

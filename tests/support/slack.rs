@@ -119,6 +119,53 @@ impl TestApp {
         response
     }
 
+    /// `user` chooses `verb` ("approve", "deny", "retry") from the menu of `proposal`'s row on
+    /// its incident card.
+    pub async fn choose_on_row(&self, user: &str, verb: &str, proposal: &str) -> reqwest::Response {
+        let card = self.card_ts(proposal).await;
+        let payload = slack_signing::menu_choice(
+            TEAM,
+            user,
+            "row",
+            &format!("{verb}:{proposal}"),
+            CHANNEL,
+            &card,
+            &self.slack.response_url("click"),
+        );
+        let response = self.interact(&payload).await;
+        assert_eq!(response.status(), 200, "Slack would see an error");
+        response
+    }
+
+    /// `user` clicks "Approve all" on the incident card `card` (and confirms the dialog).
+    pub async fn approve_all(&self, user: &str, card: &str) -> reqwest::Response {
+        let message = self
+            .slack
+            .message(CHANNEL, card)
+            .expect("the incident card");
+        let value = message.blocks.as_array().and_then(|blocks| {
+            blocks.iter().find_map(|b| {
+                b["elements"].as_array()?.iter().find_map(|e| {
+                    (e["action_id"] == "approve_all")
+                        .then(|| e["value"].as_str().unwrap().to_owned())
+                })
+            })
+        });
+        let value = value.expect("the card offers Approve all");
+        let payload = slack_signing::block_action(
+            TEAM,
+            user,
+            "approve_all",
+            &value,
+            CHANNEL,
+            card,
+            &self.slack.response_url("click"),
+        );
+        let response = self.interact(&payload).await;
+        assert_eq!(response.status(), 200, "Slack would see an error");
+        response
+    }
+
     /// `user` submits the deny dialog for `proposal` with `reason`.
     pub async fn submit_denial(
         &self,

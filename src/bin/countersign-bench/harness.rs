@@ -104,11 +104,17 @@ impl Database {
     }
 
     /// The URL of a new, empty ledger.
-    async fn fresh(&self, dir: &Path) -> anyhow::Result<String> {
+    async fn fresh(&self, dir: &Path, suffix: &str) -> anyhow::Result<String> {
         match self {
-            Database::Sqlite => Ok(format!("sqlite://{}", dir.join("countersign.db").display())),
+            Database::Sqlite => Ok(format!(
+                "sqlite://{}",
+                dir.join(format!("countersign{suffix}.db")).display()
+            )),
             Database::Postgres(server) => {
-                let name = format!("cs_bench_{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+                let name = format!(
+                    "cs_bench_{}{suffix}",
+                    chrono::Utc::now().format("%Y%m%d%H%M%S")
+                );
                 let mut admin = sqlx::PgConnection::connect(server)
                     .await
                     .context("connect to the PostgreSQL server given with --database")?;
@@ -146,13 +152,34 @@ impl Server {
         database: &Database,
         replicas: usize,
     ) -> anyhow::Result<Self> {
+        // (a)–(f) measure a card each: grouping a burst is (g)'s subject.
+        Self::start_with(
+            fixture,
+            database,
+            replicas,
+            "",
+            &[("INCIDENT_THRESHOLD", "0")],
+        )
+        .await
+    }
+
+    /// A server on a ledger of its own (`name` tells it apart), with `env` on top of the
+    /// bench's settings.
+    pub async fn start_with(
+        fixture: &Fixture,
+        database: &Database,
+        replicas: usize,
+        name: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let policy = fixture.write_policy()?;
-        let database_url = database.fresh(&fixture.dir).await?;
+        let database_url = database.fresh(&fixture.dir, name).await?;
         let mut children = Vec::new();
         let mut addresses = Vec::new();
         let http = reqwest::Client::new();
         for replica in 0..replicas.max(1) {
-            let (child, address) = spawn_serve(fixture, &policy, &database_url, replica, replicas)?;
+            let (child, address) =
+                spawn_serve(fixture, &policy, &database_url, (replica, replicas), env)?;
             children.push(child);
             addresses.push(address);
         }
@@ -184,11 +211,15 @@ fn spawn_serve(
     fixture: &Fixture,
     policy: &Path,
     database_url: &str,
-    replica: usize,
-    replicas: usize,
+    (replica, replicas): (usize, usize),
+    env: &[(&str, &str)],
 ) -> anyhow::Result<(Child, String)> {
     let port = free_port()?;
-    let log = std::fs::File::create(fixture.dir.join(format!("serve-{replica}.log")))?;
+    // A later server (g) appends to the same log.
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(fixture.dir.join(format!("serve-{replica}.log")))?;
     let child = Command::new(std::env::current_exe()?)
         .args([AS_COUNTERSIGN, "serve"])
         .env_clear()
@@ -216,6 +247,7 @@ fn spawn_serve(
         .env("SLACK_POST_INTERVAL_MS", "0")
         // The drift sweep would list every seeded user; not what the bench measures.
         .env("DRIFT_INTERVAL", "0")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -362,11 +394,16 @@ pub struct Click {
 
 impl Click {
     pub fn approve(fixture: &Fixture, approver: &str, proposal: ProposalId, ts: &str) -> Self {
+        Self::new(fixture, approver, "approve", &proposal.to_string(), ts)
+    }
+
+    /// A click on the button `action_id` whose value is `value`, on the message `ts`.
+    pub fn new(fixture: &Fixture, approver: &str, action_id: &str, value: &str, ts: &str) -> Self {
         let payload = signing::block_action(
             TEAM,
             approver,
-            "approve",
-            &proposal.to_string(),
+            action_id,
+            value,
             CHANNEL,
             ts,
             &fixture.slack.response_url("bench"),

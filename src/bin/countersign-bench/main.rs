@@ -14,6 +14,7 @@
 //! `countersign`), so its RSS is its own; the stand-ins and the load generator run in this
 //! process. Both share the machine's cores, which the figures say beside them.
 
+mod actionable;
 mod clicks;
 mod harness;
 mod intake;
@@ -45,6 +46,7 @@ struct Sizes {
     ledger_events: u64,
     ledger_batch: u64,
     single_appends_for: Duration,
+    wave: usize,
 }
 
 impl Sizes {
@@ -58,6 +60,7 @@ impl Sizes {
             ledger_events: 1_000_000,
             ledger_batch: 10_000,
             single_appends_for: Duration::from_secs(5),
+            wave: 500,
         }
     }
 
@@ -71,6 +74,7 @@ impl Sizes {
             ledger_events: 100_000,
             ledger_batch: 10_000,
             single_appends_for: Duration::from_secs(2),
+            wave: 100,
         }
     }
 
@@ -81,7 +85,11 @@ impl Sizes {
 
     /// 1Password users: one per proposal, with room for (c) at several hundred per second.
     fn targets(&self) -> usize {
-        self.click_rounds + 10 + 3 * self.burst + 2_000 * self.intake_for.as_secs() as usize
+        self.click_rounds
+            + 10
+            + 3 * self.burst
+            + 2_000 * self.intake_for.as_secs() as usize
+            + self.wave
     }
 }
 
@@ -270,6 +278,12 @@ async fn run(sizes: Sizes, quick: bool, database: Database, replicas: usize) -> 
         loaded_rss * 1.048_576 < 64.0,
     ));
     drop(server);
+
+    eprintln!(
+        "(g) a wave of {} suspensions against Slack's posting limit",
+        sizes.wave
+    );
+    rows.push(wave(&fixture, &database, replicas, &sizes).await?);
     if on_postgres {
         // (d) measures the SQLite ledger file itself.
         print_report(&rows, quick, &dir, &database, replicas);
@@ -336,6 +350,45 @@ async fn run(sizes: Sizes, quick: bool, database: Database, replicas: usize) -> 
 
     print_report(&rows, quick, &dir, &database, replicas);
     Ok(())
+}
+
+/// (g): a server pacing posts at Slack's limit and grouping bursts (the defaults), against a
+/// stand-in enforcing that limit.
+async fn wave(
+    fixture: &Arc<Fixture>,
+    database: &Database,
+    replicas: usize,
+    sizes: &Sizes,
+) -> anyhow::Result<Row> {
+    let every = actionable::POST_EVERY;
+    fixture.slack.limit_posts(every, actionable::POST_BURST);
+    let paced = (every.as_millis() + 50).to_string();
+    let env = [("SLACK_POST_INTERVAL_MS", paced.as_str())];
+    let server = Arc::new(Server::start_with(fixture, database, replicas, "_wave", &env).await?);
+    let g =
+        actionable::time_to_actionable(fixture, &server, sizes.wave, sizes.intake_clients).await?;
+    // A card each, paced at Slack's limit after its burst: what the wave would take ungrouped.
+    let ungrouped = every.mul_f64(g.proposals.saturating_sub(actionable::POST_BURST) as f64);
+    Ok(row(
+        &format!(
+            "(g) {} suspensions submitted at once, Slack at 1 post/s a channel: until every one has an Approve a responder can press; clicks to approve them all",
+            g.proposals
+        ),
+        format!(
+            "actionable in {:.1} s (submitted in {:.1} s) on {} messages; {} clicks ({} presses with confirm dialogs), all suspended {:.1} s after the first; {} posts refused. A card each would take {:.0} s and {} clicks",
+            g.actionable_in.as_secs_f64(),
+            g.submitted_in.as_secs_f64(),
+            g.cards,
+            g.clicks,
+            g.presses,
+            g.approved_in.as_secs_f64(),
+            g.posts_refused,
+            ungrouped.as_secs_f64(),
+            g.proposals
+        ),
+        "≤ 20 s, ≤ 15 clicks, no 429",
+        g.actionable_in <= Duration::from_secs(20) && g.presses <= 15 && g.posts_refused == 0,
+    ))
 }
 
 struct Row {

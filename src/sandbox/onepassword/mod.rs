@@ -7,7 +7,11 @@
 //! above 1000, page tokens it never issued, requests without a token or a `User-Agent`, and
 //! suspending an externally managed administrator or the last owner. It keeps users in memory,
 //! records every request, and can inject failures, token expiry and latency.
+//!
+//! The same server stands in for the Events API's audit events too (events.rs), with its own
+//! bearer tokens and request log: every suspension or reactivation is in its audit log.
 
+mod events;
 mod routes;
 mod wire;
 
@@ -17,6 +21,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+pub use events::ConsoleActor;
 pub use wire::{base64, grpc_code};
 
 const TOKEN_LIFETIME_SECS: u64 = 900;
@@ -132,6 +137,8 @@ struct FakeState {
     most_in_flight: usize,
     in_flight_by_user: HashMap<String, usize>,
     most_in_flight_for_one_user: usize,
+    /// The Events API: its audit log, cursors, rate limits and requests.
+    events: events::EventsState,
 }
 
 /// GETs of a user that fail once a mutation of them went through.
@@ -202,14 +209,16 @@ impl FakeOnePassword {
             .map(|u| u.state.clone())
     }
 
-    /// Changes a user's state as an owner would in the 1Password console.
+    /// Changes a user's state as an owner would in the 1Password console, with no audit event
+    /// (see [`FakeOnePassword::console_set_state`] for one that is reported).
     pub fn set_state(&self, id: &str, state: &str) {
         if let Some(user) = self.lock().users.iter_mut().find(|u| u.id == id) {
             user.state = state.to_owned();
         }
     }
 
-    /// Every request received, in order (token requests included).
+    /// Every Users API request received, in order (token requests included; Events API
+    /// requests are in [`FakeOnePassword::events_request_log`]).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().requests.clone()
     }

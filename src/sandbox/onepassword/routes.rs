@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+use super::events::{self, Actor};
 use super::wire::{base64, invalid_argument, op_error, page_token};
 use super::{
     lock, FakeOnePassword, InjectedAnswer, LastPage, RecordedRequest, Role, Shared,
@@ -40,7 +41,7 @@ pub(super) fn router(version: &str, state: Shared) -> Router {
             (state.clone(), format!("/{version}/accounts/")),
             guard_accounts,
         ));
-    Router::new()
+    let users_api = Router::new()
         .route(&token_path(version), post(issue_token))
         .route(
             &format!("/{version}/users/oauth2/revoke"),
@@ -48,8 +49,24 @@ pub(super) fn router(version: &str, state: Shared) -> Router {
         )
         .merge(accounts)
         .layer(middleware::from_fn(require_user_agent))
-        .layer(middleware::from_fn_with_state(state.clone(), record))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            (state.clone(), Log::UsersApi),
+            record,
+        ));
+    // Another service on the same server: its own bearer tokens, no `User-Agent` rule (its
+    // pages ask for none), and its own request log.
+    let events_api = events::router().layer(middleware::from_fn_with_state(
+        (state.clone(), Log::EventsApi),
+        record,
+    ));
+    users_api.merge(events_api).with_state(state)
+}
+
+/// Which API's request log a request goes to.
+#[derive(Clone, Copy)]
+enum Log {
+    UsersApi,
+    EventsApi,
 }
 
 fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
@@ -59,14 +76,15 @@ fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String
         .map(str::to_owned)
 }
 
-/// Records every request before routing, so even refused ones show up in `requests()`.
-async fn record(State(state): State<Shared>, req: Request, next: Next) -> Response {
+/// Records every request before routing, so even refused ones show up in `requests()` (or,
+/// for the Events API, `events_request_log()`).
+async fn record(State((state, log)): State<(Shared, Log)>, req: Request, next: Next) -> Response {
     let received_at = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
         .unwrap_or_else(|_| Bytes::new());
-    lock(&state).requests.push(RecordedRequest {
+    let request = RecordedRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
@@ -74,7 +92,11 @@ async fn record(State(state): State<Shared>, req: Request, next: Next) -> Respon
         user_agent: header_string(&parts.headers, header::USER_AGENT),
         body: String::from_utf8_lossy(&bytes).into_owned(),
         received_at,
-    });
+    };
+    match log {
+        Log::UsersApi => lock(&state).requests.push(request),
+        Log::EventsApi => lock(&state).events.record_request(request),
+    }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
@@ -377,7 +399,11 @@ fn apply_mutation(
             return (op_error(403, "no_owner_remain"), now);
         }
     }
-    s.users[index].state = new_state.to_owned();
+    // A change made is in the audit log even if its answer is lost below.
+    let st = &mut *s;
+    let from = std::mem::replace(&mut st.users[index].state, new_state.to_owned());
+    st.events
+        .record_change(&st.users[index], &from, Actor::Integration);
     let answer = match s.lose_next_mutation_answer.take() {
         Some(status) => op_error(status, "the answer was lost"),
         None => Json(s.users[index].to_json(account)).into_response(),

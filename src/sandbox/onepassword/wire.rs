@@ -1,9 +1,10 @@
 //! What the Users API puts on the wire besides users: its error body, the gRPC status numbers
-//! it carries, and opaque page tokens.
+//! it carries, and opaque page tokens; and the Events API's error body.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde_json::json;
 
 use crate::onepassword::grpc;
 
@@ -24,12 +25,19 @@ pub fn invalid_argument(message: &str) -> Response {
     op_error(400, message)
 }
 
+/// The Events API's error shape, its OpenAPI document's `Error` schema:
+/// `{"Error": {"Message": "..."}}` (capitalised, unlike the Users API's).
+pub fn events_error(status: u16, message: &str) -> Response {
+    let http = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (http, Json(json!({ "Error": { "Message": message } }))).into_response()
+}
+
 /// A fresh opaque page token: random bytes in standard base64, as the real tokens look.
 pub fn page_token() -> String {
     base64(&rand::random::<[u8; 18]>())
 }
 
-/// Standard base64 with padding (no base64 crate among the dependencies).
+/// Standard base64 with padding, as the page tokens and Events API cursors are sent.
 pub fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);

@@ -262,6 +262,10 @@ fn post_message(s: &mut FakeState, params: &Value) -> Response {
     let Some(channel) = str_param(params, "channel").filter(|c| !c.is_empty()) else {
         return slack_error("channel_not_found");
     };
+    if let Some(error) = super::block_kit::refusal(str_param(params, "text"), params.get("blocks"))
+    {
+        return slack_error(error);
+    }
     let message = PostedMessage {
         channel: channel.to_owned(),
         ts: s.next_ts(),
@@ -284,6 +288,10 @@ fn update_message(s: &mut FakeState, params: &Value) -> Response {
     let (Some(channel), Some(ts)) = (str_param(params, "channel"), str_param(params, "ts")) else {
         return slack_error("message_not_found");
     };
+    if let Some(error) = super::block_kit::refusal(str_param(params, "text"), params.get("blocks"))
+    {
+        return slack_error(error);
+    }
     let Some(message) = s
         .messages
         .iter_mut()

@@ -122,6 +122,7 @@ pub struct OpenedView {
 
 type Shared = Arc<Mutex<FakeState>>;
 
+mod block_kit;
 mod methods;
 mod socket;
 use methods::{api, response_url};
