@@ -86,6 +86,9 @@ impl Application {
             op_concurrency: Arc::new(crate::app::Concurrency::new(settings.op_concurrency)),
             commands: Arc::default(),
             stopping: CancellationToken::new(),
+            audit_events: settings
+                .events
+                .map(|config| Arc::new(crate::onepassword::events::AuditEvents::new(config))),
             socket: Arc::default(),
         };
         let listener = TcpListener::bind(settings.bind_addr).await?;

@@ -286,3 +286,27 @@ fn verify_refuses_a_missing_database_instead_of_creating_one() {
     assert!(!output.status.success());
     assert!(!path.exists(), "verify created a database");
 }
+
+#[tokio::test]
+async fn a_payload_stored_with_other_spacing_still_verifies_and_an_edited_one_does_not() {
+    let app = spawn_app().await;
+    executed_suspension(&app).await;
+    // The same JSON, spaced as another tool might have written it: the chain holds its content.
+    tamper(
+        &app,
+        &["UPDATE ledger_events SET payload = REPLACE(payload, ',', ', ') WHERE seq = 2"],
+    )
+    .await;
+
+    let respaced = countersign(&app.database_url, &["ledger", "verify"]);
+    tamper(
+        &app,
+        &["UPDATE ledger_events SET payload = REPLACE(payload, 'alice@', 'mallory@') WHERE kind = 'proposal.created'"],
+    )
+    .await;
+    let edited = countersign(&app.database_url, &["ledger", "verify"]);
+
+    assert!(respaced.status.success(), "{}", stdout(&respaced));
+    assert!(!edited.status.success());
+    assert!(stdout(&edited).contains("(edited)"), "{}", stdout(&edited));
+}

@@ -346,3 +346,46 @@ async fn two_replicas_escalate_a_proposal_once() {
     let (_, kinds) = chain(&world).await;
     assert_eq!(kinds.get("proposal.escalated"), Some(&1));
 }
+
+#[tokio::test]
+async fn two_replicas_share_the_events_cursor_and_read_each_audit_event_once() {
+    let Some(server) = database::postgres_server() else {
+        return;
+    };
+    let world = World::start_on(database::fresh_postgres(&server).await).await;
+    let events = [
+        (
+            "OP_EVENTS_TOKEN",
+            support::fake_onepassword::FakeOnePassword::EVENTS_TOKEN,
+        ),
+        ("OP_EVENTS_URL", world.op.base_url.as_str()),
+        ("EVENTS_INTERVAL", "1s"),
+    ];
+    let a = world.serve_with("replica-a", &events).await;
+    let _b = world.serve_with("replica-b", &events).await;
+    let token = world.create_token().await;
+    let id = a.propose_suspend_alice(&token).await;
+    let card = world.card_ts_of(&id).await;
+    world.approve(&a, &id, &card).await;
+    a.wait_for_status(&token, &id, "executed").await;
+
+    let dana = support::fake_onepassword::ConsoleActor {
+        name: "Dana".into(),
+        email: "dana@example.com".into(),
+        ..Default::default()
+    };
+    world.op.console_set_state(ALICE, "ACTIVE", dana);
+    for _ in 0..200 {
+        if chain(&world).await.1.get("drift.detected") == Some(&1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both replicas go on polling; neither reads an event again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let (seqs, kinds) = chain(&world).await;
+    assert_gapless(&seqs);
+    assert_eq!(kinds.get("execution.confirmed"), Some(&1), "{kinds:?}");
+    assert_eq!(kinds.get("drift.detected"), Some(&1), "{kinds:?}");
+}

@@ -469,3 +469,42 @@ async fn a_wave_from_the_page_arrives_as_incident_cards_that_one_click_approves(
         })
         .await;
 }
+
+#[tokio::test]
+async fn a_console_reactivation_on_the_page_is_announced_naming_the_console_user() {
+    let sandbox = Sandbox::start().await;
+    let (id, ts) = sandbox.suspension_of_carol().await;
+    sandbox
+        .post(
+            "click",
+            json!({"user": "U0BOB", "action_id": "approve", "value": id, "message_ts": ts}),
+        )
+        .await;
+    sandbox
+        .until("Carol suspended", |s| {
+            onepassword_state(s, "carol@example.com") == "SUSPENDED"
+        })
+        .await;
+    let carol = sandbox.state().await["onepassword"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "carol@example.com")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    sandbox
+        .post("console", json!({"id": carol, "state": "ACTIVE"}))
+        .await;
+
+    sandbox
+        .until("the urgent announcement naming the console user", |s| {
+            s["messages"].as_array().unwrap().iter().any(|m| {
+                let text = m["text"].as_str().unwrap_or_default();
+                text.contains("reactivated in the 1Password console by Dana Owner")
+            })
+        })
+        .await;
+}

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use super::auth::Caller;
 use super::problem::{FieldError, Problem};
 use crate::app::state::AppState;
+use crate::domain::attribution::Actor;
 use crate::ledger::chain::StoredEvent;
 use crate::ledger::Scope;
 
@@ -18,7 +19,16 @@ const LIMIT: i64 = 500;
 /// Drift events, newest first.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct DriftPage {
-    drift: Vec<StoredEvent>,
+    drift: Vec<DriftEntry>,
+}
+
+/// A `drift.detected` event, and who made the change once 1Password's audit events named
+/// them (`null` until then, or without `OP_EVENTS_TOKEN`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DriftEntry {
+    #[serde(flatten)]
+    event: StoredEvent,
+    attribution: Option<Actor>,
 }
 
 /// `drift.detected` events since a time (`audit:read`), newest first, at most 500.
@@ -54,6 +64,15 @@ pub async fn list(
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));
     }
-    let drift = state.ledger.drift_events(since, LIMIT).await?;
+    let events = state.ledger.drift_events(since, LIMIT).await?;
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    let mut actors = state.ledger.drift_actors(&seqs).await?;
+    let drift = events
+        .into_iter()
+        .map(|event| DriftEntry {
+            attribution: actors.remove(&event.seq),
+            event,
+        })
+        .collect();
     Ok(Json(DriftPage { drift }))
 }

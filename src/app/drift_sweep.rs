@@ -44,7 +44,8 @@ fn digest(seen: &[Seen]) -> String {
     hex::encode(Sha256::digest(lines.join("\n").as_bytes()))
 }
 
-fn last_proposal(proposal: &Proposal) -> Value {
+/// The drift payload's account of countersign's last executed proposal about the user.
+pub(crate) fn last_proposal(proposal: &Proposal) -> Value {
     json!({
         "id": proposal.id.to_string(),
         "action": proposal.action.as_str(),

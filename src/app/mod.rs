@@ -6,6 +6,7 @@
 //! `AppState` is the shared state every handler and worker holds: the ledger, the policy, the
 //! vendor clients and the run-time limits and health the workers keep.
 
+pub mod attribution;
 pub mod ceremonies;
 pub mod decisions;
 pub mod drift_sweep;

@@ -12,6 +12,7 @@ use crate::config::{SlackSettings, Timing};
 use crate::domain::Policy;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
+use crate::onepassword::events::AuditEvents;
 use crate::onepassword::OnePassword;
 use crate::slack::command_tasks::CommandTasks;
 use crate::slack::socket::health::SocketHealth;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub passkeys: Option<Arc<Passkeys>>,
     /// How Socket Mode's connections stand (none open when it is off).
     pub socket: Arc<SocketHealth>,
+    /// 1Password's Events API, when a token for it is set.
+    pub audit_events: Option<Arc<AuditEvents>>,
     /// Cancelled when shutdown begins, so requests that wait (the gateway's) answer at once.
     pub stopping: CancellationToken,
 }

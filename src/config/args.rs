@@ -93,6 +93,17 @@ pub struct ServeArgs {
     /// How long after its newest member joined an incident later suspensions still join it.
     #[arg(long, env = "INCIDENT_WINDOW", default_value = "2m")]
     pub incident_window: String,
+    /// 1Password's Events API (audit events) base URL: events.1password.com, or the
+    /// business, .ca or .eu host. Used only with OP_EVENTS_TOKEN (read from the environment).
+    #[arg(
+        long,
+        env = "OP_EVENTS_URL",
+        default_value = "https://events.1password.com"
+    )]
+    pub op_events_url: String,
+    /// How often the Events API is polled for audit events ("60s").
+    #[arg(long, env = "EVENTS_INTERVAL", default_value = "60s")]
+    pub events_interval: String,
     /// Milliseconds between chat.postMessage calls per channel (Slack: one a second).
     #[arg(
         long,

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::domain::{AccountId, Policy};
+use crate::onepassword::events::EventsConfig;
 use crate::onepassword::OnePasswordConfig;
 
 mod args;
@@ -55,6 +56,8 @@ pub struct Settings {
     /// How many 1Password actions may run at once.
     pub op_concurrency: usize,
     pub timing: Timing,
+    /// 1Password's Events API, when `OP_EVENTS_TOKEN` is set: drift names who made it.
+    pub events: Option<EventsConfig>,
 }
 
 impl std::fmt::Debug for SlackSettings {
@@ -91,6 +94,7 @@ impl std::fmt::Debug for Settings {
             .field("api_rate_limit", &self.api_rate_limit)
             .field("op_concurrency", &self.op_concurrency)
             .field("timing", &self.timing)
+            .field("events", &self.events)
             .finish_non_exhaustive()
     }
 }
@@ -229,9 +233,23 @@ impl Settings {
                 gateway_remember: span("GATEWAY_REMEMBER", &args.gateway_remember)?,
                 gateway_poll: Timing::default().gateway_poll,
                 incident_threshold: args.incident_threshold,
+                events_every: span("EVENTS_INTERVAL", &args.events_interval)?
+                    .max(std::time::Duration::from_secs(1)),
                 incident_window: span("INCIDENT_WINDOW", &args.incident_window)?,
                 ..Timing::default()
             },
+            events: std::env::var("OP_EVENTS_TOKEN")
+                .ok()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .map(|token| {
+                    Ok::<_, ConfigError>(EventsConfig {
+                        base_url: vendor_url("OP_EVENTS_URL", &args.op_events_url)?,
+                        token,
+                        timeout: std::time::Duration::from_secs(30),
+                    })
+                })
+                .transpose()?,
             callback_allowed_hosts: args
                 .callback_allowed_hosts
                 .iter()
@@ -303,6 +321,11 @@ mod tests {
             },
             policy: Policy::parse("[approvers]\nusers = [\"U0BOB\"]\n").unwrap(),
             callback_allowed_hosts: vec![],
+            events: Some(EventsConfig {
+                base_url: "https://events.1password.com".into(),
+                token: "op-events-token".into(),
+                timeout: Duration::from_secs(30),
+            }),
             callback_secret: Some("callback-signing-secret".into()),
             public_url: None,
             api_rate_limit: 600,
@@ -318,6 +341,7 @@ mod tests {
             "xoxb-secret-bot-token",
             "slack-signing-secret",
             "op-client-secret",
+            "op-events-token",
             "callback-signing-secret",
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");

@@ -54,6 +54,8 @@ pub struct Timing {
     /// How long after its newest member joined an incident still takes later proposals
     /// (`INCIDENT_WINDOW`).
     pub incident_window: Duration,
+    /// How often 1Password's Events API is polled for audit events (`EVENTS_INTERVAL`).
+    pub events_every: Duration,
     /// The longest pause between two tries to open a Socket Mode connection.
     pub socket_reconnect_cap: Duration,
     /// How long a slot waits after Slack refused Socket Mode outright (`invalid_auth`,
@@ -89,6 +91,7 @@ impl Default for Timing {
             // More waiting than the posting limit's burst of three: the fourth would wait.
             incident_threshold: 4,
             incident_window: Duration::from_secs(120),
+            events_every: Duration::from_secs(60),
             socket_reconnect_cap: Duration::from_secs(30),
             socket_fatal_retry: Duration::from_secs(300),
             home_refresh_after: Duration::from_secs(2),

@@ -3,6 +3,7 @@
 //! what the domain decides.
 
 mod announcement;
+pub mod attribution;
 pub mod authority;
 mod callback;
 mod decider;

@@ -31,24 +31,68 @@ pub fn event_hash(
     actor: &str,
     payload: &Value,
 ) -> String {
+    let columns = Columns {
+        seq,
+        proposal_id,
+        at,
+        kind,
+        actor,
+    };
+    hash_of(prev_hash, &columns, |body| write_canonical(payload, body))
+}
+
+/// [`event_hash`] of a payload given as its canonical JSON text, as countersign stores it: the
+/// same hash without parsing the text. For text that is not canonical it gives another hash,
+/// so a caller that must be sure falls back to [`event_hash`].
+pub fn event_hash_of_text(
+    prev_hash: &str,
+    seq: i64,
+    proposal_id: Option<&str>,
+    at: &str,
+    kind: &str,
+    actor: &str,
+    payload: &str,
+) -> String {
+    let columns = Columns {
+        seq,
+        proposal_id,
+        at,
+        kind,
+        actor,
+    };
+    hash_of(prev_hash, &columns, |body| {
+        body.extend_from_slice(payload.as_bytes())
+    })
+}
+
+/// An event's columns but its payload.
+struct Columns<'a> {
+    seq: i64,
+    proposal_id: Option<&'a str>,
+    at: &'a str,
+    kind: &'a str,
+    actor: &'a str,
+}
+
+fn hash_of(prev_hash: &str, c: &Columns, payload: impl FnOnce(&mut Vec<u8>)) -> String {
     // The JCS of {seq, proposal_id, at, kind, actor, payload}, written straight in its sorted
     // key order (actor, at, kind, payload, proposal_id, seq) without building the object.
     let mut body = Vec::with_capacity(256);
     body.extend_from_slice(b"{\"actor\":");
-    write_str(actor, &mut body);
+    write_str(c.actor, &mut body);
     body.extend_from_slice(b",\"at\":");
-    write_str(at, &mut body);
+    write_str(c.at, &mut body);
     body.extend_from_slice(b",\"kind\":");
-    write_str(kind, &mut body);
+    write_str(c.kind, &mut body);
     body.extend_from_slice(b",\"payload\":");
-    write_canonical(payload, &mut body);
+    payload(&mut body);
     body.extend_from_slice(b",\"proposal_id\":");
-    match proposal_id {
+    match c.proposal_id {
         Some(id) => write_str(id, &mut body),
         None => body.extend_from_slice(b"null"),
     }
     body.extend_from_slice(b",\"seq\":");
-    body.extend_from_slice(seq.to_string().as_bytes());
+    body.extend_from_slice(c.seq.to_string().as_bytes());
     body.push(b'}');
     let mut digest = Sha256::new();
     digest.update(prev_hash.as_bytes());
@@ -194,35 +238,48 @@ impl Verifier {
         event: &StoredEvent,
         recomputed: &str,
     ) -> Result<(), ChainBreak> {
+        let holds = recomputed == event.hash;
+        self.check_link(event.seq, &event.prev_hash, &event.hash, holds)
+    }
+
+    /// Checks the event at `seq` (whose columns give its stored `hash` when `holds`) links
+    /// to the one before.
+    pub fn check_link(
+        &mut self,
+        seq: i64,
+        prev_hash: &str,
+        hash: &str,
+        holds: bool,
+    ) -> Result<(), ChainBreak> {
         let expected_seq = self.head.seq + 1;
-        if event.seq != expected_seq {
+        if seq != expected_seq {
             return Err(ChainBreak {
                 seq: expected_seq,
                 kind: BreakKind::Deleted,
                 why: format!(
                     "event {expected_seq} is missing (the next present is {})",
-                    event.seq
+                    seq
                 ),
             });
         }
-        if event.prev_hash != self.head.hash {
+        if prev_hash != self.head.hash {
             return Err(ChainBreak {
-                seq: event.seq,
+                seq,
                 kind: BreakKind::Unlinked,
                 why: "its prev_hash is not the hash of the event before it".into(),
             });
         }
-        if recomputed != event.hash {
+        if !holds {
             return Err(ChainBreak {
-                seq: event.seq,
+                seq,
                 kind: BreakKind::Edited,
                 why: "its columns no longer match its hash: the row was edited".into(),
             });
         }
         self.head = ChainHead {
             events: self.head.events + 1,
-            seq: event.seq,
-            hash: event.hash.clone(),
+            seq,
+            hash: hash.to_owned(),
         };
         Ok(())
     }
@@ -237,6 +294,28 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_payload_hashed_from_its_canonical_text_gives_the_chain_hash() {
+        let payload = json!({"b": [1, {"c": "x\ny"}], "a": null});
+        let text = canonical_json(&payload);
+        let from_value = event_hash(GENESIS, 7, Some("p"), "t", "k", "a", &payload);
+        let from_text = event_hash_of_text(GENESIS, 7, Some("p"), "t", "k", "a", &text);
+        assert_eq!(from_text, from_value);
+        let spaced = event_hash_of_text(
+            GENESIS,
+            7,
+            Some("p"),
+            "t",
+            "k",
+            "a",
+            &payload.to_string().replace(',', ", "),
+        );
+        assert_ne!(
+            spaced, from_value,
+            "text that is not canonical is not taken as it"
+        );
+    }
 
     #[test]
     fn canonical_json_sorts_keys_and_drops_white_space() {

@@ -6,12 +6,14 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::audit_events::actor_of;
 use super::chain::StoredEvent;
 use super::engine::values_list;
 use super::events::stored_event;
 use super::{timestamp, Ledger, Result, Tx};
+use crate::domain::attribution::Actor;
 use crate::domain::drift::{Drift, Seen};
-use crate::domain::{Action, Proposal, ProposalId, UserState};
+use crate::domain::{Action, Proposal, ProposalId, SlackRef, UserState};
 
 /// A drift not yet announced in Slack.
 #[derive(Debug, Clone)]
@@ -23,6 +25,10 @@ pub struct UnannouncedDrift {
     pub to: UserState,
     pub urgent: bool,
     pub noticed_at: String,
+    /// Who made it, once an audit event named them.
+    pub actor: Option<Actor>,
+    /// The message that announced it before its actor was known: edited, not posted again.
+    pub announced_in: Option<SlackRef>,
 }
 
 impl Tx {
@@ -55,10 +61,12 @@ impl Tx {
             .collect())
     }
 
-    /// Users whose state countersign's own executions recorded at or after `since`.
+    /// Users whose state countersign's own executions, or an audit event, recorded at or
+    /// after `since`.
     pub async fn recorded_since(&mut self, since: DateTime<Utc>) -> Result<HashSet<String>> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT user_id FROM user_states WHERE proposal_id IS NOT NULL AND seen_at >= $1",
+            "SELECT user_id FROM user_states
+             WHERE (proposal_id IS NOT NULL OR audit_event IS NOT NULL) AND seen_at >= $1",
         )
         .bind(timestamp(since))
         .fetch_all(self.conn())
@@ -95,7 +103,8 @@ impl Tx {
             let sql = format!(
                 "INSERT INTO user_states (user_id, email, state, seen_at, proposal_id) VALUES {}
                  ON CONFLICT (user_id) DO UPDATE SET email = excluded.email,
-                     state = excluded.state, seen_at = excluded.seen_at, proposal_id = NULL
+                     state = excluded.state, seen_at = excluded.seen_at, proposal_id = NULL,
+                     audit_event = NULL
                  WHERE user_states.seen_at <= excluded.seen_at",
                 values_list(chunk.len(), 5)
             );
@@ -123,7 +132,7 @@ impl Tx {
             "INSERT INTO user_states (user_id, email, state, seen_at, proposal_id)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (user_id) DO UPDATE SET email = $2, state = $3, seen_at = $4,
-                 proposal_id = $5",
+                 proposal_id = $5, audit_event = NULL",
         )
         .bind(proposal.target.id.as_str())
         .bind(proposal.target.email.as_str())
@@ -205,22 +214,45 @@ impl Tx {
         Ok(taken.rows_affected() == 1)
     }
 
-    pub async fn mark_drift_announced(&mut self, seq: i64, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE drifts SET announced_at = $1 WHERE seq = $2 AND announced_at IS NULL")
-            .bind(timestamp(now))
-            .bind(seq)
-            .execute(self.conn())
-            .await?;
+    /// Records that drift `seq` was announced (in `message`, when it is one that can be
+    /// edited), or that its announcement was edited to name its actor.
+    pub async fn mark_drift_announced(
+        &mut self,
+        seq: i64,
+        message: Option<&SlackRef>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE drifts SET
+                 edited_at = CASE WHEN announced_at IS NULL THEN NULL ELSE $1 END,
+                 announced_at = COALESCE(announced_at, $1),
+                 message_channel = COALESCE($2, message_channel),
+                 message_ts = COALESCE($3, message_ts)
+             WHERE seq = $4",
+        )
+        .bind(timestamp(now))
+        .bind(message.map(|m| m.channel.as_str()))
+        .bind(message.map(|m| m.ts.as_str()))
+        .bind(seq)
+        .execute(self.conn())
+        .await?;
         Ok(())
     }
 }
 
 impl Ledger {
-    /// Drifts not yet announced, oldest first.
+    /// Drifts not yet announced, and announced ones whose actor became known since (their
+    /// message is edited), oldest first.
     pub async fn unannounced_drifts(&self) -> Result<Vec<UnannouncedDrift>> {
         let rows = sqlx::query(
-            "SELECT seq, user_id, email, from_state, to_state, urgent, noticed_at FROM drifts
-             WHERE announced_at IS NULL ORDER BY seq LIMIT 100",
+            "SELECT seq, user_id, email, from_state, to_state, urgent, noticed_at,
+                    actor_uuid, actor_name, actor_email, actor_ip, actor_location, changed_at,
+                    message_channel, message_ts
+             FROM drifts
+             WHERE announced_at IS NULL
+                OR (attributed_at IS NOT NULL AND attributed_at > announced_at AND edited_at IS NULL
+                    AND message_ts IS NOT NULL)
+             ORDER BY seq LIMIT 100",
         )
         .fetch_all(&self.reader)
         .await?;
@@ -234,6 +266,11 @@ impl Ledger {
                 to: UserState::parse(r.get("to_state")),
                 urgent: r.get::<i64, _>("urgent") != 0,
                 noticed_at: r.get("noticed_at"),
+                actor: actor_of(r),
+                announced_in: match (r.get("message_channel"), r.get("message_ts")) {
+                    (Some(channel), Some(ts)) => Some(SlackRef { channel, ts }),
+                    _ => None,
+                },
             })
             .collect())
     }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
 
-use super::chain::{self, BreakKind, ChainBreak, ChainHead, StoredEvent, Verifier};
+use super::chain::{self, BreakKind, ChainBreak, ChainHead, StoredEvent};
 use super::{timestamp, Ledger, Result, Tx};
 use crate::domain::{OnePasswordUserId, ProposalId};
 
@@ -33,6 +33,8 @@ pub enum EventKind {
     ProposalEscalated,
     SlackCardPosted,
     IncidentOpened,
+    ExecutionConfirmed,
+    DriftAttributed,
     ExecutionStarted,
     ExecutionAttemptFailed,
     ExecutionSucceeded,
@@ -69,6 +71,8 @@ impl EventKind {
             EventKind::ProposalSuperseded => "proposal.superseded",
             EventKind::SlackCardPosted => "slack.card_posted",
             EventKind::IncidentOpened => "incident.opened",
+            EventKind::ExecutionConfirmed => "execution.confirmed",
+            EventKind::DriftAttributed => "drift.attributed",
             EventKind::ExecutionStarted => "execution.started",
             EventKind::ExecutionAttemptFailed => "execution.attempt_failed",
             EventKind::ExecutionSucceeded => "execution.succeeded",
@@ -304,40 +308,13 @@ impl Ledger {
         Ok(rows.iter().map(stored_event).collect())
     }
 
-    /// Recomputes the whole chain, a page at a time so memory stays flat at any size, and
-    /// checks that it still holds each `checkpoint` (a seq and the hash it had).
-    pub async fn verify(
-        &self,
-        checkpoints: &[(i64, String)],
-    ) -> Result<std::result::Result<ChainHead, ChainBreak>> {
-        const PAGE: i64 = 10_000;
-        let mut verifier = Verifier::default();
-        let mut page = self.events(0, PAGE).await?;
-        while let Some(last) = page.last() {
-            // The next page is read while this one is hashed (on the blocking pool, in two
-            // halves: hashes need no order), then the walk checks links in order.
-            let after = last.seq;
-            let (next, (hashed, hashes)) = tokio::join!(self.events(after, PAGE), hash_page(page));
-            page = hashed;
-            for (event, recomputed) in page.iter().zip(&hashes) {
-                if let Err(broken) = verifier.check_hashed(event, recomputed) {
-                    return Ok(Err(self.explain(broken, event).await?));
-                }
-            }
-            page = next?;
-        }
-        let head = verifier.finish();
-        for (seq, hash) in checkpoints {
-            if let Some(broken) = self.check_checkpoint(&head, *seq, hash).await? {
-                return Ok(Err(broken));
-            }
-        }
-        Ok(Ok(head))
-    }
-
     /// Tells a deleted event from a reordered one: a row whose prev_hash is another row's
     /// hash was moved; one whose prev_hash is nowhere lost its predecessor.
-    async fn explain(&self, broken: ChainBreak, event: &StoredEvent) -> Result<ChainBreak> {
+    pub(super) async fn explain(
+        &self,
+        broken: ChainBreak,
+        event: &StoredEvent,
+    ) -> Result<ChainBreak> {
         if broken.kind != BreakKind::Unlinked {
             return Ok(broken);
         }
@@ -360,7 +337,7 @@ impl Ledger {
         })
     }
 
-    async fn check_checkpoint(
+    pub(super) async fn check_checkpoint(
         &self,
         head: &ChainHead,
         seq: i64,
@@ -387,26 +364,4 @@ impl Ledger {
             ),
         }))
     }
-}
-
-/// Every event's hash as its columns give it, computed off the async threads in two halves;
-/// the events come back with their hashes, in order.
-async fn hash_page(page: Vec<StoredEvent>) -> (Vec<StoredEvent>, Vec<String>) {
-    let mut first = page;
-    let second = first.split_off(first.len() / 2);
-    let hash_all = |events: Vec<StoredEvent>| {
-        move || {
-            let hashes: Vec<String> = events.iter().map(chain::recompute).collect();
-            (events, hashes)
-        }
-    };
-    let (a, b) = tokio::join!(
-        tokio::task::spawn_blocking(hash_all(first)),
-        tokio::task::spawn_blocking(hash_all(second)),
-    );
-    let (mut events, mut hashes) = a.expect("hashing does not panic");
-    let (rest, rest_hashes) = b.expect("hashing does not panic");
-    events.extend(rest);
-    hashes.extend(rest_hashes);
-    (events, hashes)
 }

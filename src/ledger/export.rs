@@ -79,6 +79,8 @@ fn drift_mark(event: &StoredEvent) -> &'static str {
             event.payload["to"].as_str().unwrap_or_default(),
         )),
         "drift.baseline" => "baseline",
+        // An audit event named who made a drift recorded earlier (the `actor` column).
+        "drift.attributed" => "attributed",
         _ => "",
     }
 }

@@ -5,6 +5,7 @@
 //! atomically and a transition's event, state and follow-up jobs commit together or not at
 //! all. Which engine runs is settled here and in [`engine`]; callers never see it.
 
+mod audit_events;
 pub mod chain;
 mod copy;
 mod drift;
@@ -23,6 +24,7 @@ mod proposals;
 mod signatures;
 mod sqlite;
 mod tokens;
+mod verify;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +34,7 @@ use sqlx::{Any, AnyConnection, AnyPool};
 
 use crate::domain::ProposalId;
 
+pub use audit_events::TakenAs;
 pub use copy::{copy, Copied, CopyError};
 pub use drift::{last_proposal_of, UnannouncedDrift};
 pub use engine::Engine;
@@ -81,6 +84,8 @@ const POSTGRES_OTHER_CONNECTIONS: u32 = 10;
 #[derive(Clone)]
 pub struct Ledger {
     engine: Engine,
+    /// Where the ledger is, for the native connection `verify` streams on.
+    url: Arc<str>,
     writes: Writes,
     reader: AnyPool,
     /// The last answer to "does the database take a write?", so readiness probes do not
@@ -114,6 +119,7 @@ impl Ledger {
         };
         Ok(Self {
             engine,
+            url: Arc::from(database_url),
             writes,
             reader,
             writable: Arc::default(),
@@ -131,6 +137,7 @@ impl Ledger {
                 let reader = sqlite::pool(database_url, sqlite::Access::ReadOnly, 2, false).await?;
                 Self {
                     engine,
+                    url: Arc::from(database_url),
                     writes: Writes::Group(group::Writer::new(reader.clone())),
                     reader,
                     writable: Arc::default(),
@@ -140,6 +147,7 @@ impl Ledger {
                 let pool = postgres::connect(database_url, 2).await?;
                 Self {
                     engine,
+                    url: Arc::from(database_url),
                     writes: Writes::Postgres(pool.clone(), Arc::from(database_url)),
                     reader: pool,
                     writable: Arc::default(),

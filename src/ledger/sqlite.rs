@@ -66,6 +66,16 @@ pub(super) async fn pool(
     }
 }
 
+/// A native read-only connection (no `Any` copy of each row), for streaming the whole chain.
+pub(super) async fn read_only_connection(database_url: &str) -> Result<sqlx::SqliteConnection> {
+    use sqlx::Connection;
+    let mut conn =
+        sqlx::SqliteConnection::connect(&with_mode(database_url, Access::ReadOnly)).await?;
+    conn.execute(format!("PRAGMA busy_timeout = {};", BUSY_TIMEOUT.as_millis()).as_str())
+        .await?;
+    Ok(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

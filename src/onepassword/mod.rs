@@ -2,6 +2,7 @@
 
 mod client;
 mod config;
+pub mod events;
 mod model;
 mod token;
 mod wire;

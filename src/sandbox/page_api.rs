@@ -13,7 +13,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::onepassword::FakeOnePassword;
+use super::onepassword::{ConsoleActor, FakeOnePassword};
 use super::seeds::{seed_users, SLACK_USERS};
 use super::signing;
 use super::slack::FakeSlack;
@@ -312,7 +312,20 @@ async fn console(State(sandbox): State<Shared>, Json(change): Json<ConsoleChange
             json!({"status": 422, "body": {"detail": "a seeded user and ACTIVE or SUSPENDED"}}),
         );
     }
-    sandbox.op.set_state(&change.id, &change.state);
+    // The change is 1Password's audit event too, made by the account's owner in the console.
+    let owner = ConsoleActor {
+        uuid: "DANAOWNERUUID0000000000000".into(),
+        name: "Dana Owner".into(),
+        email: "dana@example.com".into(),
+        ip: "203.0.113.4".into(),
+        country: "CA".into(),
+        region: "Ontario".into(),
+        city: "Toronto".into(),
+        ..ConsoleActor::default()
+    };
+    sandbox
+        .op
+        .console_set_state(&change.id, &change.state, owner);
     Json(json!({"status": 200, "body": {"id": change.id, "state": change.state}}))
 }
 

@@ -19,6 +19,7 @@ use crate::app::relying_party::Passkeys;
 use crate::config::{Settings, SlackSettings, Timing};
 use crate::domain::{AccountId, Policy};
 use crate::ledger::{GatewayPermission, Scope};
+use crate::onepassword::events::EventsConfig;
 use crate::onepassword::OnePasswordConfig;
 use crate::startup::Application;
 
@@ -81,8 +82,15 @@ pub async fn run(
             slack_post_every: Duration::from_millis(100),
             // Often, so a change made "in the console" shows as drift within seconds.
             drift_every: Some(Duration::from_secs(3)),
+            // A console change is named (who, from where) within seconds.
+            events_every: Duration::from_secs(2),
             ..Timing::default()
         },
+        events: Some(EventsConfig {
+            base_url: op.base_url.clone(),
+            token: FakeOnePassword::EVENTS_TOKEN.into(),
+            timeout: Duration::from_secs(10),
+        }),
     };
     let app = Application::build(settings).await?;
     let port = app.port();

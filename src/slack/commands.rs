@@ -301,15 +301,27 @@ async fn drift_listing(state: &AppState, is_approver: bool) -> Response {
     if events.is_empty() {
         return ephemeral("No drift: every change countersign saw in 1Password was its own.");
     }
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    let actors = state.ledger.drift_actors(&seqs).await.unwrap_or_default();
     let lines: Vec<String> = events
         .iter()
         .map(|e| {
             let p = &e.payload;
+            let by = actors
+                .get(&e.seq)
+                .map_or("outside countersign".to_owned(), |a| {
+                    let from =
+                        a.ip.as_deref()
+                            .map(|ip| format!(" from {ip}"))
+                            .unwrap_or_default();
+                    format!("by {}{from}", a.who())
+                });
             format!(
-                "• {} {} → {} outside countersign, noticed {}",
+                "• {} {} → {} {}, noticed {}",
                 escape(p["email"].as_str().or(p["user_id"].as_str()).unwrap_or("?")),
                 p["from"].as_str().unwrap_or("?"),
                 p["to"].as_str().unwrap_or("?"),
+                escape(&by),
                 e.at
             )
         })

@@ -3,7 +3,7 @@
 
 use slack_morphism::prelude::*;
 
-use super::card::Card;
+use super::card::{slack_time, Card};
 use super::mrkdwn::escape;
 use crate::ledger::chain::StoredEvent;
 use crate::ledger::UnannouncedDrift;
@@ -15,6 +15,23 @@ fn who(drift: &UnannouncedDrift) -> String {
     escape(drift.email.as_deref().unwrap_or(&drift.user_id))
 }
 
+/// "in the 1Password console by Dana <dana@…> from 203.0.113.4 (Toronto, Ontario, CA) at
+/// 14:02", once an audit event named who; else "outside countersign".
+fn by_whom(drift: &UnannouncedDrift) -> String {
+    let Some(actor) = &drift.actor else {
+        return "outside countersign".to_owned();
+    };
+    let mut text = format!("in the 1Password console by {}", escape(&actor.who()));
+    if let Some(ip) = &actor.ip {
+        text.push_str(&format!(" from {}", escape(ip)));
+    }
+    if let Some(location) = &actor.location {
+        text.push_str(&format!(" ({})", escape(location)));
+    }
+    text.push_str(&format!(" at {}", slack_time(actor.at)));
+    text
+}
+
 /// The urgent message: who, when it was noticed, the suspension it undid, and the button.
 pub fn urgent(drift: &UnannouncedDrift, event: Option<&StoredEvent>) -> Card {
     let undid = event
@@ -22,8 +39,9 @@ pub fn urgent(drift: &UnannouncedDrift, event: Option<&StoredEvent>) -> Card {
         .map(|id| format!(" It undid countersign's suspension (proposal `{id}`)."))
         .unwrap_or_default();
     let text = format!(
-        ":rotating_light: {} was reactivated in 1Password outside countersign (noticed {}).{undid}",
+        ":rotating_light: {} was reactivated {} (noticed {}).{undid}",
         who(drift),
+        by_whom(drift),
         drift.noticed_at
     );
     let button = SlackBlockButtonElement::new(pt!("Propose suspension again"))
@@ -40,12 +58,17 @@ pub fn urgent(drift: &UnannouncedDrift, event: Option<&StoredEvent>) -> Card {
 }
 
 /// A line for the audit channel.
-pub fn audit(drift: &UnannouncedDrift) -> String {
-    format!(
-        ":mag: Drift: {} went from {:?} to {:?} in 1Password outside countersign (noticed {}).",
+pub fn audit(drift: &UnannouncedDrift) -> Card {
+    let text = format!(
+        ":mag: Drift: {} went from {:?} to {:?} {} (noticed {}).",
         who(drift),
         drift.from,
         drift.to,
+        by_whom(drift),
         drift.noticed_at
-    )
+    );
+    Card {
+        text,
+        blocks: vec![],
+    }
 }

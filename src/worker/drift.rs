@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::drift_sweep::{self, Swept, LEASE};
 use crate::app::state::AppState;
+use crate::domain::SlackRef;
 
 pub(super) async fn run(state: AppState, shutdown: CancellationToken) {
     let Some(every) = state.timing.drift_every else {
@@ -27,8 +28,11 @@ pub(super) async fn run(state: AppState, shutdown: CancellationToken) {
             Ok(Swept::NotOurs) => {}
             Ok(swept) => {
                 tracing::debug!(?swept, "drift sweep");
-                if let Err(error) = announce(&state, &holder).await {
-                    tracing::error!(%error, "could not announce drift");
+                // With the Events API on, its poller announces drift (naming who made it).
+                if state.audit_events.is_none() {
+                    if let Err(error) = announce(&state, LEASE, &holder).await {
+                        tracing::error!(%error, "could not announce drift");
+                    }
                 }
             }
             Err(error) => tracing::warn!(%error, "drift sweep failed; trying again next interval"),
@@ -45,41 +49,48 @@ pub(super) async fn run(state: AppState, shutdown: CancellationToken) {
 /// marked announced once Slack took it. Only while `holder` holds the sweep's lease: a
 /// replica that lost it (a slow Slack, many drifts) leaves the rest to the new holder
 /// instead of posting them a second time.
-async fn announce(state: &AppState, holder: &str) -> Result<usize, sqlx::Error> {
+pub(super) async fn announce(
+    state: &AppState,
+    lease: &str,
+    holder: &str,
+) -> Result<usize, sqlx::Error> {
     let mut announced = 0;
     for drift in state.ledger.unannounced_drifts().await? {
         let mut tx = state.ledger.begin().await?;
-        let ours = tx.holds_named_lease(LEASE, holder, Utc::now()).await?;
+        let ours = tx.holds_named_lease(lease, holder, Utc::now()).await?;
         drop(tx);
         if !ours {
             break;
         }
         let event = state.ledger.drift_event(drift.seq).await?;
-        let posted = match (drift.urgent, &state.slack_settings.audit_channel) {
-            (true, _) => {
-                let message = crate::slack::drift::urgent(&drift, event.as_ref());
-                let channel = &state.slack_settings.channel;
-                state
-                    .slack
-                    .post_message(channel, &message.text, message.blocks, None)
-                    .await
-                    .map(|_| ())
-            }
-            (false, Some(audit)) => {
-                let text = crate::slack::drift::audit(&drift);
-                state
-                    .slack
-                    .post_message(audit, &text, vec![], None)
-                    .await
-                    .map(|_| ())
-            }
+        let message = match (drift.urgent, &state.slack_settings.audit_channel) {
+            (true, _) => Some((
+                state.slack_settings.channel.clone(),
+                crate::slack::drift::urgent(&drift, event.as_ref()),
+            )),
+            (false, Some(audit)) => Some((audit.clone(), crate::slack::drift::audit(&drift))),
             // Nowhere to announce it: it stays evidence in the ledger.
-            (false, None) => Ok(()),
+            (false, None) => None,
+        };
+        let posted = match (message, &drift.announced_in) {
+            (None, _) => Ok(None),
+            // Announced before its actor was known: the message says who, now.
+            (Some((_, card)), Some(at)) => state
+                .slack
+                .update_message(&at.channel, &at.ts, &card.text, card.blocks)
+                .await
+                .map(|()| None),
+            (Some((channel, card)), None) => state
+                .slack
+                .post_message(&channel, &card.text, card.blocks, None)
+                .await
+                .map(|ts| Some(SlackRef { channel, ts })),
         };
         match posted {
-            Ok(()) => {
+            Ok(message) => {
                 let mut tx = state.ledger.begin().await?;
-                tx.mark_drift_announced(drift.seq, Utc::now()).await?;
+                tx.mark_drift_announced(drift.seq, message.as_ref(), Utc::now())
+                    .await?;
                 tx.commit().await?;
                 announced += 1;
             }

@@ -4,6 +4,7 @@
 //! its lane goes on; a lane that stops is restarted, and `/readyz` says so meanwhile.
 
 mod attempt;
+mod audit_events;
 mod callbacks;
 mod cards;
 mod checkpoint;
@@ -51,6 +52,10 @@ impl Workers {
             .collect();
         handles.push(tokio::spawn(sweeper::run(state.clone(), shutdown.clone())));
         handles.push(tokio::spawn(drift::run(state.clone(), shutdown.clone())));
+        handles.push(tokio::spawn(audit_events::run(
+            state.clone(),
+            shutdown.clone(),
+        )));
         handles.push(tokio::spawn(homes::run(state.clone(), shutdown.clone())));
         handles.push(tokio::spawn(checkpoint::run(state, shutdown.clone())));
         Self { shutdown, handles }

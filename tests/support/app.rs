@@ -7,6 +7,7 @@ use std::time::Duration;
 use countersign::config::{Settings, SlackSettings, Timing};
 use countersign::domain::{AccountId, Policy, Status};
 use countersign::ledger::Ledger;
+use countersign::onepassword::events::EventsConfig;
 use countersign::onepassword::OnePasswordConfig;
 use countersign::startup::Application;
 use serde_json::{json, Value};
@@ -201,6 +202,55 @@ pub async fn spawn_app_over_http() -> TestApp {
     .await
 }
 
+/// An app that polls the stand-in's Events API every `timing.events_every`.
+pub async fn spawn_app_with_events(policy: &str, timing: Timing) -> TestApp {
+    let op = FakeOnePassword::start().await;
+    spawn_app_in(
+        policy,
+        timing,
+        10_000,
+        8,
+        op,
+        Store::RunEngineWithEvents,
+        Slack::Http(Some(TEAM)),
+    )
+    .await
+}
+
+/// An app polling the Events API with `token` (say, one without the audit events feature).
+pub async fn spawn_app_with_events_token(policy: &str, timing: Timing, token: &str) -> TestApp {
+    let app = spawn_app_with_events(policy, timing).await;
+    app.restarted(policy, timing, Some(token)).await
+}
+
+impl TestApp {
+    /// Stops this app and starts it again on the same ledger and stand-ins, as a restart of
+    /// the process does, polling the Events API with `events_token` if given.
+    pub async fn restarted(
+        self,
+        policy: &str,
+        timing: Timing,
+        events_token: Option<&str>,
+    ) -> TestApp {
+        self.shut_down().await;
+        let app_token = self.socket_mode.then(|| FakeSlack::APP_TOKEN.to_owned());
+        launch(Launch {
+            policy,
+            timing,
+            api_rate_limit: 10_000,
+            op_concurrency: 8,
+            slack: self.slack,
+            op: self.op,
+            dir: self._dir,
+            database_url: self.database_url,
+            slack_team_id: Some(TEAM.to_owned()),
+            app_token,
+            events_token: events_token.map(str::to_owned),
+        })
+        .await
+    }
+}
+
 /// How Slack reaches a test app.
 #[derive(Clone, Copy)]
 enum Slack<'a> {
@@ -218,6 +268,9 @@ enum Store {
     /// A fresh one on this run's engine.
     RunEngine,
     Sqlite,
+    /// A fresh one on this run's engine, and 1Password's Events API polled (the stand-in's,
+    /// with a token that reads audit events).
+    RunEngineWithEvents,
 }
 
 async fn spawn_app_against(
@@ -257,7 +310,6 @@ async fn spawn_app_in(
         Slack::HttpAlways => (Some(TEAM), None),
         Slack::Socket => (Some(TEAM), Some(FakeSlack::APP_TOKEN.to_owned())),
     };
-    let socket_mode = app_token.is_some();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let slack = FakeSlack::start().await;
     for (id, name, email) in [
@@ -276,9 +328,58 @@ async fn spawn_app_in(
 
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match store {
-        Store::RunEngine => super::database::fresh(dir.path()).await,
+        Store::RunEngine | Store::RunEngineWithEvents => super::database::fresh(dir.path()).await,
         Store::Sqlite => format!("sqlite://{}", dir.path().join("countersign.db").display()),
     };
+    let events_token =
+        (store == Store::RunEngineWithEvents).then_some(FakeOnePassword::EVENTS_TOKEN);
+    launch(Launch {
+        policy,
+        timing,
+        api_rate_limit,
+        op_concurrency,
+        slack,
+        op,
+        dir,
+        database_url,
+        slack_team_id: slack_team_id.map(str::to_owned),
+        app_token,
+        events_token: events_token.map(str::to_owned),
+    })
+    .await
+}
+
+/// What a test app is started with, once its stand-ins and database exist.
+struct Launch<'a> {
+    policy: &'a str,
+    timing: Timing,
+    api_rate_limit: u32,
+    op_concurrency: usize,
+    slack: FakeSlack,
+    op: FakeOnePassword,
+    dir: tempfile::TempDir,
+    database_url: String,
+    slack_team_id: Option<String>,
+    app_token: Option<String>,
+    /// 1Password's Events API is polled with this token.
+    events_token: Option<String>,
+}
+
+async fn launch(launch: Launch<'_>) -> TestApp {
+    let Launch {
+        policy,
+        timing,
+        api_rate_limit,
+        op_concurrency,
+        slack,
+        op,
+        dir,
+        database_url,
+        slack_team_id,
+        app_token,
+        events_token,
+    } = launch;
+    let socket_mode = app_token.is_some();
     let settings = Settings {
         database_url: database_url.clone(),
         bind_addr: "127.0.0.1:0".parse().unwrap(),
@@ -287,7 +388,7 @@ async fn spawn_app_in(
             signing_secret: SIGNING_SECRET.into(),
             channel: CHANNEL.into(),
             audit_channel: Some(AUDIT_CHANNEL.into()),
-            team_id: slack_team_id.map(str::to_owned),
+            team_id: slack_team_id,
             api_url: slack.api_url.clone(),
             app_token,
             socket_connections: 2,
@@ -307,6 +408,11 @@ async fn spawn_app_in(
         api_rate_limit,
         op_concurrency,
         timing,
+        events: events_token.map(|token| EventsConfig {
+            base_url: op.base_url.clone(),
+            token,
+            timeout: Duration::from_secs(5),
+        }),
     };
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --release --bin countersign-bench            # the full run, a few minutes
 //! cargo run --release --bin countersign-bench -- --quick # smaller counts, to try it out
+//! cargo run --release --bin countersign-bench -- --wave-only # (g) alone
 //! # on PostgreSQL (a fresh database is created on that server), one or two replicas:
 //! cargo run --release --bin countersign-bench -- --database postgres://… [--replicas 2]
 //! ```
@@ -120,7 +121,29 @@ fn main() -> anyhow::Result<()> {
         Some(Ok(n)) if n >= 1 && (n == 1 || matches!(database, Database::Postgres(_))) => n,
         Some(_) => anyhow::bail!("--replicas: 1, or more on --database postgres://…"),
     };
+    if args.iter().any(|a| a == "--wave-only") {
+        return runtime.block_on(wave_only(sizes, quick, database, replicas));
+    }
     runtime.block_on(run(sizes, quick, database, replicas))
+}
+
+/// `--wave-only`: (g) alone, for work on incident cards.
+async fn wave_only(
+    sizes: Sizes,
+    quick: bool,
+    database: Database,
+    replicas: usize,
+) -> anyhow::Result<()> {
+    let dir = harness::scratch_dir();
+    eprintln!("scratch directory: {}", dir.display());
+    let fixture = Arc::new(Fixture::start(dir.clone(), sizes.approvers(), sizes.targets()).await?);
+    eprintln!(
+        "(g) a wave of {} suspensions against Slack's posting limit",
+        sizes.wave
+    );
+    let rows = vec![wave(&fixture, &database, replicas, &sizes).await?];
+    print_report(&rows, quick, &dir, &database, replicas);
+    Ok(())
 }
 
 /// Behaves exactly as the `countersign` binary given these arguments.
