@@ -9,6 +9,7 @@ pub mod domain;
 pub mod gateway;
 pub mod http_server;
 pub mod ledger;
+pub mod memory;
 pub mod metrics;
 pub mod onepassword;
 pub mod sandbox;

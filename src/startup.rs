@@ -39,7 +39,10 @@ impl Application {
             &settings.slack.api_url,
             &settings.slack.bot_token,
             metrics.clone(),
-            settings.timing.slack_post_every,
+            (
+                settings.timing.slack_post_every,
+                settings.timing.slack_post_burst,
+            ),
         ));
         let onepassword = Arc::new(
             OnePassword::new(settings.onepassword, metrics.clone())

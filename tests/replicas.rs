@@ -389,3 +389,41 @@ async fn two_replicas_share_the_events_cursor_and_read_each_audit_event_once() {
     assert_eq!(kinds.get("execution.confirmed"), Some(&1), "{kinds:?}");
     assert_eq!(kinds.get("drift.detected"), Some(&1), "{kinds:?}");
 }
+
+#[tokio::test]
+async fn two_replicas_posting_cards_together_stay_within_slacks_posting_limit() {
+    let Some(server) = database::postgres_server() else {
+        return;
+    };
+    let world = World::start_on(database::fresh_postgres(&server).await).await;
+    world.slack.limit_posts(Duration::from_millis(100), 3);
+    for n in 0..12 {
+        let email = format!("wave{n}@example.com");
+        world
+            .op
+            .add_user(&format!("WAVE{n:022}"), &email, "Wave", "ACTIVE");
+    }
+    // Each replica takes its share of the channel's limit (and of its burst).
+    let sharing = [
+        ("REPLICAS", "2"),
+        ("SLACK_POST_INTERVAL_MS", "110"),
+        ("INCIDENT_THRESHOLD", "0"),
+    ];
+    let a = world.serve_with("replica-a", &sharing).await;
+    let b = world.serve_with("replica-b", &sharing).await;
+    let token = world.create_token().await;
+    let mut ids = vec![];
+    for n in 0..12 {
+        let email = format!("wave{n}@example.com");
+        world
+            .op
+            .add_user(&format!("WAVE{n:022}"), &email, "Wave", "ACTIVE");
+        let replica = if n % 2 == 0 { &a } else { &b };
+        ids.push(replica.propose_suspend(&token, &email).await);
+    }
+
+    for id in &ids {
+        world.card_ts_of(id).await;
+    }
+    assert_eq!(world.slack.posts_refused(), 0, "no 429 from Slack");
+}

@@ -233,6 +233,7 @@ async fn open(database_url: &str) -> anyhow::Result<Ledger> {
 }
 
 async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<i32> {
+    crate::memory::tune_for_server();
     let settings = match Settings::load(database_url, args) {
         Ok(settings) => settings,
         Err(error) => {

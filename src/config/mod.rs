@@ -223,7 +223,11 @@ impl Settings {
                 card_retry_cap: Duration::from_millis(args.card_retry_cap_ms.clamp(10, 60_000)),
                 card_overdue_after: Duration::from_secs(args.card_overdue_secs),
                 command_drain: Duration::from_secs(args.command_drain_secs),
-                slack_post_every: Duration::from_millis(args.slack_post_interval_ms),
+                // Slack's limit is the workspace's per channel: each replica posts at its share.
+                slack_post_every: Duration::from_millis(args.slack_post_interval_ms)
+                    * args.replicas.max(1),
+                slack_post_burst: (Timing::default().slack_post_burst / args.replicas.max(1))
+                    .max(1),
                 drift_every: parse_interval("DRIFT_INTERVAL", &args.drift_interval)?,
                 op_miss_relist_every: Duration::from_secs(args.op_miss_relist_secs),
                 header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),

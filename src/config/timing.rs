@@ -47,6 +47,9 @@ pub struct Timing {
     /// How often a waiting gateway call reads its proposal when no commit woke it (another
     /// replica's commit on SQLite never does).
     pub gateway_poll: Duration,
+    /// How many posts to one channel go at once before pacing starts (Slack allows short
+    /// bursts; three, shared among replicas).
+    pub slack_post_burst: u32,
     /// How many suspensions waiting for cards in one channel at once are posted as incident
     /// cards instead of a card each (`INCIDENT_THRESHOLD`; 0 never groups). Not a time, but
     /// it sets how soon a burst is in front of responders, as the others here do.
@@ -88,6 +91,7 @@ impl Default for Timing {
             gateway_wait: Duration::from_secs(20),
             gateway_remember: Duration::from_secs(600),
             gateway_poll: Duration::from_secs(1),
+            slack_post_burst: 3,
             // More waiting than the posting limit's burst of three: the fourth would wait.
             incident_threshold: 4,
             incident_window: Duration::from_secs(120),

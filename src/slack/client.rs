@@ -78,19 +78,19 @@ pub struct SlackWeb {
 
 /// Slack's posting limit ("chat.postMessage generally allows posting one message per second
 /// per channel", rate-limits page; short bursts allowed): a token bucket per channel holding
-/// a burst of `BURST` and refilled one message per `every`. Callers reserve their slot under
+/// a burst of `burst` and refilled one message per `every`. Callers reserve their slot under
 /// the lock and wait outside it, so a burst queues in order instead of drawing 429s.
 struct Pacer {
     every: Duration,
+    burst: f64,
     channels: std::sync::Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
 }
 
-const BURST: f64 = 3.0;
-
 impl Pacer {
-    fn new(every: Duration) -> Self {
+    fn new(every: Duration, burst: u32) -> Self {
         Self {
             every,
+            burst: f64::from(burst.max(1)),
             channels: std::sync::Mutex::default(),
         }
     }
@@ -105,9 +105,11 @@ impl Pacer {
             .channels
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (tokens, at) = channels.entry(channel.to_owned()).or_insert((BURST, now));
+        let (tokens, at) = channels
+            .entry(channel.to_owned())
+            .or_insert((self.burst, now));
         let refilled = now.saturating_duration_since(*at).as_secs_f64() / self.every.as_secs_f64();
-        *tokens = (*tokens + refilled).min(BURST) - 1.0;
+        *tokens = (*tokens + refilled).min(self.burst) - 1.0;
         *at = now;
         if *tokens >= 0.0 {
             Duration::ZERO
@@ -123,12 +125,13 @@ pub const CARD_EVENT: &str = "countersign_card";
 
 impl SlackWeb {
     /// `api_url` is Slack's Web API base without a trailing slash (`https://slack.com/api`).
-    /// `post_every` paces chat.postMessage per channel (Slack's one a second).
+    /// `post_every` paces chat.postMessage per channel (Slack's one a second), after a burst of
+    /// `post_burst`.
     pub fn new(
         api_url: &str,
         bot_token: &str,
         metrics: Arc<Metrics>,
-        post_every: Duration,
+        (post_every, post_burst): (Duration, u32),
     ) -> Self {
         // Plain http is allowed so the sandbox and tests can point at a local stand-in.
         let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -151,7 +154,7 @@ impl SlackWeb {
             token: SlackApiToken::new(SlackApiTokenValue(bot_token.to_owned())),
             metrics,
             me: tokio::sync::OnceCell::new(),
-            pacer: Pacer::new(post_every),
+            pacer: Pacer::new(post_every, post_burst),
         }
     }
 

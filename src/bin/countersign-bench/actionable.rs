@@ -129,6 +129,16 @@ fn approving_clicks(
     clicks
 }
 
+/// Messages in the approvals channel so far (earlier benchmarks posted some).
+fn channel_messages(fixture: &Fixture) -> usize {
+    fixture
+        .slack
+        .top_level_messages()
+        .iter()
+        .filter(|m| m.channel == CHANNEL)
+        .count()
+}
+
 pub async fn time_to_actionable(
     fixture: &Arc<Fixture>,
     server: &Arc<Server>,
@@ -136,6 +146,7 @@ pub async fn time_to_actionable(
     clients: usize,
 ) -> anyhow::Result<Actionable> {
     let token = server.token("bench-wave").await?;
+    let posted_before = channel_messages(fixture);
     let targets: Vec<String> = (0..proposals)
         .map(|_| fixture.fresh_target())
         .collect::<anyhow::Result<_>>()?;
@@ -176,12 +187,7 @@ pub async fn time_to_actionable(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let actionable_in = started.elapsed();
-    let cards = fixture
-        .slack
-        .top_level_messages()
-        .iter()
-        .filter(|m| m.channel == CHANNEL)
-        .count();
+    let cards = channel_messages(fixture) - posted_before;
 
     let clicks = approving_clicks(fixture, &fixture.approvers[0], &wave);
     let presses = clicks

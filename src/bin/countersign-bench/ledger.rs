@@ -25,6 +25,72 @@ pub struct LedgerThroughput {
     pub verify_per_second: f64,
     /// `countersign ledger verify` as an operator runs it, process start included.
     pub cli_verify: Duration,
+    /// Verify's two floors: the chain's rows streamed through sqlx's native SQLite driver
+    /// and dropped, and one core hashing them as verify does (from their stored text).
+    pub read_per_second: f64,
+    pub hash_per_second_one_core: f64,
+}
+
+const EVENTS: &str = "SELECT seq, proposal_id, at, kind, actor, payload, prev_hash, hash
+                      FROM ledger_events ORDER BY seq";
+
+type Row = (
+    i64,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
+/// Rows a second, streamed through sqlx's native SQLite driver and dropped.
+async fn read_rate(url: &str) -> anyhow::Result<f64> {
+    use futures_util::StreamExt;
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=ro")).await?;
+    let began = Instant::now();
+    let mut rows = sqlx::query_as::<_, Row>(EVENTS).fetch(&mut conn);
+    let mut n = 0u64;
+    while let Some(row) = rows.next().await {
+        row?;
+        n += 1;
+    }
+    Ok(n as f64 / began.elapsed().as_secs_f64())
+}
+
+/// Events a second one core hashes from their columns, as verify does.
+async fn hash_rate(url: &str) -> anyhow::Result<f64> {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=ro")).await?;
+    let rows: Vec<Row> = sqlx::query_as(&format!("{EVENTS} LIMIT 200000"))
+        .fetch_all(&mut conn)
+        .await?;
+    let began = Instant::now();
+    let held = rows
+        .iter()
+        .filter(|(seq, proposal, at, kind, actor, payload, prev, hash)| {
+            countersign::ledger::chain::event_hash_of_text(
+                prev,
+                *seq,
+                proposal.as_deref(),
+                at,
+                kind,
+                actor,
+                payload,
+            ) == *hash
+        })
+        .count();
+    let rate = rows.len() as f64 / began.elapsed().as_secs_f64();
+    if held != rows.len() {
+        bail!(
+            "{} of {} rows did not hash from their stored text",
+            rows.len() - held,
+            rows.len()
+        );
+    }
+    Ok(rate)
 }
 
 /// A typical event: an approval with its approver's name and email.
@@ -98,7 +164,11 @@ pub async fn throughput(
     ledger.close().await;
 
     let cli_verify = cli_verify(&url)?;
+    let read_per_second = read_rate(&url).await?;
+    let hash_per_second_one_core = hash_rate(&url).await?;
     Ok(LedgerThroughput {
+        read_per_second,
+        hash_per_second_one_core,
         single_per_second,
         single_events,
         batched_per_second,

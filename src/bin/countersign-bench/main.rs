@@ -359,6 +359,18 @@ async fn run(sizes: Sizes, quick: bool, database: Database, replicas: usize) -> 
     );
     rows.push(
         row(
+            "(d′) verify's floors: the rows streamed through sqlx (native SQLite) and dropped · one core hashing them",
+            format!(
+                "{:.0} rows/s · {:.0} events/s",
+                d.read_per_second, d.hash_per_second_one_core
+            ),
+            "",
+            true,
+        )
+        .untargeted(),
+    );
+    rows.push(
+        row(
             "(d) `countersign ledger verify` (process start included)",
             format!(
                 "{:.1} s ({:.0} events/s)",
