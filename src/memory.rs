@@ -16,3 +16,17 @@ pub fn tune_for_server() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * 1024);
     }
 }
+
+/// How often memory freed by a burst is handed back to the system.
+pub const GIVE_BACK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Hands freed heap pages back to the system: `malloc_trim` releases free pages anywhere in
+/// the heap, not only at its top, which fixed thresholds alone cannot reach after a burst
+/// left live allocations above them. A no-op where the C library is not glibc.
+pub fn give_back() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers and only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

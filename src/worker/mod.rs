@@ -58,6 +58,7 @@ impl Workers {
         )));
         handles.push(tokio::spawn(homes::run(state.clone(), shutdown.clone())));
         handles.push(tokio::spawn(checkpoint::run(state, shutdown.clone())));
+        handles.push(tokio::spawn(give_back_memory(shutdown.clone())));
         Self { shutdown, handles }
     }
 
@@ -66,6 +67,18 @@ impl Workers {
         for handle in self.handles {
             let _ = handle.await;
         }
+    }
+}
+
+/// Hands memory a burst freed back to the system every few seconds (`memory::give_back`).
+async fn give_back_memory(shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(crate::memory::GIVE_BACK_EVERY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        // Off the async threads: trimming walks the heap.
+        let _ = tokio::task::spawn_blocking(crate::memory::give_back).await;
     }
 }
 
