@@ -352,7 +352,11 @@ impl Ledger {
                        AND (c.leased_until IS NULL OR c.leased_until <= $3)
                      ORDER BY c.priority, c.id{window}
                  ) AS due ON due.id = o.id
-                 WHERE NOT EXISTS (
+                 -- Again on the row itself: PostgreSQL re-checks a locked row's own conditions
+                 -- against its latest version, so a job another replica claimed meanwhile is
+                 -- passed over instead of claimed twice.
+                 WHERE o.done_at IS NULL AND (o.leased_until IS NULL OR o.leased_until <= $3)
+                   AND NOT EXISTS (
                        SELECT 1 FROM outbox e
                        WHERE e.proposal_id = o.proposal_id AND e.lane = o.lane
                          AND e.done_at IS NULL AND e.id < o.id)
@@ -363,6 +367,7 @@ impl Ledger {
                              (SELECT target_user_id FROM proposals WHERE id = o.proposal_id)))
                  ORDER BY o.priority, o.id
                  LIMIT 1{})
+               AND done_at IS NULL AND (leased_until IS NULL OR leased_until <= $3)
              RETURNING id, proposal_id, payload, attempts",
             self.engine.skip_locked()
         );
