@@ -63,7 +63,7 @@ impl Engine {
     pub(super) fn skip_locked(self) -> &'static str {
         match self {
             Engine::Sqlite => "",
-            Engine::Postgres => " FOR UPDATE OF o SKIP LOCKED",
+            Engine::Postgres => " FOR UPDATE SKIP LOCKED",
         }
     }
 }

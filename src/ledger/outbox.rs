@@ -294,14 +294,6 @@ impl Tx {
     }
 }
 
-/// How many of the oldest due 1Password jobs a claim weighs. The order checks (a proposal's
-/// earlier jobs done, one action per user) run on these alone: on every due job they made a
-/// claim's cost grow with the backlog, and on PostgreSQL with statistics older than a burst
-/// (until autovacuum's next analyze) a claim took a quarter of a second under the claims'
-/// lock and drained 500 approvals at four a second. A job past the window waits for a claim
-/// after the ones before it start.
-const CANDIDATES: usize = 64;
-
 impl Ledger {
     /// Claims the oldest due job in `lane` whose earlier jobs for the same proposal are done,
     /// so a proposal's card is posted before it is updated. In the 1Password lane a job also
@@ -334,28 +326,12 @@ impl Ledger {
         if lane == Lane::OnePassword && self.engine == Engine::Postgres {
             postgres::serialize_onepassword_claims(tx.conn()).await?;
         }
-        // The 1Password lane's jobs share one priority, and a job held back (its user's action
-        // running) is freed when that action ends: a window of the oldest is enough there. The
-        // Slack lane's priorities can put a held-back card update before the older reply that
-        // holds it, so it weighs every due job.
-        let window = if lane == Lane::OnePassword {
-            format!(" LIMIT {CANDIDATES}")
-        } else {
-            String::new()
-        };
         let claim = format!(
             "UPDATE outbox SET leased_until = $1, attempts = attempts + 1, lease_token = $4
              WHERE id = (
-                 SELECT o.id FROM outbox o JOIN (
-                     SELECT c.id FROM outbox c
-                     WHERE c.lane = $2 AND c.done_at IS NULL AND c.run_after <= $3
-                       AND (c.leased_until IS NULL OR c.leased_until <= $3)
-                     ORDER BY c.priority, c.id{window}
-                 ) AS due ON due.id = o.id
-                 -- Again on the row itself: PostgreSQL re-checks a locked row's own conditions
-                 -- against its latest version, so a job another replica claimed meanwhile is
-                 -- passed over instead of claimed twice.
-                 WHERE o.done_at IS NULL AND (o.leased_until IS NULL OR o.leased_until <= $3)
+                 SELECT o.id FROM outbox o
+                 WHERE o.lane = $2 AND o.done_at IS NULL AND o.run_after <= $3
+                   AND (o.leased_until IS NULL OR o.leased_until <= $3)
                    AND NOT EXISTS (
                        SELECT 1 FROM outbox e
                        WHERE e.proposal_id = o.proposal_id AND e.lane = o.lane
@@ -367,7 +343,6 @@ impl Ledger {
                              (SELECT target_user_id FROM proposals WHERE id = o.proposal_id)))
                  ORDER BY o.priority, o.id
                  LIMIT 1{})
-               AND done_at IS NULL AND (leased_until IS NULL OR leased_until <= $3)
              RETURNING id, proposal_id, payload, attempts",
             self.engine.skip_locked()
         );
