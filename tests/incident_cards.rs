@@ -440,13 +440,19 @@ async fn an_incident_card_is_escalated_once_not_once_per_row() {
     for id in &ids {
         escalated(&app, id).await;
     }
-    let posts: Vec<String> = app
-        .slack
-        .top_level_messages()
-        .into_iter()
-        .filter(|m| m.channel == "C0ONCALL")
-        .map(|m| m.text.unwrap_or_default())
-        .collect();
+    let posts = || -> Vec<String> {
+        app.slack
+            .top_level_messages()
+            .into_iter()
+            .filter(|m| m.channel == "C0ONCALL")
+            .map(|m| m.text.unwrap_or_default())
+            .collect()
+    };
+    // The post follows the recorded escalation; sweeps go on meanwhile.
+    app.eventually("the escalation post", || !posts().is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let posts = posts();
     assert_eq!(posts.len(), 1, "{posts:?}");
     assert!(
         posts[0].contains(&card.replace('.', "")),
