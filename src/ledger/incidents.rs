@@ -12,6 +12,10 @@ use crate::domain::{Proposal, SlackRef};
 /// How many waiting proposals one grouping looks at: more than a burst ever needs at once.
 const WAITING_LOOKED_AT: i64 = 2000;
 
+/// The rows of one incident card, in arrival order.
+const CARD_MEMBERS: &str =
+    "SELECT document FROM proposals WHERE incident_id = $1 AND incident_card = $2 ORDER BY incident_seq";
+
 /// An incident still taking members.
 #[derive(Debug, Clone)]
 pub struct OpenIncident {
@@ -202,13 +206,11 @@ impl Tx {
 
     /// The rows of one incident card, in arrival order.
     pub async fn card_members(&mut self, incident: IncidentId, card: u32) -> Result<Vec<Proposal>> {
-        let rows = sqlx::query(
-            "SELECT document FROM proposals WHERE incident_id = $1 AND incident_card = $2 ORDER BY incident_seq",
-        )
-        .bind(incident.to_string())
-        .bind(i64::from(card))
-        .fetch_all(self.conn())
-        .await?;
+        let rows = sqlx::query(CARD_MEMBERS)
+            .bind(incident.to_string())
+            .bind(i64::from(card))
+            .fetch_all(self.conn())
+            .await?;
         decode_all(rows)
     }
 }
@@ -216,13 +218,11 @@ impl Tx {
 impl Ledger {
     /// The rows of one incident card, in arrival order.
     pub async fn card_members(&self, incident: IncidentId, card: u32) -> Result<Vec<Proposal>> {
-        let rows = sqlx::query(
-            "SELECT document FROM proposals WHERE incident_id = $1 AND incident_card = $2 ORDER BY incident_seq",
-        )
-        .bind(incident.to_string())
-        .bind(i64::from(card))
-        .fetch_all(&self.reader)
-        .await?;
+        let rows = sqlx::query(CARD_MEMBERS)
+            .bind(incident.to_string())
+            .bind(i64::from(card))
+            .fetch_all(&self.reader)
+            .await?;
         decode_all(rows)
     }
 

@@ -9,6 +9,8 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::wire::retry_after;
+
 /// Where the Events API is and the token to ask it with. `Debug` shows no token.
 #[derive(Clone)]
 pub struct EventsConfig {
@@ -116,15 +118,6 @@ pub enum EventsError {
 pub struct AuditEvents {
     http: reqwest::Client,
     config: EventsConfig,
-}
-
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
 }
 
 async fn refused(response: reqwest::Response) -> EventsError {

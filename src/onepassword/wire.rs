@@ -33,7 +33,7 @@ fn without_url(error: &reqwest::Error) -> String {
 }
 
 /// `Retry-After` in seconds, as sent; callers cap it.
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+pub(super) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
