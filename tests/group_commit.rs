@@ -1,5 +1,8 @@
-//! Group commit: transactions queued behind one another share one commit, a failing one
-//! rolls back alone, and every caller hears only once its work is durable.
+//! Group commit, on the engine under test (SQLite's writer; a PostgreSQL replica's connection
+//! holding the ledger's lock): transactions queued behind one another share one commit, a
+//! failing one rolls back alone, and every caller hears only once its work is durable.
+
+mod support;
 
 use countersign::domain::ProposalId;
 use countersign::ledger::{EventKind, Ledger};
@@ -7,7 +10,7 @@ use serde_json::json;
 
 async fn ledger() -> (Ledger, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("group.db").display());
+    let url = support::database::fresh(dir.path()).await;
     let ledger = Ledger::connect(&url).await.unwrap();
     ledger.migrate().await.unwrap();
     (ledger, dir)
@@ -127,4 +130,50 @@ async fn callers_that_give_up_midway_never_jam_the_writer_or_break_the_chain() {
         ledger.verify(&[]).await.unwrap().is_ok(),
         "the chain is gapless"
     );
+}
+
+#[tokio::test]
+async fn a_transaction_reads_its_own_writes_before_it_commits() {
+    let (ledger, _dir) = ledger().await;
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let mut tx = ledger.begin().await.unwrap();
+    tx.append(
+        None,
+        EventKind::ProposalApproved,
+        "U0ALICE",
+        json!({}),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(tx.approvals_by_since("U0ALICE", since).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_write_fails_by_the_next_statement_and_leaves_nothing() {
+    let (ledger, _dir) = ledger().await;
+    let now = chrono::Utc::now();
+    let mut tx = ledger.begin().await.unwrap();
+    tx.append(None, EventKind::TokenCreated, "cli", json!({"n": 0}), now)
+        .await
+        .unwrap();
+    let approval = countersign::domain::Approval {
+        slack_user_id: countersign::domain::SlackUserId::parse("U0BOB").unwrap(),
+        name: "Bob".into(),
+        at: now,
+        proof: countersign::domain::authority::Proof::Click,
+    };
+    // An approval for no proposal breaks a foreign key: the database refuses it, at once
+    // (PostgreSQL) or when the next statement carries it to the writer (SQLite).
+    let written = tx.insert_approval(ProposalId::new(), &approval, None).await;
+    let read = tx.approvals_by_since("U0BOB", now).await;
+
+    assert!(written.is_err() || read.is_err());
+    drop(tx);
+    append(ledger.clone(), 1, false).await.unwrap();
+    let events = ledger.events(0, 10).await.unwrap();
+    assert_eq!(events.len(), 1, "nothing of the refused transaction stayed");
+    assert_eq!((events[0].seq, &events[0].payload["n"]), (1, &json!(1)));
 }

@@ -291,7 +291,7 @@ pub async fn copy(from: &str, to: &str) -> Result<Copied, CopyError> {
     let mut tx = target.begin().await?;
     for Table { name: table, .. } in TABLES {
         let rows: Option<i64> = sqlx::query_scalar(&format!("SELECT 1 FROM {table} LIMIT 1"))
-            .fetch_optional(tx.conn())
+            .fetch_optional(tx.conn().await?)
             .await?;
         if rows.is_some() {
             return Err(CopyError::TargetNotEmpty { table });
@@ -324,7 +324,7 @@ pub async fn copy(from: &str, to: &str) -> Result<Copied, CopyError> {
             "SELECT setval(pg_get_serial_sequence('outbox', 'id'), COALESCE(MAX(id), 0) + 1, false)
              FROM outbox",
         )
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?;
     }
     tx.commit().await?;
@@ -407,5 +407,5 @@ async fn insert(
             Value::Int(int) => insert.bind(int),
         };
     }
-    Ok(insert.execute(tx.conn()).await?.rows_affected())
+    Ok(insert.execute(tx.conn().await?).await?.rows_affected())
 }

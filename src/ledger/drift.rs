@@ -35,7 +35,7 @@ impl Tx {
     /// What countersign last recorded of each user's state.
     pub async fn known_states(&mut self) -> Result<HashMap<String, UserState>> {
         let rows = sqlx::query("SELECT user_id, state FROM user_states")
-            .fetch_all(self.conn())
+            .fetch_all(self.conn().await?)
             .await?;
         Ok(rows
             .iter()
@@ -50,7 +50,7 @@ impl Tx {
             "SELECT target_user_id, action FROM proposals
              WHERE status IN ('approved', 'executing', 'failed') ORDER BY approved_at",
         )
-        .fetch_all(self.conn())
+        .fetch_all(self.conn().await?)
         .await?;
         Ok(rows
             .iter()
@@ -69,7 +69,7 @@ impl Tx {
              WHERE (proposal_id IS NOT NULL OR audit_event IS NOT NULL) AND seen_at >= $1",
         )
         .bind(timestamp(since))
-        .fetch_all(self.conn())
+        .fetch_all(self.conn().await?)
         .await?;
         Ok(ids.into_iter().collect())
     }
@@ -87,7 +87,7 @@ impl Tx {
         .bind(name)
         .bind(holder)
         .bind(timestamp(now))
-        .fetch_optional(self.conn())
+        .fetch_optional(self.conn().await?)
         .await?;
         Ok(held.is_some())
     }
@@ -117,7 +117,7 @@ impl Tx {
                     .bind(timestamp(listed_at))
                     .bind(None::<String>);
             }
-            upsert.execute(self.conn()).await?;
+            upsert.execute(self.conn().await?).await?;
         }
         Ok(())
     }
@@ -128,18 +128,18 @@ impl Tx {
         proposal: &Proposal,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        self.write(
             "INSERT INTO user_states (user_id, email, state, seen_at, proposal_id)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (user_id) DO UPDATE SET email = $2, state = $3, seen_at = $4,
                  proposal_id = $5, audit_event = NULL",
         )
-        .bind(proposal.target.id.as_str())
-        .bind(proposal.target.email.as_str())
+        .bind(proposal.target.id.as_str().to_owned())
+        .bind(proposal.target.email.as_str().to_owned())
         .bind(proposal.target.state.as_str())
         .bind(timestamp(now))
         .bind(proposal.id.to_string())
-        .execute(self.conn())
+        .run()
         .await?;
         Ok(())
     }
@@ -148,7 +148,7 @@ impl Tx {
     pub async fn has_drift_baseline(&mut self) -> Result<bool> {
         let found: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM ledger_events WHERE kind = 'drift.baseline' LIMIT 1")
-                .fetch_optional(self.conn())
+                .fetch_optional(self.conn().await?)
                 .await?;
         Ok(found.is_some())
     }
@@ -160,7 +160,7 @@ impl Tx {
              ORDER BY approved_at DESC, id DESC LIMIT 1",
         )
         .bind(user_id)
-        .fetch_optional(self.conn())
+        .fetch_optional(self.conn().await?)
         .await?;
         document
             .map(|d| serde_json::from_str(&d).map_err(|e| sqlx::Error::Decode(Box::new(e))))
@@ -186,7 +186,7 @@ impl Tx {
         .bind(drift.to.as_str())
         .bind(i64::from(urgent))
         .bind(timestamp(now))
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
@@ -209,7 +209,7 @@ impl Tx {
         .bind(holder)
         .bind(timestamp(until))
         .bind(timestamp(now))
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(taken.rows_affected() == 1)
     }
@@ -234,7 +234,7 @@ impl Tx {
         .bind(message.map(|m| m.channel.as_str()))
         .bind(message.map(|m| m.ts.as_str()))
         .bind(seq)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }

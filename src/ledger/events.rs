@@ -128,7 +128,7 @@ impl Tx {
             return Ok(head.clone());
         }
         let row = sqlx::query("SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(self.conn())
+            .fetch_optional(self.conn().await?)
             .await?;
         let head = match row {
             Some(row) => (row.get("seq"), row.get("hash")),
@@ -150,7 +150,7 @@ impl Tx {
         let last: Option<String> =
             sqlx::query_scalar("SELECT MAX(approved_at) FROM proposals WHERE target_user_id = $1")
                 .bind(user.as_str())
-                .fetch_one(self.conn())
+                .fetch_one(self.conn().await?)
                 .await?;
         Ok(match parse_time(last) {
             Some(last) if last >= now => last + chrono::Duration::microseconds(1),
@@ -166,7 +166,7 @@ impl Tx {
              WHERE proposal_id = $1 AND kind LIKE 'execution.%' ORDER BY seq",
         )
         .bind(id.to_string())
-        .fetch_all(self.conn())
+        .fetch_all(self.conn().await?)
         .await?;
         Ok(rows
             .iter()
@@ -187,7 +187,7 @@ impl Tx {
         )
         .bind(actor)
         .bind(timestamp(since))
-        .fetch_one(self.conn())
+        .fetch_one(self.conn().await?)
         .await?;
         Ok(count as u64)
     }
@@ -215,7 +215,7 @@ impl Tx {
             actor,
             &payload,
         );
-        sqlx::query(
+        self.write(
             "INSERT INTO ledger_events (seq, proposal_id, at, kind, actor, payload, prev_hash, hash)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -223,11 +223,11 @@ impl Tx {
         .bind(proposal_id)
         .bind(at)
         .bind(kind.as_str())
-        .bind(actor)
+        .bind(actor.to_owned())
         .bind(payload.to_string())
         .bind(prev_hash)
-        .bind(&hash)
-        .execute(self.conn())
+        .bind(hash.clone())
+        .run()
         .await?;
         self.head = Some((seq, hash));
         Ok(seq)
@@ -258,7 +258,7 @@ impl Ledger {
     ) -> Result<Option<(i64, String)>> {
         let mut tx = self.begin().await?;
         let last = sqlx::query_scalar(LAST_CHECKPOINTED)
-            .fetch_one(tx.conn())
+            .fetch_one(tx.conn().await?)
             .await?;
         if parse_time(last).is_none_or(|last| last > cutoff) {
             return Ok(None);

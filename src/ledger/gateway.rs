@@ -127,7 +127,7 @@ impl Ledger {
                   + (SELECT COUNT(*) FROM api_tokens WHERE name = $1 AND revoked_at IS NULL)",
         )
         .bind(name)
-        .fetch_one(tx.conn())
+        .fetch_one(tx.conn().await?)
         .await?;
         if taken > 0 {
             return Err(NewClientError::NameTaken(name.to_owned()));
@@ -138,7 +138,7 @@ impl Ledger {
             .bind(sha256_hex(&secret))
             .bind(names.join(" "))
             .bind(timestamp(now))
-            .execute(tx.conn())
+            .execute(tx.conn().await?)
             .await?;
         let payload = json!({"client_id": id, "name": name, "permissions": names});
         tx.append(None, EventKind::GatewayClientCreated, "cli", payload, now)
@@ -175,13 +175,13 @@ impl Ledger {
         let row = sqlx::query(&sql)
             .bind(timestamp(now))
             .bind(id)
-            .fetch_optional(tx.conn())
+            .fetch_optional(tx.conn().await?)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let client = GatewayClient::from_row(&row);
         sqlx::query("DELETE FROM gateway_tokens WHERE client_id = $1")
             .bind(id)
-            .execute(tx.conn())
+            .execute(tx.conn().await?)
             .await?;
         let payload = json!({"client_id": client.id, "name": client.name});
         tx.append(None, EventKind::GatewayClientRevoked, "cli", payload, now)
@@ -222,7 +222,7 @@ impl Ledger {
         let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM gateway_tokens WHERE expires_at < $1")
             .bind(timestamp(now))
-            .execute(tx.conn())
+            .execute(tx.conn().await?)
             .await?;
         sqlx::query(
             "INSERT INTO gateway_tokens (token_hash, client_id, expires_at) VALUES ($1, $2, $3)",
@@ -230,7 +230,7 @@ impl Ledger {
         .bind(sha256_hex(&token))
         .bind(&client.id)
         .bind(timestamp(expires_at))
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?;
         let payload = json!({"client_id": client.id, "name": client.name, "expires_at": timestamp(expires_at)});
         let actor = format!("integration:{}", client.name);
@@ -252,7 +252,7 @@ impl Ledger {
             sqlx::query("DELETE FROM gateway_tokens WHERE token_hash = $1 AND client_id = $2")
                 .bind(sha256_hex(token))
                 .bind(&client.id)
-                .execute(tx.conn())
+                .execute(tx.conn().await?)
                 .await?;
         if done.rows_affected() == 0 {
             return Ok(false);

@@ -1,22 +1,35 @@
-//! SQLite's group commit on its single write connection. Transactions that queue behind one another
-//! share one `BEGIN IMMEDIATE … COMMIT`: each runs inside its own `SAVEPOINT` (one that fails
-//! or is dropped rolls back alone), and the last of a group — the one that finds nobody
-//! waiting behind it — commits for all, with one fsync. Every member hears the commit's result
-//! before its `commit()` returns, so nothing is acknowledged before it is durable.
+//! Group commit on the ledger's one write connection (SQLite's single writer; on PostgreSQL
+//! each replica's connection that holds the ledger's lock). Transactions that queue behind one
+//! another share one transaction — SQLite's `BEGIN IMMEDIATE`, or PostgreSQL's `BEGIN` and
+//! the ledger's advisory lock — each inside its own `SAVEPOINT` (one that fails or is dropped
+//! rolls back alone), and the last of a group — the one that finds nobody waiting behind it —
+//! commits for all, with one flush. Every member hears the commit's result before its
+//! `commit()` returns, so nothing is acknowledged before it is durable. On PostgreSQL the lock
+//! is held from the group's first member to its commit, so the chain head a group reads stays
+//! its own; other replicas' groups take turns with it.
+//!
+//! On SQLite a member's `SAVEPOINT` goes with its first batch of writes ([`super::batch`])
+//! and its `RELEASE` with its last, so a decision costs the writer its reads, one batch and
+//! its share of the commit. PostgreSQL runs each write at once (its protocol carries one
+//! statement with values at a time), so there the savepoint opens with the member.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool};
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
 use tokio::sync::{oneshot, Mutex, OwnedMutexGuard};
+
+use super::batch::Batch;
+use super::{postgres, Engine};
 
 /// The most transactions one commit carries, so a steady stream still reaches the disk.
 const MAX_GROUP: usize = 64;
 
 /// Who holds the write connection, and how many wait for it.
 pub(super) struct Writer {
+    engine: Engine,
     pool: AnyPool,
     slot: Arc<Mutex<Slot>>,
     waiting: AtomicUsize,
@@ -38,6 +51,8 @@ pub struct GroupStats {
 pub(super) struct Slot {
     conn: Option<PoolConnection<Any>>,
     group: Option<Group>,
+    /// The holder's savepoint was opened (or may have been: a batch that failed).
+    savepoint: bool,
     /// A member was dropped without committing: its savepoint is rolled back before the
     /// connection is used again.
     rollback_pending: bool,
@@ -91,8 +106,9 @@ impl Drop for Waiting<'_> {
 }
 
 impl Writer {
-    pub fn new(pool: AnyPool) -> Arc<Self> {
+    pub fn new(engine: Engine, pool: AnyPool) -> Arc<Self> {
         Arc::new(Self {
+            engine,
             pool,
             slot: Arc::default(),
             waiting: AtomicUsize::new(0),
@@ -112,8 +128,9 @@ impl Writer {
         &self.pool
     }
 
-    /// Takes the write connection and opens this member's savepoint (and the group's
-    /// transaction, when none is open). Returns the chain head as the group left it.
+    /// Takes the write connection and opens the group's transaction when none is open (on
+    /// SQLite this member's savepoint opens with its first writes). Returns the chain head as
+    /// the group left it.
     pub async fn begin(self: &Arc<Self>) -> sqlx::Result<(Held, Option<(i64, String)>)> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let waiting = Waiting(self);
@@ -176,8 +193,8 @@ impl Writer {
 }
 
 impl Held {
-    /// Settles what a dropped member left, opens the group's transaction if none is open,
-    /// and this member's savepoint. Any failure ends the group as failed.
+    /// Settles what a dropped member left and opens the group's transaction if none is open.
+    /// Any failure ends the group as failed.
     async fn open(&mut self) -> sqlx::Result<Option<(i64, String)>> {
         if self.guard.closed {
             return Err(sqlx::Error::PoolClosed);
@@ -187,11 +204,20 @@ impl Held {
         }
         let opened = async {
             self.settle().await?;
-            if self.guard.group.is_none() {
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut **self).await?;
-                self.guard.group = Some(Group::default());
+            let begin = match (self.writer.engine, self.guard.group.is_none()) {
+                (Engine::Sqlite, true) => "BEGIN IMMEDIATE".to_owned(),
+                (Engine::Sqlite, false) => String::new(),
+                (Engine::Postgres, true) => format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({}); SAVEPOINT member",
+                    postgres::LEDGER_LOCK
+                ),
+                (Engine::Postgres, false) => "SAVEPOINT member".to_owned(),
+            };
+            if !begin.is_empty() {
+                (&mut **self).execute(begin.as_str()).await?;
             }
-            sqlx::query("SAVEPOINT member").execute(&mut **self).await?;
+            self.guard.group.get_or_insert_with(Group::default);
+            self.guard.savepoint = self.writer.engine == Engine::Postgres;
             Ok::<_, sqlx::Error>(())
         }
         .await;
@@ -215,12 +241,12 @@ impl Held {
     /// Rolls back a dropped member's savepoint, if one was left.
     async fn settle(&mut self) -> sqlx::Result<()> {
         if self.guard.rollback_pending && self.guard.group.is_some() {
-            sqlx::query("ROLLBACK TO member")
-                .execute(&mut **self)
+            (&mut **self)
+                .execute("ROLLBACK TO member; RELEASE member")
                 .await?;
-            sqlx::query("RELEASE member").execute(&mut **self).await?;
         }
         self.guard.rollback_pending = false;
+        self.guard.savepoint = false;
         Ok(())
     }
 
@@ -230,7 +256,11 @@ impl Held {
     async fn fail_group(&mut self, why: &str) {
         let group = self.guard.group.take();
         self.guard.rollback_pending = false;
+        self.guard.savepoint = false;
         let _ = sqlx::query("ROLLBACK").execute(&mut **self).await;
+        // The connection itself may be what failed (a PostgreSQL server restarted): the next
+        // transaction takes one the pool has checked.
+        self.guard.conn = None;
         for member in group.map(|g| g.members).unwrap_or_default() {
             let _ = member.send(Err(why.to_owned()));
         }
@@ -268,12 +298,26 @@ impl Held {
         }
     }
 
-    /// Releases this member's savepoint into the group and waits until the group is durable.
-    /// The member that finds nobody waiting behind it commits for the group. The release and
-    /// the commit run in a task of their own: a caller that stops waiting changes nothing.
-    pub async fn commit(self, head: Option<(i64, String)>) -> sqlx::Result<()> {
+    /// Sends the member's waiting writes, opening its savepoint with the first of them.
+    pub async fn run(&mut self, batch: &mut Batch) -> sqlx::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if !self.guard.savepoint {
+            batch.prepend("SAVEPOINT member");
+            // Set before sending: a batch that fails may have opened it.
+            self.guard.savepoint = true;
+        }
+        batch.run(self).await
+    }
+
+    /// Sends the member's last writes with the release of its savepoint into the group, and
+    /// waits until the group is durable. The member that finds nobody waiting behind it
+    /// commits for the group. The release and the commit run in a task of their own: a caller
+    /// that stops waiting changes nothing.
+    pub async fn commit(self, head: Option<(i64, String)>, batch: Batch) -> sqlx::Result<()> {
         let (done, committed) = oneshot::channel();
-        tokio::spawn(self.release(head, done));
+        tokio::spawn(self.release(head, batch, done));
         match committed.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(sqlx::Error::Protocol(format!(
@@ -288,13 +332,26 @@ impl Held {
     async fn release(
         mut self,
         head: Option<(i64, String)>,
+        mut batch: Batch,
         done: oneshot::Sender<Result<(), String>>,
     ) {
-        if let Err(error) = sqlx::query("RELEASE member").execute(&mut *self).await {
-            // The savepoint (or the whole transaction) is in an unknown state: the group fails.
-            self.fail_group(&error.to_string()).await;
-            let _ = done.send(Err(error.to_string()));
-            return;
+        // A member that wrote nothing still waits for the group: what it read may be an
+        // earlier member's writes, not durable until the group commits.
+        if self.guard.savepoint || !batch.is_empty() {
+            batch.append("RELEASE member");
+            if let Err(error) = self.run(&mut batch).await {
+                let _ = done.send(Err(error.to_string()));
+                // Undo this member's writes alone; the group goes on without them. When the
+                // savepoint is gone too (SQLite rolled the whole transaction back), the group
+                // fails.
+                self.guard.rollback_pending = true;
+                if let Err(error) = self.settle().await {
+                    self.fail_group(&error.to_string()).await;
+                } else if self.writer.waiting.load(Ordering::SeqCst) == 0 {
+                    self.end_group().await;
+                }
+                return;
+            }
         }
         let Some(group) = self.guard.group.as_mut() else {
             let _ = done.send(Err("the group's transaction was gone".into()));
@@ -321,7 +378,7 @@ impl Drop for Held {
     }
 }
 
-/// A member dropped without committing: its savepoint is rolled back next.
+/// A member dropped without committing: its savepoint, if it opened one, is rolled back next.
 pub(super) fn abandon(held: &mut Held) {
-    held.guard.rollback_pending = true;
+    held.guard.rollback_pending = held.guard.savepoint;
 }

@@ -14,7 +14,7 @@ impl Ledger {
         )
         .bind(user)
         .bind(timestamp(at))
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         Ok(())

@@ -59,7 +59,7 @@ impl Tx {
         key: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<Remembered>> {
-        lookup(self.conn(), token_id, key, since).await
+        lookup(self.conn().await?, token_id, key, since).await
     }
 
     /// Remembers a key; an expired record of the same key is replaced, and every key older
@@ -73,23 +73,22 @@ impl Tx {
         now: DateTime<Utc>,
         expired_before: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= $1")
+        self.write("DELETE FROM idempotency_keys WHERE created_at <= $1")
             .bind(timestamp(expired_before))
-            .execute(self.conn())
+            .run()
             .await?;
-        sqlx::query(
+        self.write(
             "INSERT INTO idempotency_keys (token_id, key, body_sha256, proposal_id, created_at)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (token_id, key) DO UPDATE SET body_sha256 = excluded.body_sha256,
                  proposal_id = excluded.proposal_id, created_at = excluded.created_at",
         )
-        .bind(token_id)
-        .bind(key)
-        .bind(body_sha256)
+        .bind(token_id.to_owned())
+        .bind(key.to_owned())
+        .bind(body_sha256.to_owned())
         .bind(proposal_id.to_string())
         .bind(timestamp(now))
-        .execute(self.conn())
-        .await?;
-        Ok(())
+        .run()
+        .await
     }
 }

@@ -6,6 +6,7 @@
 //! all. Which engine runs is settled here and in [`engine`]; callers never see it.
 
 mod audit_events;
+mod batch;
 pub mod chain;
 mod copy;
 mod drift;
@@ -64,29 +65,20 @@ fn storable(text: &str) -> String {
     text.replace('\0', "\u{fffd}")
 }
 
-/// Where write transactions go.
-#[derive(Clone)]
-enum Writes {
-    /// SQLite's one connection, with group commit.
-    Group(Arc<group::Writer>),
-    /// A PostgreSQL pool; each transaction takes the ledger's lock. The URL is kept for the
-    /// connection that listens for other replicas' commits.
-    Postgres(AnyPool, Arc<str>),
-}
-
-/// The connections a PostgreSQL replica keeps, in two pools: transactions that take the
-/// ledger's lock (they run one at a time, so a few suffice; the rest queue for one), and
-/// everything else — reads, claims, lease renewals — which must never wait behind a queue of
-/// writers, or a renewal could miss its lease.
-const POSTGRES_LEDGER_CONNECTIONS: u32 = 6;
+/// The connections a PostgreSQL replica keeps: one for transactions that take the ledger's
+/// lock (they run one at a time across replicas; this replica's queue for it and share its
+/// commits, [`group`]), and a pool for everything else — reads, claims, lease renewals — which
+/// must never wait behind a queue of writers, or a renewal could miss its lease.
 const POSTGRES_OTHER_CONNECTIONS: u32 = 10;
 
 #[derive(Clone)]
 pub struct Ledger {
     engine: Engine,
-    /// Where the ledger is, for the native connection `verify` streams on.
+    /// Where the ledger is, for the native connection `verify` streams on and the one that
+    /// listens for other replicas' commits.
     url: Arc<str>,
-    writes: Writes,
+    /// The write connection and its group commit.
+    writer: Arc<group::Writer>,
     reader: AnyPool,
     /// The last answer to "does the database take a write?", so readiness probes do not
     /// queue behind the single writer on every call.
@@ -105,22 +97,20 @@ impl Ledger {
     pub async fn connect(database_url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let engine = Engine::of(database_url).map_err(|e| sqlx::Error::Configuration(e.into()))?;
-        let (writes, reader) = match engine {
-            Engine::Sqlite => {
-                let writer = sqlite::pool(database_url, sqlite::Access::Write, 1, false).await?;
-                let reader = sqlite::pool(database_url, sqlite::Access::ReadOnly, 4, true).await?;
-                (Writes::Group(group::Writer::new(writer)), reader)
-            }
-            Engine::Postgres => {
-                let ledger = postgres::connect(database_url, POSTGRES_LEDGER_CONNECTIONS).await?;
-                let other = postgres::connect(database_url, POSTGRES_OTHER_CONNECTIONS).await?;
-                (Writes::Postgres(ledger, Arc::from(database_url)), other)
-            }
+        let (writer, reader) = match engine {
+            Engine::Sqlite => (
+                sqlite::pool(database_url, sqlite::Access::Write, 1, false).await?,
+                sqlite::pool(database_url, sqlite::Access::ReadOnly, 4, true).await?,
+            ),
+            Engine::Postgres => (
+                postgres::connect(database_url, 1).await?,
+                postgres::connect(database_url, POSTGRES_OTHER_CONNECTIONS).await?,
+            ),
         };
         Ok(Self {
             engine,
             url: Arc::from(database_url),
-            writes,
+            writer: group::Writer::new(engine, writer),
             reader,
             writable: Arc::default(),
         })
@@ -132,29 +122,19 @@ impl Ledger {
     pub async fn open_read_only(database_url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let engine = Engine::of(database_url).map_err(|e| sqlx::Error::Configuration(e.into()))?;
-        let ledger = match engine {
+        let reader = match engine {
             Engine::Sqlite => {
-                let reader = sqlite::pool(database_url, sqlite::Access::ReadOnly, 2, false).await?;
-                Self {
-                    engine,
-                    url: Arc::from(database_url),
-                    writes: Writes::Group(group::Writer::new(reader.clone())),
-                    reader,
-                    writable: Arc::default(),
-                }
+                sqlite::pool(database_url, sqlite::Access::ReadOnly, 2, false).await?
             }
-            Engine::Postgres => {
-                let pool = postgres::connect(database_url, 2).await?;
-                Self {
-                    engine,
-                    url: Arc::from(database_url),
-                    writes: Writes::Postgres(pool.clone(), Arc::from(database_url)),
-                    reader: pool,
-                    writable: Arc::default(),
-                }
-            }
+            Engine::Postgres => postgres::connect(database_url, 2).await?,
         };
-        Ok(ledger)
+        Ok(Self {
+            engine,
+            url: Arc::from(database_url),
+            writer: group::Writer::new(engine, reader.clone()),
+            reader,
+            writable: Arc::default(),
+        })
     }
 
     pub fn engine(&self) -> Engine {
@@ -163,19 +143,17 @@ impl Ledger {
 
     /// Applies the engine's migrations (`migrations/sqlite` or `migrations/postgres`).
     pub async fn migrate(&self) -> std::result::Result<(), sqlx::migrate::MigrateError> {
-        match &self.writes {
-            Writes::Group(writer) => {
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(writer.pool())
-                    .await
-            }
-            Writes::Postgres(pool, _) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        let pool = self.writer.pool();
+        match self.engine {
+            Engine::Sqlite => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Engine::Postgres => sqlx::migrate!("./migrations/postgres").run(pool).await,
         }
     }
 
-    /// Starts a write transaction holding the ledger's write lock. On SQLite it is a savepoint
-    /// in the writer's current group, which `BEGIN IMMEDIATE` opened (taking the write lock up
-    /// front, so two processes on one file serialize instead of failing on a lock upgrade).
+    /// Starts a write transaction holding the ledger's write lock: a savepoint in the writer's
+    /// current group. On SQLite `BEGIN IMMEDIATE` opened the group (taking the write lock up
+    /// front, so two processes on one file serialize instead of failing on a lock upgrade); on
+    /// PostgreSQL the group holds the ledger's advisory lock.
     pub async fn begin(&self) -> Result<Tx> {
         self.begin_with(postgres::Lock::Ledger).await
     }
@@ -188,17 +166,14 @@ impl Ledger {
     }
 
     async fn begin_with(&self, lock: postgres::Lock) -> Result<Tx> {
-        let (inner, head) = match &self.writes {
-            Writes::Group(writer) => {
-                let (held, head) = writer.begin().await?;
+        let (inner, head) = match (self.engine, lock) {
+            (Engine::Postgres, postgres::Lock::Outbox) => (
+                Open::Postgres(postgres::begin_outbox(&self.reader).await?),
+                None,
+            ),
+            _ => {
+                let (held, head) = self.writer.begin().await?;
                 (Open::Group(held), head)
-            }
-            Writes::Postgres(ledger, _) => {
-                let pool = match lock {
-                    postgres::Lock::Ledger => ledger,
-                    postgres::Lock::Outbox => &self.reader,
-                };
-                (Open::Postgres(postgres::begin(pool, lock).await?), None)
             }
         };
         Ok(Tx {
@@ -206,6 +181,7 @@ impl Ledger {
             inner: Some(inner),
             jobs: Vec::new(),
             head,
+            later: batch::Batch::default(),
         })
     }
 
@@ -238,35 +214,26 @@ impl Ledger {
         &self,
         wake: Arc<tokio::sync::Notify>,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        match &self.writes {
-            Writes::Group(_) => None,
-            Writes::Postgres(_, url) => Some(postgres::listen_for_jobs(url.to_string(), wake)),
+        match self.engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some(postgres::listen_for_jobs(self.url.to_string(), wake)),
         }
     }
 
-    /// How many commits the writer issued and how many transactions they carried (SQLite's
-    /// group commit; PostgreSQL groups commits itself and reports none).
+    /// How many commits the writer issued and how many transactions they carried.
     pub fn group_stats(&self) -> GroupStats {
-        match &self.writes {
-            Writes::Group(writer) => writer.stats(),
-            Writes::Postgres(..) => GroupStats::default(),
-        }
+        self.writer.stats()
     }
 
     pub async fn close(&self) {
-        match &self.writes {
-            Writes::Group(writer) => {
-                writer.close().await;
-                writer.pool().close().await;
-            }
-            Writes::Postgres(pool, _) => pool.close().await,
-        }
+        self.writer.close().await;
+        self.writer.pool().close().await;
         self.reader.close().await;
     }
 }
 
-/// One write transaction. On SQLite a member of the writer's group commit: dropping it
-/// without [`Tx::commit`] rolls back its own changes, and only its own. On PostgreSQL a
+/// One write transaction: a member of the writer's group commit, so dropping it without
+/// [`Tx::commit`] rolls back its own changes, and only its own. A PostgreSQL claim is a
 /// transaction of its own, rolled back when dropped.
 pub struct Tx {
     engine: Engine,
@@ -276,43 +243,52 @@ pub struct Tx {
     /// The chain head once this transaction has read or extended it: the write lock is held,
     /// so nobody else can move it until commit.
     head: Option<(i64, String)>,
+    /// SQLite: writes waiting to go to the writer with the next statement or the commit.
+    later: batch::Batch,
 }
 
 enum Open {
+    /// A member of the writer's group.
     Group(group::Held),
+    /// A PostgreSQL claim or renewal, under row locks only.
     Postgres(sqlx::Transaction<'static, Any>),
 }
 
 impl Tx {
-    /// Makes the transaction durable: returns once it (on SQLite, the group it joined) has
-    /// committed.
+    /// Makes the transaction durable: returns once the group it joined has committed (or, a
+    /// PostgreSQL claim, once it has).
     pub async fn commit(mut self) -> Result<()> {
         let filed = !self.jobs.is_empty();
         self.insert_jobs().await?;
+        if filed && self.engine == Engine::Postgres {
+            postgres::notify_jobs_filed(self.conn().await?).await?;
+        }
         let open = self
             .inner
             .take()
             .expect("an open transaction holds the writer");
         match open {
-            Open::Group(held) => held.commit(self.head.take()).await,
-            Open::Postgres(mut tx) => {
-                if filed {
-                    postgres::notify_jobs_filed(&mut tx).await?;
-                }
-                tx.commit().await
+            Open::Group(held) => {
+                let later = std::mem::take(&mut self.later);
+                held.commit(self.head.take(), later).await
             }
+            Open::Postgres(tx) => tx.commit().await,
         }
     }
 
-    /// The write connection, for statements.
-    fn conn(&mut self) -> &mut AnyConnection {
+    /// The write connection, for a statement: on SQLite the writes waiting in the batch are
+    /// sent first, so the statement sees them and follows them.
+    async fn conn(&mut self) -> Result<&mut AnyConnection> {
         match self
             .inner
             .as_mut()
             .expect("an open transaction holds the writer")
         {
-            Open::Group(held) => held,
-            Open::Postgres(tx) => tx,
+            Open::Group(held) => {
+                held.run(&mut self.later).await?;
+                Ok(held)
+            }
+            Open::Postgres(tx) => Ok(tx),
         }
     }
 }

@@ -181,7 +181,7 @@ impl Tx {
              VALUES {}",
             values_list(jobs.len(), 7)
         );
-        let mut insert = sqlx::query(&sql);
+        let mut insert = self.write(sql);
         for (proposal_id, job, now) in &jobs {
             insert = insert
                 .bind(proposal_id.to_string())
@@ -192,8 +192,7 @@ impl Tx {
                 .bind(timestamp(*now))
                 .bind(timestamp(*now));
         }
-        insert.execute(self.conn()).await?;
-        Ok(())
+        insert.run().await
     }
 
     /// Marks a claimed job done, in the transaction that records its result.
@@ -227,10 +226,18 @@ impl Tx {
         Ok(())
     }
 
-    /// Marks a claimed job done; false (and nothing changed) when the claim is no longer the
-    /// job's latest.
-    pub async fn complete_job(&mut self, job: &ClaimedJob, now: DateTime<Utc>) -> Result<bool> {
-        self.finish_job(job.id, &job.lease, now, None).await
+    /// Marks a claimed job done, unless the claim is no longer the job's latest (then
+    /// nothing changes: the job is another worker's).
+    pub async fn complete_job(&mut self, job: &ClaimedJob, now: DateTime<Utc>) -> Result<()> {
+        self.write(
+            "UPDATE outbox SET done_at = $1, leased_until = NULL
+             WHERE id = $2 AND lease_token = $3 AND done_at IS NULL",
+        )
+        .bind(timestamp(now))
+        .bind(job.id)
+        .bind(job.lease.clone())
+        .run()
+        .await
     }
 
     /// Ends a claimed job (done, or given up with `error`); false when the claim is no longer
@@ -250,7 +257,7 @@ impl Tx {
         .bind(error.map(storable))
         .bind(id)
         .bind(lease)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -267,7 +274,7 @@ impl Tx {
         let held: Option<i64> = sqlx::query_scalar(&held)
             .bind(job.id)
             .bind(&job.lease)
-            .fetch_optional(self.conn())
+            .fetch_optional(self.conn().await?)
             .await?;
         Ok(held.is_some())
     }
@@ -288,7 +295,7 @@ impl Tx {
         .bind(storable(error))
         .bind(job.id)
         .bind(&job.lease)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -324,7 +331,7 @@ impl Ledger {
         let token = lease_token();
         let mut tx = self.begin_outbox().await?;
         if lane == Lane::OnePassword && self.engine == Engine::Postgres {
-            postgres::serialize_onepassword_claims(tx.conn()).await?;
+            postgres::serialize_onepassword_claims(tx.conn().await?).await?;
         }
         let claim = format!(
             "UPDATE outbox SET leased_until = $1, attempts = attempts + 1, lease_token = $4
@@ -351,7 +358,7 @@ impl Ledger {
             .bind(lane.as_str())
             .bind(timestamp(now))
             .bind(&token)
-            .fetch_optional(tx.conn())
+            .fetch_optional(tx.conn().await?)
             .await?;
         let Some(row) = row else {
             tx.commit().await?;
@@ -385,11 +392,10 @@ impl Ledger {
         }))
     }
 
-    pub async fn complete_job(&self, job: &ClaimedJob, now: DateTime<Utc>) -> Result<bool> {
+    pub async fn complete_job(&self, job: &ClaimedJob, now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.begin().await?;
-        let done = tx.complete_job(job, now).await?;
-        tx.commit().await?;
-        Ok(done)
+        tx.complete_job(job, now).await?;
+        tx.commit().await
     }
 
     /// Extends a running job's lease, if the claim is still the job's latest.
@@ -401,7 +407,7 @@ impl Ledger {
         .bind(timestamp(until))
         .bind(job.id)
         .bind(&job.lease)
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)

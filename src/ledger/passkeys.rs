@@ -170,7 +170,7 @@ impl Tx {
         .bind(vote_on.map(|(_, action)| action.as_str()))
         .bind(timestamp(now))
         .bind(timestamp(expires_at))
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(token)
     }
@@ -194,7 +194,7 @@ impl Tx {
         .bind(hash_token(token))
         .bind(timestamp(now))
         .bind(max_attempts)
-        .fetch_optional(self.conn())
+        .fetch_optional(self.conn().await?)
         .await?;
         row.as_ref().map(link_from).transpose()
     }
@@ -213,12 +213,12 @@ impl Tx {
         ))
         .bind(hash_token(token))
         .bind(timestamp(now))
-        .fetch_optional(self.conn())
+        .fetch_optional(self.conn().await?)
         .await?;
         let Some(row) = row else { return Ok(None) };
         sqlx::query("UPDATE passkey_links SET ceremony = NULL WHERE token_sha256 = $1")
             .bind(hash_token(token))
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?;
         Ok(Some((link_from(&row)?, row.get("ceremony"))))
     }
@@ -228,7 +228,7 @@ impl Tx {
         sqlx::query("UPDATE passkey_links SET proven_by = $1 WHERE token_sha256 = $2")
             .bind(credential_id)
             .bind(hash_token(token))
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?;
         Ok(())
     }
@@ -238,7 +238,7 @@ impl Tx {
         sqlx::query("UPDATE passkey_links SET used_at = $1 WHERE token_sha256 = $2")
             .bind(timestamp(now))
             .bind(hash_token(token))
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?;
         Ok(())
     }
@@ -260,7 +260,7 @@ impl Tx {
         .bind(passkey)
         .bind(aaguid)
         .bind(timestamp(now))
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
@@ -276,7 +276,7 @@ impl Tx {
             .bind(passkey)
             .bind(timestamp(now))
             .bind(id)
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?;
         Ok(())
     }
@@ -293,7 +293,7 @@ impl Tx {
         ))
         .bind(timestamp(now))
         .bind(id)
-        .fetch_optional(self.conn())
+        .fetch_optional(self.conn().await?)
         .await?;
         Ok(row.as_ref().map(passkey_from))
     }

@@ -1,10 +1,11 @@
-//! The PostgreSQL engine, for replicas that share one ledger. A pool of connections, each
-//! ledger transaction a real PostgreSQL transaction that first takes the ledger's write lock
-//! (a transaction-level advisory lock): transactions that decide and append run one at a time
-//! across every replica, as they do on SQLite's single writer, so the chain stays one gapless
-//! `seq` and a decision read in a transaction cannot be overtaken by another replica's.
-//! Claims and lease renewals touch only outbox rows and do not take it; they use row locks
-//! (`FOR UPDATE SKIP LOCKED`) instead. Replicas wake one another with `LISTEN/NOTIFY`.
+//! The PostgreSQL engine, for replicas that share one ledger. Each replica writes on one
+//! connection whose group of transactions ([`super::group`]) first takes the ledger's write
+//! lock (a transaction-level advisory lock) and holds it until the group commits: groups that
+//! decide and append run one at a time across every replica, as on SQLite's single writer, so
+//! the chain stays one gapless `seq` and a decision read in a transaction cannot be overtaken
+//! by another replica's. Claims and lease renewals touch only outbox rows and do not take it;
+//! they use row locks (`FOR UPDATE SKIP LOCKED`) on a pool of their own. Replicas wake one
+//! another with `LISTEN/NOTIFY`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,12 +61,9 @@ pub(super) enum Lock {
     Outbox,
 }
 
-pub(super) async fn begin(pool: &AnyPool, lock: Lock) -> Result<Transaction<'static, Any>> {
-    let mut tx = pool.begin().await?;
-    if lock == Lock::Ledger {
-        take(&mut tx, LEDGER_LOCK).await?;
-    }
-    Ok(tx)
+/// A claim's or a renewal's transaction: row locks only, never the ledger's lock.
+pub(super) async fn begin_outbox(pool: &AnyPool) -> Result<Transaction<'static, Any>> {
+    pool.begin().await
 }
 
 /// Makes this claim wait for any other replica's 1Password claim: the per-user rule reads

@@ -38,7 +38,7 @@ fn token_id(proposal: &Proposal) -> Option<&str> {
 
 impl Tx {
     pub async fn insert_proposal(&mut self, proposal: &Proposal, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+        self.write(
             "INSERT INTO proposals (id, action, status, target_user_id, requester_token_id,
                  created_at, expires_at, approved_at, slack_channel, slack_ts, document, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -46,23 +46,23 @@ impl Tx {
         .bind(proposal.id.to_string())
         .bind(proposal.action.as_str())
         .bind(proposal.status.as_str())
-        .bind(proposal.target.id.as_str())
-        .bind(token_id(proposal))
+        .bind(proposal.target.id.as_str().to_owned())
+        .bind(token_id(proposal).map(str::to_owned))
         .bind(timestamp(proposal.created_at))
         .bind(timestamp(proposal.expires_at))
         .bind(proposal.decided_at().map(timestamp))
-        .bind(proposal.slack.as_ref().map(|s| s.channel.as_str()))
-        .bind(proposal.slack.as_ref().map(|s| s.ts.as_str()))
+        .bind(proposal.slack.as_ref().map(|s| s.channel.clone()))
+        .bind(proposal.slack.as_ref().map(|s| s.ts.clone()))
         .bind(encode(proposal))
         .bind(timestamp(now))
-        .execute(self.conn())
+        .run()
         .await?;
         Ok(())
     }
 
     /// Writes the proposal's new state. The caller read it in this same transaction.
     pub async fn save_proposal(&mut self, proposal: &Proposal, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+        self.write(
             "UPDATE proposals SET status = $1, approved_at = COALESCE(approved_at, $2),
                  slack_channel = $3, slack_ts = $4,
                  expires_at = $5, document = $6, updated_at = $7,
@@ -71,8 +71,8 @@ impl Tx {
         )
         .bind(proposal.status.as_str())
         .bind(proposal.decided_at().map(timestamp))
-        .bind(proposal.slack.as_ref().map(|s| s.channel.as_str()))
-        .bind(proposal.slack.as_ref().map(|s| s.ts.as_str()))
+        .bind(proposal.slack.as_ref().map(|s| s.channel.clone()))
+        .bind(proposal.slack.as_ref().map(|s| s.ts.clone()))
         .bind(timestamp(proposal.expires_at))
         .bind(encode(proposal))
         .bind(timestamp(now))
@@ -80,7 +80,7 @@ impl Tx {
         .bind(proposal.incident.map(|seat| i64::from(seat.card)))
         .bind(proposal.incident.map(|seat| i64::from(seat.seq)))
         .bind(proposal.id.to_string())
-        .execute(self.conn())
+        .run()
         .await?;
         Ok(())
     }
@@ -91,13 +91,13 @@ impl Tx {
         approval: &Approval,
         email: Option<&Email>,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO approvals (proposal_id, slack_user_id, name, email, at) VALUES ($1, $2, $3, $4, $5)")
+        self.write("INSERT INTO approvals (proposal_id, slack_user_id, name, email, at) VALUES ($1, $2, $3, $4, $5)")
             .bind(id.to_string())
-            .bind(approval.slack_user_id.as_str())
+            .bind(approval.slack_user_id.as_str().to_owned())
             .bind(super::storable(&approval.name))
-            .bind(email.map(Email::as_str))
+            .bind(email.map(|e| e.as_str().to_owned()))
             .bind(timestamp(approval.at))
-            .execute(self.conn())
+            .run()
             .await?;
         Ok(())
     }
@@ -107,7 +107,7 @@ impl Tx {
     pub async fn proposal(&mut self, id: ProposalId) -> Result<Option<Proposal>> {
         let row = sqlx::query("SELECT document FROM proposals WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(self.conn())
+            .fetch_optional(self.conn().await?)
             .await?;
         row.map(|r| decode(r.get("document"))).transpose()
     }
@@ -117,7 +117,7 @@ impl Tx {
         let done = sqlx::query("UPDATE proposals SET reminded_at = $1 WHERE id = $2 AND status = 'pending' AND reminded_at IS NULL")
             .bind(timestamp(now))
             .bind(id.to_string())
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -128,7 +128,7 @@ impl Tx {
         let done = sqlx::query("UPDATE proposals SET escalated_at = $1 WHERE id = $2 AND status = 'pending' AND escalated_at IS NULL")
             .bind(timestamp(now))
             .bind(id.to_string())
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -144,7 +144,7 @@ impl Tx {
         )
         .bind(user.as_str())
         .bind(than.to_string())
-        .fetch_optional(self.conn())
+        .fetch_optional(self.conn().await?)
         .await?;
         id.map(|id| ProposalId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into())))
             .transpose()
@@ -167,7 +167,7 @@ impl Tx {
         )
         .bind(user.as_str())
         .bind(except.to_string())
-        .fetch_one(self.conn())
+        .fetch_one(self.conn().await?)
         .await?;
         at.map(|at| {
             DateTime::parse_from_rfc3339(&at)
@@ -193,7 +193,7 @@ impl Tx {
         .bind(proposal.target.id.as_str())
         .bind(proposal.id.to_string())
         .bind(self.stored_approved_at(proposal, decided).await?)
-        .fetch_optional(self.conn())
+        .fetch_optional(self.conn().await?)
         .await?;
         id.map(|id| ProposalId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into())))
             .transpose()
@@ -214,7 +214,7 @@ impl Tx {
         .bind(proposal.target.id.as_str())
         .bind(proposal.id.to_string())
         .bind(self.stored_approved_at(proposal, decided).await?)
-        .fetch_all(self.conn())
+        .fetch_all(self.conn().await?)
         .await?;
         rows.iter().map(|r| decode(r.get("document"))).collect()
     }
@@ -229,7 +229,7 @@ impl Tx {
         let stored: Option<Option<String>> =
             sqlx::query_scalar("SELECT approved_at FROM proposals WHERE id = $1")
                 .bind(proposal.id.to_string())
-                .fetch_optional(self.conn())
+                .fetch_optional(self.conn().await?)
                 .await?;
         Ok(stored.flatten().unwrap_or_else(|| timestamp(decided)))
     }
@@ -240,10 +240,10 @@ impl Tx {
         let at = self
             .decision_time(&proposal.target.id, proposal.created_at)
             .await?;
-        sqlx::query("UPDATE proposals SET approved_at = $1 WHERE id = $2")
+        self.write("UPDATE proposals SET approved_at = $1 WHERE id = $2")
             .bind(timestamp(at))
             .bind(proposal.id.to_string())
-            .execute(self.conn())
+            .run()
             .await?;
         Ok(())
     }
@@ -255,7 +255,7 @@ impl Tx {
              ORDER BY id DESC LIMIT 1",
         )
         .bind(user.as_str())
-        .fetch_optional(self.conn())
+        .fetch_optional(self.conn().await?)
         .await?;
         row.map(|r| decode(r.get("document"))).transpose()
     }

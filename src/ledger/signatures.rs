@@ -23,7 +23,7 @@ impl Ledger {
         let mut tx = self.begin_outbox().await?;
         sqlx::query("DELETE FROM slack_signatures WHERE signed_at < $1")
             .bind(timestamp(forget_signed_before))
-            .execute(tx.conn())
+            .execute(tx.conn().await?)
             .await?;
         let inserted = sqlx::query(
             "INSERT INTO slack_signatures (signature_sha256, signed_at, received_at)
@@ -32,7 +32,7 @@ impl Ledger {
         .bind(signature_sha256)
         .bind(timestamp(signed_at))
         .bind(timestamp(received_at))
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?
         .rows_affected();
         tx.commit().await?;

@@ -98,7 +98,7 @@ impl Ledger {
             .bind(hash_secret(&secret))
             .bind(scope_names.join(" "))
             .bind(timestamp(now))
-            .execute(tx.conn())
+            .execute(tx.conn().await?)
             .await?;
         let payload = json!({"token_id": id, "name": name, "scopes": scope_names});
         tx.append(None, EventKind::TokenCreated, "cli", payload, now)
@@ -132,7 +132,7 @@ impl Ledger {
         )
         .bind(timestamp(now))
         .bind(id)
-        .fetch_optional(tx.conn())
+        .fetch_optional(tx.conn().await?)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let token = ApiToken::from_row(&row);

@@ -89,7 +89,7 @@ impl Sizes {
         self.click_rounds
             + 10
             + 3 * self.burst
-            + 2_000 * self.intake_for.as_secs() as usize
+            + 4_000 * self.intake_for.as_secs() as usize
             + self.wave
     }
 }
