@@ -310,3 +310,19 @@ async fn a_payload_stored_with_other_spacing_still_verifies_and_an_edited_one_do
     assert!(!edited.status.success());
     assert!(stdout(&edited).contains("(edited)"), "{}", stdout(&edited));
 }
+
+#[tokio::test]
+async fn an_event_put_in_by_hand_before_the_first_breaks_the_chain() {
+    let app = spawn_app().await;
+    executed_suspension(&app).await;
+    tamper(
+        &app,
+        &["INSERT INTO ledger_events (seq, proposal_id, at, kind, actor, payload, prev_hash, hash)
+           SELECT 0, proposal_id, at, kind, actor, payload, prev_hash, 'forged' FROM ledger_events WHERE seq = 1"],
+    )
+    .await;
+
+    let output = countersign(&app.database_url, &["ledger", "verify"]);
+
+    assert!(!output.status.success(), "{}", stdout(&output));
+}

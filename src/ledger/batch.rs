@@ -43,9 +43,10 @@ impl Batch {
         self.sql.push_str(";\n");
     }
 
-    /// Runs every waiting statement in one execute and empties the batch. Each is prepared
-    /// afresh: batches differ too much to be worth a place in the statement cache. Statements
-    /// without values (a savepoint's, PostgreSQL's only kind here) go as one simple query.
+    /// Runs every waiting statement in one execute and empties the batch. A code path writes
+    /// the same statements in the same order each time, so its batch is one text, prepared
+    /// once and then found in the connection's statement cache. Statements without values (a
+    /// savepoint's, PostgreSQL's only kind here) go as one simple query.
     pub async fn run(&mut self, conn: &mut AnyConnection) -> Result<()> {
         if self.is_empty() {
             return Ok(());
@@ -55,10 +56,7 @@ impl Batch {
         if args.len() == 0 {
             conn.execute(sql.as_str()).await?;
         } else {
-            sqlx::query_with(&sql, args)
-                .persistent(false)
-                .execute(conn)
-                .await?;
+            sqlx::query_with(&sql, args).execute(conn).await?;
         }
         Ok(())
     }

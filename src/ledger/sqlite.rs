@@ -66,20 +66,12 @@ pub(super) async fn pool(
     }
 }
 
-/// Rows sqlx's SQLite worker may read ahead of the task streaming them. Its default (50)
-/// makes a walk over the whole chain a thread hand-off every few dozen rows.
-const STREAM_AHEAD: usize = 4096;
-
 /// A native read-only connection (no `Any` copy of each row), for streaming the whole chain.
 pub(super) async fn read_only_connection(database_url: &str) -> Result<sqlx::SqliteConnection> {
     use sqlx::sqlite::SqliteConnectOptions;
     use sqlx::ConnectOptions;
     let options: SqliteConnectOptions = with_mode(database_url, Access::ReadOnly).parse()?;
-    options
-        .busy_timeout(BUSY_TIMEOUT)
-        .row_buffer_size(STREAM_AHEAD)
-        .connect()
-        .await
+    options.busy_timeout(BUSY_TIMEOUT).connect().await
 }
 
 #[cfg(test)]

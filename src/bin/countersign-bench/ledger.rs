@@ -48,10 +48,8 @@ type Row = (
 /// Rows a second, streamed through sqlx's native SQLite driver and dropped.
 async fn read_rate(url: &str) -> anyhow::Result<f64> {
     use futures_util::StreamExt;
-    use sqlx::ConnectOptions;
-    // Read ahead as verify's connection does (4096 rows), not sqlx's default of 50.
-    let options: sqlx::sqlite::SqliteConnectOptions = format!("{url}?mode=ro").parse()?;
-    let mut conn = options.row_buffer_size(4096).connect().await?;
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=ro")).await?;
     let began = Instant::now();
     let mut rows = sqlx::query_as::<_, Row>(EVENTS).fetch(&mut conn);
     let mut n = 0u64;

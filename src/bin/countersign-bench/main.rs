@@ -359,7 +359,7 @@ async fn run(sizes: Sizes, quick: bool, database: Database, replicas: usize) -> 
     );
     rows.push(
         row(
-            "(d′) verify's floors: the rows streamed through sqlx (native SQLite) and dropped · one core hashing them",
+            "(d′) beside it: the rows streamed one at a time through sqlx (native SQLite) and dropped, as verify read them before it read pages · one core hashing them",
             format!(
                 "{:.0} rows/s · {:.0} events/s",
                 d.read_per_second, d.hash_per_second_one_core
