@@ -326,3 +326,45 @@ async fn an_event_put_in_by_hand_before_the_first_breaks_the_chain() {
 
     assert!(!output.status.success(), "{}", stdout(&output));
 }
+
+/// Verify reads SQLite's chain in pages of 8192 events, two at a time: a chain of several
+/// pages verifies whole, and an edit in a later page is found there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_many_pages_verifies_and_an_edit_deep_in_it_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = support::database::fresh(dir.path()).await;
+    let ledger = countersign::ledger::Ledger::connect(&url).await.unwrap();
+    ledger.migrate().await.unwrap();
+    let mut tx = ledger.begin().await.unwrap();
+    for n in 0..20_000 {
+        tx.append(
+            None,
+            countersign::ledger::EventKind::TokenCreated,
+            "cli",
+            serde_json::json!({ "n": n }),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let head = ledger.verify(&[]).await.unwrap().expect("the chain holds");
+    assert_eq!((head.events, head.seq), (20_000, 20_000));
+
+    for statement in support::database::drop_append_only_triggers(&url) {
+        support::database::execute(&url, statement).await.unwrap();
+    }
+    support::database::execute(
+        &url,
+        "UPDATE ledger_events SET payload = '{\"n\":-1}' WHERE seq = 17000",
+    )
+    .await
+    .unwrap();
+    let broken = ledger
+        .verify(&[])
+        .await
+        .unwrap()
+        .expect_err("an edit breaks it");
+    assert_eq!(broken.seq, 17_000);
+}

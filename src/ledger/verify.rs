@@ -111,7 +111,7 @@ static PAGE: LazyLock<String> = LazyLock::new(|| {
     .collect();
     format!(
         "SELECT string_agg(concat(seq, ':', {}), '')
-         FROM (SELECT * FROM ledger_events WHERE seq > $1 ORDER BY seq LIMIT $2)",
+         FROM (SELECT * FROM ledger_events WHERE seq > $1 ORDER BY seq LIMIT $2 OFFSET $3)",
         columns.join(", ")
     )
 });
@@ -160,29 +160,53 @@ fn split_page(page: &str) -> std::result::Result<Vec<RawEvent>, String> {
 enum Source<'c> {
     /// Rows streamed one at a time (PostgreSQL).
     Rows(BoxStream<'c, Result<RawEvent>>),
-    /// SQLite: a page of events a query, after the last seq read.
+    /// SQLite: two pages at once after the last seq read, one on each connection, since
+    /// building a page's text keeps one core busy.
     Pages {
-        conn: &'c mut sqlx::SqliteConnection,
+        conns: [&'c mut sqlx::SqliteConnection; 2],
         after: i64,
     },
+}
+
+/// The events of [`PAGE`] after `after`, skipping `skip` of them, in seq order.
+async fn page(conn: &mut sqlx::SqliteConnection, after: i64, skip: usize) -> Result<Vec<RawEvent>> {
+    let page: Option<String> = sqlx::query_scalar(&PAGE)
+        .bind(after)
+        .bind(BATCH as i64)
+        .bind(skip as i64)
+        .fetch_one(conn)
+        .await?;
+    let mut events = split_page(page.as_deref().unwrap_or_default())
+        .map_err(|why| sqlx::Error::Decode(format!("ledger_events: {why}").into()))?;
+    // SQLite aggregates a subquery's rows in its order, but does not promise to (an `ORDER BY`
+    // inside the aggregate sorts them again): put right here what came otherwise. A sorted
+    // page costs one pass.
+    events.sort_by_key(|event| event.seq);
+    Ok(events)
 }
 
 impl Source<'_> {
     async fn next_batch(&mut self) -> Result<Vec<RawEvent>> {
         match self {
             Source::Rows(rows) => next_batch(rows).await,
-            Source::Pages { conn, after } => {
-                let page: Option<String> = sqlx::query_scalar(&PAGE)
-                    .bind(*after)
-                    .bind(BATCH as i64)
-                    .fetch_one(&mut **conn)
-                    .await?;
-                let mut events = split_page(page.as_deref().unwrap_or_default())
-                    .map_err(|why| sqlx::Error::Decode(format!("ledger_events: {why}").into()))?;
-                // SQLite aggregates a subquery's rows in its order, but does not promise to (an
-                // `ORDER BY` inside the aggregate sorts them again): put right here what came
-                // otherwise. A sorted page costs one pass.
-                events.sort_by_key(|event| event.seq);
+            Source::Pages {
+                conns: [first, second],
+                after,
+            } => {
+                let (first, second) =
+                    tokio::join!(page(first, *after, 0), page(second, *after, BATCH));
+                let mut events = first?;
+                let second = second?;
+                // The two connections may read different moments of a ledger being written
+                // to. The second page follows the first only when the first is full and the
+                // second starts after it; otherwise it is read again next time.
+                let follows = match (events.last(), second.first()) {
+                    (Some(last), Some(next)) => events.len() == BATCH && next.seq > last.seq,
+                    _ => false,
+                };
+                if follows {
+                    events.extend(second);
+                }
                 if let Some(last) = events.last() {
                     *after = last.seq;
                 }
@@ -239,14 +263,16 @@ impl Ledger {
     ) -> Result<std::result::Result<ChainHead, ChainBreak>> {
         let walked = match self.engine {
             Engine::Sqlite => {
-                let mut conn = super::sqlite::read_only_connection(&self.url).await?;
+                let mut first = super::sqlite::read_only_connection(&self.url).await?;
+                let mut second = super::sqlite::read_only_connection(&self.url).await?;
                 // From the lowest seq there could be: a row put in by hand below 1 is a break.
                 let walked = walk(Source::Pages {
-                    conn: &mut conn,
+                    conns: [&mut first, &mut second],
                     after: i64::MIN,
                 })
                 .await;
-                conn.close().await?;
+                first.close().await?;
+                second.close().await?;
                 walked?
             }
             Engine::Postgres => {
