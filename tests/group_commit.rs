@@ -177,3 +177,24 @@ async fn a_refused_write_fails_by_the_next_statement_and_leaves_nothing() {
     assert_eq!(events.len(), 1, "nothing of the refused transaction stayed");
     assert_eq!((events[0].seq, &events[0].payload["n"]), (1, &json!(1)));
 }
+
+#[tokio::test]
+async fn a_transaction_of_forty_thousand_writes_commits_whole() {
+    let (ledger, _dir) = ledger().await;
+    let mut tx = ledger.begin().await.unwrap();
+    for n in 0..40_000 {
+        tx.append(
+            None,
+            EventKind::TokenCreated,
+            "cli",
+            json!({ "n": n }),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let head = ledger.verify(&[]).await.unwrap().expect("the chain holds");
+    assert_eq!((head.events, head.seq), (40_000, 40_000));
+}

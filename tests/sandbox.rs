@@ -471,6 +471,20 @@ async fn a_wave_from_the_page_arrives_as_incident_cards_that_one_click_approves(
 }
 
 #[tokio::test]
+async fn a_wave_right_after_a_lookup_by_email_finds_every_user() {
+    let sandbox = Sandbox::start().await;
+    // A proposal by email makes countersign list 1Password's users, a listing it keeps.
+    let first = sandbox
+        .post("propose", json!({"action": "suspend", "email": "carol@example.com", "reason": "Phishing link clicked", "confidence": "low"}))
+        .await;
+    assert_eq!(first["status"], 201, "{first}");
+
+    let wave = sandbox.post("wave", json!({})).await;
+
+    assert_eq!(wave["body"]["accepted"], 50, "{wave}");
+}
+
+#[tokio::test]
 async fn a_console_reactivation_on_the_page_is_announced_naming_the_console_user() {
     let sandbox = Sandbox::start().await;
     let (id, ts) = sandbox.suspension_of_carol().await;

@@ -335,7 +335,7 @@ async fn wave(State(sandbox): State<Shared>) -> Json<Value> {
         bot: &sandbox.bot,
         token: &sandbox.token,
     };
-    Json(super::wave::wave(&sandbox.op, soar).await)
+    Json(super::wave::wave(soar).await)
 }
 
 #[derive(Deserialize)]

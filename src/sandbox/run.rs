@@ -44,6 +44,7 @@ pub async fn run(
     for user in seed_users() {
         op.add(user);
     }
+    super::wave::seed_users(&op);
     let dir = sandbox_dir()?;
     let database_url = format!("sqlite://{}", dir.join("sandbox.db").display());
     let signing_secret = random_hex(16);

@@ -8,7 +8,17 @@ use super::onepassword::FakeOnePassword;
 /// How many users one wave reports.
 pub(super) const WAVE: usize = 50;
 
-/// The 1Password users of the wave, seeded on first use: `wave01@example.com`…
+/// Adds the wave's users to 1Password when the sandbox starts, as the accounts a real wave hits
+/// already exist. Added later, a lookup could miss them: countersign reads emails from a
+/// listing it keeps for a minute (`find_by_email`).
+pub(super) fn seed_users(op: &FakeOnePassword) {
+    for n in 1..=WAVE {
+        let (id, email, name) = wave_user(n);
+        op.add_user(&id, &email, &name, "ACTIVE");
+    }
+}
+
+/// The 1Password users of the wave: `wave01@example.com`…
 fn wave_user(n: usize) -> (String, String, String) {
     (
         format!("WAVEUSER{n:018}"),
@@ -25,14 +35,11 @@ pub(super) struct Soar<'a> {
     pub token: &'a str,
 }
 
-pub(super) async fn wave(op: &FakeOnePassword, soar: Soar<'_>) -> Value {
+pub(super) async fn wave(soar: Soar<'_>) -> Value {
     let alert = format!("stuffing-{}", uuid::Uuid::new_v4().simple());
     let mut sends = tokio::task::JoinSet::new();
     for n in 1..=WAVE {
-        let (id, email, name) = wave_user(n);
-        if op.user_state(&id).is_none() {
-            op.add_user(&id, &email, &name, "ACTIVE");
-        }
+        let (_, email, _) = wave_user(n);
         let body = json!({
             "action": "suspend", "user": {"email": email},
             "reason": "Successful sign-in from a credential-stuffing botnet",
