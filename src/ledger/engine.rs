@@ -66,6 +66,19 @@ impl Engine {
             Engine::Postgres => " FOR UPDATE SKIP LOCKED",
         }
     }
+
+    /// Opens a group of write transactions holding the ledger's write lock until it commits:
+    /// SQLite's `BEGIN IMMEDIATE` takes the file's lock up front (two processes on one file
+    /// serialize instead of failing on a lock upgrade); PostgreSQL's takes the advisory lock.
+    pub(super) fn begin_group(self) -> String {
+        match self {
+            Engine::Sqlite => "BEGIN IMMEDIATE".to_owned(),
+            Engine::Postgres => format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({})",
+                POSTGRES_WRITE_LOCK
+            ),
+        }
+    }
 }
 
 impl fmt::Display for Engine {

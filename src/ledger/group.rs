@@ -22,7 +22,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor};
 use tokio::sync::{oneshot, Mutex, OwnedMutexGuard};
 
 use super::batch::Batch;
-use super::{postgres, Engine};
+use super::Engine;
 
 /// The most transactions one commit carries, so a steady stream still reaches the disk.
 const MAX_GROUP: usize = 64;
@@ -204,20 +204,21 @@ impl Held {
         }
         let opened = async {
             self.settle().await?;
-            let begin = match (self.writer.engine, self.guard.group.is_none()) {
-                (Engine::Sqlite, true) => "BEGIN IMMEDIATE".to_owned(),
-                (Engine::Sqlite, false) => String::new(),
-                (Engine::Postgres, true) => format!(
-                    "BEGIN; SELECT pg_advisory_xact_lock({}); SAVEPOINT member",
-                    postgres::LEDGER_LOCK
-                ),
-                (Engine::Postgres, false) => "SAVEPOINT member".to_owned(),
-            };
-            if !begin.is_empty() {
-                (&mut **self).execute(begin.as_str()).await?;
+            let engine = self.writer.engine;
+            let mut opening = vec![];
+            if self.guard.group.is_none() {
+                opening.push(engine.begin_group());
+            }
+            // PostgreSQL runs each write at once, so the member's savepoint opens now.
+            let eager_savepoint = engine == Engine::Postgres;
+            if eager_savepoint {
+                opening.push("SAVEPOINT member".to_owned());
+            }
+            if !opening.is_empty() {
+                (&mut **self).execute(opening.join("; ").as_str()).await?;
             }
             self.guard.group.get_or_insert_with(Group::default);
-            self.guard.savepoint = self.writer.engine == Engine::Postgres;
+            self.guard.savepoint = eager_savepoint;
             Ok::<_, sqlx::Error>(())
         }
         .await;

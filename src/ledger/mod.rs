@@ -74,7 +74,7 @@ const POSTGRES_OTHER_CONNECTIONS: u32 = 10;
 #[derive(Clone)]
 pub struct Ledger {
     engine: Engine,
-    /// Where the ledger is, for the native connection `verify` streams on and the one that
+    /// Where the ledger is, for the native connections `verify` reads on and the one that
     /// listens for other replicas' commits.
     url: Arc<str>,
     /// The write connection and its group commit.

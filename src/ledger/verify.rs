@@ -90,8 +90,8 @@ async fn hash_batch(batch: Vec<RawEvent>) -> (Vec<RawEvent>, Vec<bool>) {
     (events, held)
 }
 
-/// The events after `$1`, up to `$2` of them, as one text: for each, its seq and `:`, then
-/// each other column as `-` (NULL) or its length in bytes, `:` and its text.
+/// The events after `$1`, skipping `$3` of them, up to `$2`, as one text: for each, its seq
+/// and `:`, then each other column as `-` (NULL) or its length in bytes, `:` and its text.
 static PAGE: LazyLock<String> = LazyLock::new(|| {
     // `concat` builds each record in one allocation (a chain of `||` copies it once a column),
     // and `octet_length` counts bytes without copying the text.
