@@ -102,6 +102,29 @@ async fn a_transaction_dropped_without_commit_leaves_nothing_and_the_next_one_wo
 }
 
 #[tokio::test]
+async fn a_write_run_at_once_rolls_back_with_its_dropped_transaction_though_its_group_commits() {
+    let (ledger, _dir) = ledger().await;
+    let mut dropped = ledger.begin().await.unwrap();
+    // A write whose statement runs at once (not one waiting in a batch), first in its
+    // transaction.
+    dropped
+        .save_audit_cursor("cursor-of-a-dropped-transaction", chrono::Utc::now())
+        .await
+        .unwrap();
+
+    // The next transaction queues for the writer before the first is dropped (`biased`: polled
+    // in this order), so both are in one group, which it commits.
+    let (next, ()) = tokio::join!(biased; append(ledger.clone(), 1, false), async move {
+        drop(dropped)
+    });
+    next.unwrap();
+
+    let mut tx = ledger.begin().await.unwrap();
+    assert_eq!(tx.audit_cursor().await.unwrap(), None);
+    assert_eq!(ledger.events(0, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn callers_that_give_up_midway_never_jam_the_writer_or_break_the_chain() {
     let (ledger, _dir) = ledger().await;
     for n in 0..20 {

@@ -46,7 +46,7 @@ impl Tx {
     pub async fn audit_cursor(&mut self) -> Result<Option<String>> {
         sqlx::query_scalar("SELECT cursor FROM audit_cursor WHERE name = $1")
             .bind(CURSOR)
-            .fetch_optional(self.conn().await?)
+            .fetch_optional(self.read_conn().await?)
             .await
     }
 
@@ -67,7 +67,7 @@ impl Tx {
     pub async fn audit_event_read(&mut self, uuid: &str) -> Result<bool> {
         let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM audit_events WHERE uuid = $1")
             .bind(uuid)
-            .fetch_optional(self.conn().await?)
+            .fetch_optional(self.read_conn().await?)
             .await?;
         Ok(found.is_some())
     }
@@ -113,7 +113,7 @@ impl Tx {
              ORDER BY approved_at DESC LIMIT 20",
         )
         .bind(user_id)
-        .fetch_all(self.conn().await?)
+        .fetch_all(self.read_conn().await?)
         .await?;
         rows.iter().map(|r| decode(r.get("document"))).collect()
     }
@@ -133,7 +133,7 @@ impl Tx {
         .bind(user_id)
         .bind(to.as_str())
         .bind(timestamp(since))
-        .fetch_optional(self.conn().await?)
+        .fetch_optional(self.read_conn().await?)
         .await
     }
 
@@ -167,7 +167,7 @@ impl Tx {
         let state: Option<String> =
             sqlx::query_scalar("SELECT state FROM user_states WHERE user_id = $1")
                 .bind(user_id)
-                .fetch_optional(self.conn().await?)
+                .fetch_optional(self.read_conn().await?)
                 .await?;
         Ok(state.map(|s| UserState::parse(&s)))
     }

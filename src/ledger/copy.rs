@@ -291,7 +291,7 @@ pub async fn copy(from: &str, to: &str) -> Result<Copied, CopyError> {
     let mut tx = target.begin().await?;
     for Table { name: table, .. } in TABLES {
         let rows: Option<i64> = sqlx::query_scalar(&format!("SELECT 1 FROM {table} LIMIT 1"))
-            .fetch_optional(tx.conn().await?)
+            .fetch_optional(tx.read_conn().await?)
             .await?;
         if rows.is_some() {
             return Err(CopyError::TargetNotEmpty { table });

@@ -35,7 +35,7 @@ impl Tx {
     /// What countersign last recorded of each user's state.
     pub async fn known_states(&mut self) -> Result<HashMap<String, UserState>> {
         let rows = sqlx::query("SELECT user_id, state FROM user_states")
-            .fetch_all(self.conn().await?)
+            .fetch_all(self.read_conn().await?)
             .await?;
         Ok(rows
             .iter()
@@ -50,7 +50,7 @@ impl Tx {
             "SELECT target_user_id, action FROM proposals
              WHERE status IN ('approved', 'executing', 'failed') ORDER BY approved_at",
         )
-        .fetch_all(self.conn().await?)
+        .fetch_all(self.read_conn().await?)
         .await?;
         Ok(rows
             .iter()
@@ -69,7 +69,7 @@ impl Tx {
              WHERE (proposal_id IS NOT NULL OR audit_event IS NOT NULL) AND seen_at >= $1",
         )
         .bind(timestamp(since))
-        .fetch_all(self.conn().await?)
+        .fetch_all(self.read_conn().await?)
         .await?;
         Ok(ids.into_iter().collect())
     }
@@ -87,7 +87,7 @@ impl Tx {
         .bind(name)
         .bind(holder)
         .bind(timestamp(now))
-        .fetch_optional(self.conn().await?)
+        .fetch_optional(self.read_conn().await?)
         .await?;
         Ok(held.is_some())
     }
@@ -148,7 +148,7 @@ impl Tx {
     pub async fn has_drift_baseline(&mut self) -> Result<bool> {
         let found: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM ledger_events WHERE kind = 'drift.baseline' LIMIT 1")
-                .fetch_optional(self.conn().await?)
+                .fetch_optional(self.read_conn().await?)
                 .await?;
         Ok(found.is_some())
     }
@@ -160,7 +160,7 @@ impl Tx {
              ORDER BY approved_at DESC, id DESC LIMIT 1",
         )
         .bind(user_id)
-        .fetch_optional(self.conn().await?)
+        .fetch_optional(self.read_conn().await?)
         .await?;
         document
             .map(|d| serde_json::from_str(&d).map_err(|e| sqlx::Error::Decode(Box::new(e))))

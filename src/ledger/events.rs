@@ -128,7 +128,7 @@ impl Tx {
             return Ok(head.clone());
         }
         let row = sqlx::query("SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(self.conn().await?)
+            .fetch_optional(self.read_conn().await?)
             .await?;
         let head = match row {
             Some(row) => (row.get("seq"), row.get("hash")),
@@ -150,7 +150,7 @@ impl Tx {
         let last: Option<String> =
             sqlx::query_scalar("SELECT MAX(approved_at) FROM proposals WHERE target_user_id = $1")
                 .bind(user.as_str())
-                .fetch_one(self.conn().await?)
+                .fetch_one(self.read_conn().await?)
                 .await?;
         Ok(match parse_time(last) {
             Some(last) if last >= now => last + chrono::Duration::microseconds(1),
@@ -166,7 +166,7 @@ impl Tx {
              WHERE proposal_id = $1 AND kind LIKE 'execution.%' ORDER BY seq",
         )
         .bind(id.to_string())
-        .fetch_all(self.conn().await?)
+        .fetch_all(self.read_conn().await?)
         .await?;
         Ok(rows
             .iter()
@@ -187,7 +187,7 @@ impl Tx {
         )
         .bind(actor)
         .bind(timestamp(since))
-        .fetch_one(self.conn().await?)
+        .fetch_one(self.read_conn().await?)
         .await?;
         Ok(count as u64)
     }
@@ -258,7 +258,7 @@ impl Ledger {
     ) -> Result<Option<(i64, String)>> {
         let mut tx = self.begin().await?;
         let last = sqlx::query_scalar(LAST_CHECKPOINTED)
-            .fetch_one(tx.conn().await?)
+            .fetch_one(tx.read_conn().await?)
             .await?;
         if parse_time(last).is_none_or(|last| last > cutoff) {
             return Ok(None);

@@ -127,7 +127,7 @@ impl Ledger {
                   + (SELECT COUNT(*) FROM api_tokens WHERE name = $1 AND revoked_at IS NULL)",
         )
         .bind(name)
-        .fetch_one(tx.conn().await?)
+        .fetch_one(tx.read_conn().await?)
         .await?;
         if taken > 0 {
             return Err(NewClientError::NameTaken(name.to_owned()));

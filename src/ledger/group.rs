@@ -68,6 +68,15 @@ struct Group {
     head: Option<(i64, String)>,
 }
 
+/// What follows a member's waiting writes on the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Next {
+    /// A statement that may write.
+    Write,
+    /// A statement that only reads, or the member's release.
+    Read,
+}
+
 /// The write connection, held by one transaction at a time.
 pub(super) struct Held {
     guard: OwnedMutexGuard<Slot>,
@@ -299,12 +308,14 @@ impl Held {
         }
     }
 
-    /// Sends the member's waiting writes, opening its savepoint with the first of them.
-    pub async fn run(&mut self, batch: &mut Batch) -> sqlx::Result<()> {
-        if batch.is_empty() {
+    /// Sends the member's waiting writes, opening its savepoint with the first of them, or
+    /// before a statement that may write (`next`), which must roll back with the member too.
+    pub async fn run(&mut self, batch: &mut Batch, next: Next) -> sqlx::Result<()> {
+        let opens = !self.guard.savepoint && (next == Next::Write || !batch.is_empty());
+        if batch.is_empty() && !opens {
             return Ok(());
         }
-        if !self.guard.savepoint {
+        if opens {
             batch.prepend("SAVEPOINT member");
             // Set before sending: a batch that fails may have opened it.
             self.guard.savepoint = true;
@@ -340,7 +351,7 @@ impl Held {
         // earlier member's writes, not durable until the group commits.
         if self.guard.savepoint || !batch.is_empty() {
             batch.append("RELEASE member");
-            if let Err(error) = self.run(&mut batch).await {
+            if let Err(error) = self.run(&mut batch, Next::Read).await {
                 let _ = done.send(Err(error.to_string()));
                 // Undo this member's writes alone; the group goes on without them. When the
                 // savepoint is gone too (SQLite rolled the whole transaction back), the group

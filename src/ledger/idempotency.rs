@@ -59,7 +59,7 @@ impl Tx {
         key: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<Remembered>> {
-        lookup(self.conn().await?, token_id, key, since).await
+        lookup(self.read_conn().await?, token_id, key, since).await
     }
 
     /// Remembers a key; an expired record of the same key is replaced, and every key older

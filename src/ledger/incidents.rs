@@ -67,7 +67,7 @@ impl Tx {
         )
         .bind(now)
         .bind(WAITING_LOOKED_AT)
-        .fetch_all(self.conn().await?)
+        .fetch_all(self.read_conn().await?)
         .await?;
         rows.iter()
             .map(|r| Ok((r.get::<i64, _>("job_id"), decode(r.get("document"))?)))
@@ -97,7 +97,7 @@ impl Tx {
         if let Some(alert_id) = alert_id {
             query = query.bind(alert_id);
         }
-        let Some(row) = query.fetch_optional(self.conn().await?).await? else {
+        let Some(row) = query.fetch_optional(self.read_conn().await?).await? else {
             return Ok(None);
         };
         let id: String = row.get("id");
@@ -110,7 +110,7 @@ impl Tx {
         )
         .bind(id.to_string())
         .bind(i64::from(cards))
-        .fetch_all(self.conn().await?)
+        .fetch_all(self.read_conn().await?)
         .await?;
         let newest_card = newest.iter().find_map(|r| {
             let channel: Option<String> = r.get("slack_channel");
@@ -209,7 +209,7 @@ impl Tx {
         let rows = sqlx::query(CARD_MEMBERS)
             .bind(incident.to_string())
             .bind(i64::from(card))
-            .fetch_all(self.conn().await?)
+            .fetch_all(self.read_conn().await?)
             .await?;
         decode_all(rows)
     }

@@ -7,6 +7,7 @@
 
 mod audit_events;
 mod batch;
+mod bells;
 pub mod chain;
 mod copy;
 mod drift;
@@ -36,6 +37,7 @@ use sqlx::{Any, AnyConnection, AnyPool};
 use crate::domain::ProposalId;
 
 pub use audit_events::TakenAs;
+pub use bells::Bells;
 pub use copy::{copy, Copied, CopyError};
 pub use drift::{last_proposal_of, UnannouncedDrift};
 pub use engine::Engine;
@@ -79,6 +81,8 @@ pub struct Ledger {
     url: Arc<str>,
     /// The write connection and its group commit.
     writer: Arc<group::Writer>,
+    /// Rung for the lanes a commit filed jobs for.
+    bells: Arc<Bells>,
     reader: AnyPool,
     /// The last answer to "does the database take a write?", so readiness probes do not
     /// queue behind the single writer on every call.
@@ -111,6 +115,7 @@ impl Ledger {
             engine,
             url: Arc::from(database_url),
             writer: group::Writer::new(engine, writer),
+            bells: Arc::default(),
             reader,
             writable: Arc::default(),
         })
@@ -132,6 +137,7 @@ impl Ledger {
             engine,
             url: Arc::from(database_url),
             writer: group::Writer::new(engine, reader.clone()),
+            bells: Arc::default(),
             reader,
             writable: Arc::default(),
         })
@@ -178,10 +184,12 @@ impl Ledger {
         };
         Ok(Tx {
             engine: self.engine,
+            bells: self.bells.clone(),
             inner: Some(inner),
             jobs: Vec::new(),
             head,
             later: batch::Batch::default(),
+            handed_on: None,
         })
     }
 
@@ -207,16 +215,25 @@ impl Ledger {
         answer
     }
 
-    /// Rings `wake` when another replica commits jobs (PostgreSQL's `LISTEN`), until the
-    /// returned task is aborted. On SQLite there is nobody to hear: other processes on one
-    /// file find work by polling.
+    /// The bell a commit that filed jobs for `lane` rings.
+    pub fn bell(&self, lane: Lane) -> &tokio::sync::Notify {
+        self.bells.of(lane)
+    }
+
+    /// Rings the lanes' bells, and `wake`, when another replica commits jobs (PostgreSQL's
+    /// `LISTEN`), until the returned task is aborted. On SQLite there is nobody to hear:
+    /// other processes on one file find work by polling.
     pub fn wake_on_commits(
         &self,
         wake: Arc<tokio::sync::Notify>,
     ) -> Option<tokio::task::JoinHandle<()>> {
         match self.engine {
             Engine::Sqlite => None,
-            Engine::Postgres => Some(postgres::listen_for_jobs(self.url.to_string(), wake)),
+            Engine::Postgres => Some(postgres::listen_for_jobs(
+                self.url.to_string(),
+                wake,
+                self.bells.clone(),
+            )),
         }
     }
 
@@ -237,6 +254,7 @@ impl Ledger {
 /// transaction of its own, rolled back when dropped.
 pub struct Tx {
     engine: Engine,
+    bells: Arc<Bells>,
     inner: Option<Open>,
     /// Jobs filed by this transaction, inserted together at commit.
     jobs: Vec<(ProposalId, Job, DateTime<Utc>)>,
@@ -245,6 +263,8 @@ pub struct Tx {
     head: Option<(i64, String)>,
     /// SQLite: writes waiting to go to the writer with the next statement or the commit.
     later: batch::Batch,
+    /// A lane's next job, claimed by this transaction's completion of the one before it.
+    handed_on: Option<(Arc<outbox::HandOn>, ClaimedJob)>,
 }
 
 enum Open {
@@ -258,10 +278,13 @@ impl Tx {
     /// Makes the transaction durable: returns once the group it joined has committed (or, a
     /// PostgreSQL claim, once it has).
     pub async fn commit(mut self) -> Result<()> {
-        let filed = !self.jobs.is_empty();
+        let filed: Vec<Lane> = Lane::ALL
+            .into_iter()
+            .filter(|lane| self.jobs.iter().any(|(_, job, _)| job.lane() == *lane))
+            .collect();
         self.insert_jobs().await?;
-        if filed && self.engine == Engine::Postgres {
-            postgres::notify_jobs_filed(self.conn().await?).await?;
+        if !filed.is_empty() && self.engine == Engine::Postgres {
+            postgres::notify_jobs_filed(self.conn().await?, &bells::spell(&filed)).await?;
         }
         let open = self
             .inner
@@ -270,22 +293,38 @@ impl Tx {
         match open {
             Open::Group(held) => {
                 let later = std::mem::take(&mut self.later);
-                held.commit(self.head.take(), later).await
+                held.commit(self.head.take(), later).await?;
             }
-            Open::Postgres(tx) => tx.commit().await,
+            Open::Postgres(tx) => tx.commit().await?,
         }
+        self.hand_on();
+        for lane in filed {
+            self.bells.ring(lane);
+        }
+        Ok(())
     }
 
-    /// The write connection, for a statement: on SQLite the writes waiting in the batch are
-    /// sent first, so the statement sees them and follows them.
+    /// The write connection, for a statement that may write: on SQLite the writes waiting in
+    /// the batch are sent first, so the statement sees them and follows them, and the
+    /// member's savepoint is open, so what the statement writes rolls back with the member.
     async fn conn(&mut self) -> Result<&mut AnyConnection> {
+        self.connection(group::Next::Write).await
+    }
+
+    /// The write connection, for a statement that only reads: the waiting writes are sent
+    /// first, but no savepoint is opened for it (a read has nothing to roll back).
+    async fn read_conn(&mut self) -> Result<&mut AnyConnection> {
+        self.connection(group::Next::Read).await
+    }
+
+    async fn connection(&mut self, next: group::Next) -> Result<&mut AnyConnection> {
         match self
             .inner
             .as_mut()
             .expect("an open transaction holds the writer")
         {
             Open::Group(held) => {
-                held.run(&mut self.later).await?;
+                held.run(&mut self.later, next).await?;
                 Ok(held)
             }
             Open::Postgres(tx) => Ok(tx),

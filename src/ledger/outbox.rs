@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::engine::values_list;
-use super::{postgres, storable, timestamp, Engine, Ledger, Result, Tx};
+use super::{postgres, storable, timestamp, Ledger, Open, Result, Tx};
 use crate::domain::{Announcement, Proposal, ProposalId, Requester, Viewer};
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +121,10 @@ impl Lane {
             Lane::Callback => "callback",
         }
     }
+
+    pub fn parse(name: &str) -> Option<Lane> {
+        Lane::ALL.into_iter().find(|lane| lane.as_str() == name)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +139,17 @@ pub struct ClaimedJob {
     /// Until when (Unix milliseconds) the lease is known to be this claim's: moved on by each
     /// renewal. A worker past it must not start a call it cannot record as the holder.
     pub valid_until: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Set for a lane that runs one job at a time: the transaction that completes this job
+    /// also claims the lane's next one and leaves it here once it commits.
+    hand_on: Option<std::sync::Arc<HandOn>>,
+}
+
+/// The lane's next job, claimed by the transaction that completed the one before it, so a
+/// lane that runs one job at a time pays one transaction a job instead of two.
+#[derive(Debug)]
+pub(super) struct HandOn {
+    lease: Duration,
+    next: std::sync::Mutex<Option<ClaimedJob>>,
 }
 
 impl ClaimedJob {
@@ -150,6 +165,22 @@ impl ClaimedJob {
             until.timestamp_millis(),
             std::sync::atomic::Ordering::SeqCst,
         );
+    }
+
+    /// Has the transaction that completes this job claim the lane's next one, for `lease`.
+    pub fn handing_on(mut self, lease: Duration) -> Self {
+        self.hand_on = Some(std::sync::Arc::new(HandOn {
+            lease,
+            next: std::sync::Mutex::default(),
+        }));
+        self
+    }
+
+    /// The lane's next job, if this job's completion claimed one and committed.
+    pub fn handed_on(&self) -> Option<ClaimedJob> {
+        let hand_on = self.hand_on.as_ref()?;
+        let mut next = hand_on.next.lock().unwrap_or_else(|e| e.into_inner());
+        next.take()
     }
 }
 
@@ -228,6 +259,8 @@ impl Tx {
 
     /// Marks a claimed job done, unless the claim is no longer the job's latest (then
     /// nothing changes: the job is another worker's).
+    /// A job claimed [`ClaimedJob::handing_on`] also has the lane's next job claimed here,
+    /// handed over when this transaction commits.
     pub async fn complete_job(&mut self, job: &ClaimedJob, now: DateTime<Utc>) -> Result<()> {
         self.write(
             "UPDATE outbox SET done_at = $1, leased_until = NULL
@@ -237,7 +270,24 @@ impl Tx {
         .bind(job.id)
         .bind(job.lease.clone())
         .run()
-        .await
+        .await?;
+        if let Some(hand_on) = &job.hand_on {
+            let lane = job.job.lane();
+            if let Some(next) = self.claim_job(lane, hand_on.lease, now).await? {
+                let next = next.handing_on(hand_on.lease);
+                self.handed_on = Some((hand_on.clone(), next));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the next job claimed by [`Tx::complete_job`] over to its lane: called once this
+    /// transaction has committed, so the claim is durable.
+    pub(super) fn hand_on(&mut self) {
+        if let Some((hand_on, next)) = self.handed_on.take() {
+            let mut slot = hand_on.next.lock().unwrap_or_else(|e| e.into_inner());
+            *slot = Some(next);
+        }
     }
 
     /// Ends a claimed job (done, or given up with `error`); false when the claim is no longer
@@ -274,7 +324,7 @@ impl Tx {
         let held: Option<i64> = sqlx::query_scalar(&held)
             .bind(job.id)
             .bind(&job.lease)
-            .fetch_optional(self.conn().await?)
+            .fetch_optional(self.read_conn().await?)
             .await?;
         Ok(held.is_some())
     }
@@ -301,37 +351,25 @@ impl Tx {
     }
 }
 
-impl Ledger {
-    /// Claims the oldest due job in `lane` whose earlier jobs for the same proposal are done,
-    /// so a proposal's card is posted before it is updated. In the 1Password lane a job also
-    /// waits while another job for the same 1Password user is running: one action per user at
-    /// a time, in the order they were approved.
+impl Tx {
+    /// Claims, in this transaction, the oldest due job in `lane` whose earlier jobs for the
+    /// same proposal are done, so a proposal's card is posted before it is updated. In the
+    /// 1Password lane a job also waits while another job for the same 1Password user is
+    /// running: one action per user at a time, in the order they were approved. The claim is
+    /// the caller's once this transaction commits.
     pub async fn claim_job(
-        &self,
+        &mut self,
         lane: Lane,
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<ClaimedJob>> {
-        // Every commit wakes every lane; look on a reader first, so a lane with nothing due
-        // does not queue a write transaction behind the single writer.
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM outbox WHERE lane = $1 AND done_at IS NULL AND run_after <= $2
-               AND (leased_until IS NULL OR leased_until <= $2) LIMIT 1",
-        )
-        .bind(lane.as_str())
-        .bind(timestamp(now))
-        .fetch_optional(&self.reader)
-        .await?;
-        if due.is_none() {
-            return Ok(None);
-        }
         let Some(until) = now.checked_add_signed(lease) else {
             return Ok(None);
         };
         let token = lease_token();
-        let mut tx = self.begin_outbox().await?;
-        if lane == Lane::OnePassword && self.engine == Engine::Postgres {
-            postgres::serialize_onepassword_claims(tx.conn().await?).await?;
+        if lane == Lane::OnePassword && matches!(self.inner, Some(Open::Postgres(_))) {
+            // Outside the ledger's lock, 1Password claims take turns on a lock of their own.
+            postgres::serialize_onepassword_claims(self.conn().await?).await?;
         }
         let claim = format!(
             "UPDATE outbox SET leased_until = $1, attempts = attempts + 1, lease_token = $4
@@ -358,10 +396,9 @@ impl Ledger {
             .bind(lane.as_str())
             .bind(timestamp(now))
             .bind(&token)
-            .fetch_optional(tx.conn().await?)
+            .fetch_optional(self.conn().await?)
             .await?;
         let Some(row) = row else {
-            tx.commit().await?;
             return Ok(None);
         };
         let id: i64 = row.get("id");
@@ -376,12 +413,10 @@ impl Ledger {
                 // edited by hand): set it aside with the reason, so it never blocks its lane.
                 tracing::error!(job_id = id, %error, "outbox job cannot be read; set aside");
                 let why = format!("unreadable job: {error}");
-                tx.finish_job(id, &token, now, Some(&why)).await?;
-                tx.commit().await?;
+                self.finish_job(id, &token, now, Some(&why)).await?;
                 return Ok(None);
             }
         };
-        tx.commit().await?;
         Ok(Some(ClaimedJob {
             id,
             proposal_id,
@@ -389,7 +424,77 @@ impl Ledger {
             attempts: row.get::<i64, _>("attempts") as u32,
             lease: token,
             valid_until: std::sync::Arc::new(until.timestamp_millis().into()),
+            hand_on: None,
         }))
+    }
+}
+
+impl Ledger {
+    /// Whether `lane` has a job due, read on a reader: a lane that looks on a poll asks here
+    /// first, so looking and finding nothing never queues a write transaction behind the
+    /// single writer.
+    pub async fn has_due_job(&self, lane: Lane, now: DateTime<Utc>) -> Result<bool> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM outbox WHERE lane = $1 AND done_at IS NULL AND run_after <= $2
+               AND (leased_until IS NULL OR leased_until <= $2) LIMIT 1",
+        )
+        .bind(lane.as_str())
+        .bind(timestamp(now))
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(due.is_some())
+    }
+
+    /// Claims a job of `lane` in a transaction of its own (see [`Tx::claim_job`]); on
+    /// PostgreSQL under row locks, not the ledger's lock.
+    pub async fn claim_job(
+        &self,
+        lane: Lane,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ClaimedJob>> {
+        let mut tx = self.begin_outbox().await?;
+        let claimed = tx.claim_job(lane, lease, now).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Takes `job` for this claim until `until`, unless another claim holds it: for a claim
+    /// whose transaction may have rolled back (it shared it with work that failed), so the
+    /// job waits a lease before it is tried again, as a job whose worker failed does.
+    pub async fn hold_job(&self, job: &ClaimedJob, until: DateTime<Utc>) -> Result<bool> {
+        let now = Utc::now();
+        let mut tx = self.begin_outbox().await?;
+        let held = sqlx::query(
+            "UPDATE outbox SET leased_until = $1, lease_token = $2,
+                 attempts = attempts + (CASE WHEN lease_token = $2 THEN 0 ELSE 1 END)
+             WHERE id = $3 AND done_at IS NULL
+               AND (lease_token = $2 OR leased_until IS NULL OR leased_until <= $4)",
+        )
+        .bind(timestamp(until))
+        .bind(&job.lease)
+        .bind(job.id)
+        .bind(timestamp(now))
+        .execute(tx.conn().await?)
+        .await?;
+        tx.commit().await?;
+        Ok(held.rows_affected() == 1)
+    }
+
+    /// Gives a claimed job back unrun (a lane stopping with a job handed on to it): due again
+    /// at once, and the claim not counted as an attempt.
+    pub async fn release_job(&self, job: &ClaimedJob) -> Result<bool> {
+        let mut tx = self.begin_outbox().await?;
+        let done = sqlx::query(
+            "UPDATE outbox SET leased_until = NULL, attempts = attempts - 1
+             WHERE id = $1 AND lease_token = $2 AND done_at IS NULL",
+        )
+        .bind(job.id)
+        .bind(&job.lease)
+        .execute(tx.conn().await?)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn complete_job(&self, job: &ClaimedJob, now: DateTime<Utc>) -> Result<()> {

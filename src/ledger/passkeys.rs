@@ -213,7 +213,7 @@ impl Tx {
         ))
         .bind(hash_token(token))
         .bind(timestamp(now))
-        .fetch_optional(self.conn().await?)
+        .fetch_optional(self.read_conn().await?)
         .await?;
         let Some(row) = row else { return Ok(None) };
         sqlx::query("UPDATE passkey_links SET ceremony = NULL WHERE token_sha256 = $1")

@@ -15,6 +15,7 @@ use sqlx::postgres::PgListener;
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::Notify;
 
+use super::bells::{self, Bells};
 use super::Result;
 
 /// Advisory lock keys (one 64-bit space per database): the ledger's write lock, and the one
@@ -81,20 +82,24 @@ async fn take(conn: &mut sqlx::AnyConnection, key: i64) -> Result<()> {
     Ok(())
 }
 
-/// Queued in a transaction that filed jobs; PostgreSQL delivers it when (and only if) the
-/// transaction commits.
-pub(super) async fn notify_jobs_filed(conn: &mut sqlx::AnyConnection) -> Result<()> {
-    sqlx::query(&format!("NOTIFY {WAKE_CHANNEL}"))
+/// Queued in a transaction that filed jobs for `lanes` (spelled by [`bells::spell`]);
+/// PostgreSQL delivers it when (and only if) the transaction commits.
+pub(super) async fn notify_jobs_filed(conn: &mut sqlx::AnyConnection, lanes: &str) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(WAKE_CHANNEL)
+        .bind(lanes)
         .execute(conn)
         .await?;
     Ok(())
 }
 
-/// Rings `wake` whenever any replica commits jobs, until the process ends. A lost connection
-/// is reconnected; notifications sent meanwhile are missed, which the workers' polling covers.
+/// Rings the bells of the lanes any replica commits jobs for, and `wake`, until the process
+/// ends. A lost connection is reconnected; notifications sent meanwhile are missed, which the
+/// workers' polling covers.
 pub(super) fn listen_for_jobs(
     database_url: String,
     wake: Arc<Notify>,
+    bells: Arc<Bells>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -104,10 +109,16 @@ pub(super) fn listen_for_jobs(
                         tracing::warn!(%error, "LISTEN failed; retrying");
                     } else {
                         // A reconnect may have missed notifications: look now.
+                        bells.ring_all();
                         wake.notify_waiters();
                         loop {
                             match listener.recv().await {
-                                Ok(_) => wake.notify_waiters(),
+                                Ok(notification) => {
+                                    for lane in bells::read(notification.payload()) {
+                                        bells.ring(lane);
+                                    }
+                                    wake.notify_waiters();
+                                }
                                 Err(error) => {
                                     tracing::warn!(%error, "lost the LISTEN connection");
                                     break;

@@ -107,7 +107,7 @@ impl Tx {
     pub async fn proposal(&mut self, id: ProposalId) -> Result<Option<Proposal>> {
         let row = sqlx::query("SELECT document FROM proposals WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(self.conn().await?)
+            .fetch_optional(self.read_conn().await?)
             .await?;
         row.map(|r| decode(r.get("document"))).transpose()
     }
@@ -144,7 +144,7 @@ impl Tx {
         )
         .bind(user.as_str())
         .bind(than.to_string())
-        .fetch_optional(self.conn().await?)
+        .fetch_optional(self.read_conn().await?)
         .await?;
         id.map(|id| ProposalId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into())))
             .transpose()
@@ -167,7 +167,7 @@ impl Tx {
         )
         .bind(user.as_str())
         .bind(except.to_string())
-        .fetch_one(self.conn().await?)
+        .fetch_one(self.read_conn().await?)
         .await?;
         at.map(|at| {
             DateTime::parse_from_rfc3339(&at)
@@ -193,7 +193,7 @@ impl Tx {
         .bind(proposal.target.id.as_str())
         .bind(proposal.id.to_string())
         .bind(self.stored_approved_at(proposal, decided).await?)
-        .fetch_optional(self.conn().await?)
+        .fetch_optional(self.read_conn().await?)
         .await?;
         id.map(|id| ProposalId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into())))
             .transpose()
@@ -214,7 +214,7 @@ impl Tx {
         .bind(proposal.target.id.as_str())
         .bind(proposal.id.to_string())
         .bind(self.stored_approved_at(proposal, decided).await?)
-        .fetch_all(self.conn().await?)
+        .fetch_all(self.read_conn().await?)
         .await?;
         rows.iter().map(|r| decode(r.get("document"))).collect()
     }
@@ -229,7 +229,7 @@ impl Tx {
         let stored: Option<Option<String>> =
             sqlx::query_scalar("SELECT approved_at FROM proposals WHERE id = $1")
                 .bind(proposal.id.to_string())
-                .fetch_optional(self.conn().await?)
+                .fetch_optional(self.read_conn().await?)
                 .await?;
         Ok(stored.flatten().unwrap_or_else(|| timestamp(decided)))
     }
@@ -255,7 +255,7 @@ impl Tx {
              ORDER BY id DESC LIMIT 1",
         )
         .bind(user.as_str())
-        .fetch_optional(self.conn().await?)
+        .fetch_optional(self.read_conn().await?)
         .await?;
         row.map(|r| decode(r.get("document"))).transpose()
     }

@@ -21,9 +21,9 @@ impl Ledger {
         // Only this table's rows: no need to queue for the ledger's lock on PostgreSQL; the
         // primary key decides who came first.
         let mut tx = self.begin_outbox().await?;
-        sqlx::query("DELETE FROM slack_signatures WHERE signed_at < $1")
+        tx.write("DELETE FROM slack_signatures WHERE signed_at < $1")
             .bind(timestamp(forget_signed_before))
-            .execute(tx.conn().await?)
+            .run()
             .await?;
         let inserted = sqlx::query(
             "INSERT INTO slack_signatures (signature_sha256, signed_at, received_at)

@@ -42,8 +42,9 @@ enum Begun {
 pub(super) async fn execute(
     state: &AppState,
     claimed: &ClaimedJob,
+    claim: Option<Tx>,
 ) -> Result<JobResult, sqlx::Error> {
-    match begin(state, claimed).await? {
+    match begin(state, claimed, claim).await? {
         Begun::Finished => Ok(JobResult::Done),
         Begun::Attempt {
             proposal,
@@ -62,16 +63,29 @@ pub(super) async fn execute(
     }
 }
 
-async fn begin(state: &AppState, claimed: &ClaimedJob) -> Result<Begun, sqlx::Error> {
+/// Decides, in the claim's own transaction when there is one (`claim`), whether to call
+/// 1Password, and records `execution.started` if so: the claim and the start commit together.
+async fn begin(
+    state: &AppState,
+    claimed: &ClaimedJob,
+    claim: Option<Tx>,
+) -> Result<Begun, sqlx::Error> {
     let id = claimed.proposal_id;
     let now = Utc::now();
-    let mut tx = state.ledger.begin().await?;
-    // A claim whose lease passed while it waited for the write lock writes nothing: the job
-    // is another worker's now, and an attempt this one never makes must not be counted.
-    if !tx.holds_lease(claimed).await? {
-        tracing::warn!(proposal_id = %id, "the execute job's lease passed to another worker");
-        return Ok(Begun::Finished);
-    }
+    let mut tx = match claim {
+        Some(tx) => tx,
+        None => {
+            let mut tx = state.ledger.begin().await?;
+            // A claim whose lease passed while it waited for the write lock writes nothing:
+            // the job is another worker's now, and an attempt this one never makes must not
+            // be counted.
+            if !tx.holds_lease(claimed).await? {
+                tracing::warn!(proposal_id = %id, "the execute job's lease passed to another worker");
+                return Ok(Begun::Finished);
+            }
+            tx
+        }
+    };
     let Some(mut proposal) = tx.proposal(id).await? else {
         tx.complete_job(claimed, now).await?;
         tx.commit().await?;

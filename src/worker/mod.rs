@@ -1,6 +1,6 @@
-//! Background work: one loop per outbox lane, and the sweeper that expires proposals. Loops
-//! wake on commit (the state's `Notify`) and poll as a backstop, so nothing waits on a timer
-//! when there is work. Each job runs in its own task: a job that panics is rescheduled and
+//! Background work: one loop per outbox lane, and the sweeper that expires proposals. A lane
+//! wakes when a commit files jobs for it (its bell in the ledger) and polls as a backstop, so
+//! nothing waits on a timer when there is work. Each job runs in its own task: a job that panics is rescheduled and
 //! its lane goes on; a lane that stops is restarted, and `/readyz` says so meanwhile.
 
 mod attempt;
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::app::state::AppState;
-use crate::ledger::{ClaimedJob, Lane};
+use crate::ledger::{ClaimedJob, Lane, Tx};
 
 const POLL: Duration = Duration::from_millis(500);
 /// How long a lane that stopped waits before it is started again.
@@ -114,23 +114,52 @@ fn lane_limit(state: &AppState, lane: Lane) -> usize {
     }
 }
 
+/// A job the lane claimed, ready to run.
+struct Claimed {
+    job: ClaimedJob,
+    /// A 1Password action's claim transaction, still open: the executor records
+    /// `execution.started` in it, so claiming and starting an action is one commit.
+    open: Option<Tx>,
+}
+
+impl Claimed {
+    fn run(job: ClaimedJob) -> Self {
+        Self { job, open: None }
+    }
+}
+
+/// How a lane looks for work.
+#[derive(Clone, Copy)]
+enum Look {
+    /// Claim at once: its bell rang (jobs were filed for it).
+    Claim,
+    /// Ask a reader whether anything is due first (at start, on a poll, or when a job
+    /// ended): finding nothing then costs no write transaction.
+    AskFirst,
+}
+
 async fn run_lane(state: AppState, lane: Lane, shutdown: CancellationToken) {
     let mut running = tokio::task::JoinSet::new();
+    // Jobs claimed by the transactions that completed the ones before them.
+    let mut handed: Vec<ClaimedJob> = vec![];
+    let mut look = Look::AskFirst;
     while !shutdown.is_cancelled() {
-        // Register for a wake-up before looking, so a commit in between is not missed.
-        let notified = state.wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        while running.try_join_next().is_some() {}
-        let full = running.len() >= lane_limit(&state, lane);
-        if !full {
-            match state
-                .ledger
-                .claim_job(lane, lease(&state), Utc::now())
-                .await
-            {
-                Ok(Some(job)) => {
-                    running.spawn(run_job(state.clone(), job));
+        // Register for the bell before looking, so jobs filed in between are not missed.
+        let bell = state.ledger.bell(lane).notified();
+        tokio::pin!(bell);
+        bell.as_mut().enable();
+        while let Some(ended) = running.try_join_next() {
+            handed.extend(ended.ok().flatten());
+        }
+        if running.len() < lane_limit(&state, lane) {
+            let next = match handed.pop() {
+                Some(job) => Ok(Some(Claimed::run(job))),
+                None => claim(&state, lane, look).await,
+            };
+            match next {
+                Ok(Some(claimed)) => {
+                    running.spawn(run_job(state.clone(), claimed));
+                    look = Look::AskFirst;
                     continue;
                 }
                 Ok(None) => {}
@@ -139,15 +168,58 @@ async fn run_lane(state: AppState, lane: Lane, shutdown: CancellationToken) {
                 }
             }
         }
-        tokio::select! {
-            _ = notified => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
-            _ = tokio::time::sleep(POLL) => {}
-            _ = shutdown.cancelled() => {}
+        look = tokio::select! {
+            _ = bell => Look::Claim,
+            Some(ended) = running.join_next(), if !running.is_empty() => {
+                handed.extend(ended.ok().flatten());
+                Look::AskFirst
+            }
+            _ = tokio::time::sleep(POLL) => Look::AskFirst,
+            _ = shutdown.cancelled() => Look::AskFirst,
+        };
+    }
+    // Jobs already running finish and record what they did; jobs handed on and not begun
+    // are given back, due at once for whoever runs next.
+    while let Some(ended) = running.join_next().await {
+        handed.extend(ended.ok().flatten());
+    }
+    for job in handed {
+        if let Err(error) = state.ledger.release_job(&job).await {
+            tracing::warn!(%error, job_id = job.id, "could not give back a job; its lease will run out");
         }
     }
-    // Jobs already running finish and record what they did.
-    while running.join_next().await.is_some() {}
+}
+
+/// Claims the lane's next job. A lane that runs one job at a time has each job's completion
+/// claim the next ([`ClaimedJob::handing_on`]); the 1Password lane claims in the transaction
+/// the executor goes on in.
+async fn claim(state: &AppState, lane: Lane, look: Look) -> Result<Option<Claimed>, sqlx::Error> {
+    let now = Utc::now();
+    if matches!(look, Look::AskFirst) && !state.ledger.has_due_job(lane, now).await? {
+        return Ok(None);
+    }
+    let lease = lease(state);
+    match lane {
+        Lane::OnePassword => {
+            let mut tx = state.ledger.begin().await?;
+            match tx.claim_job(lane, lease, now).await? {
+                Some(job) => Ok(Some(Claimed {
+                    job,
+                    open: Some(tx),
+                })),
+                None => {
+                    // It may have set aside a job it could not read.
+                    tx.commit().await?;
+                    Ok(None)
+                }
+            }
+        }
+        Lane::Slack | Lane::Callback => Ok(state
+            .ledger
+            .claim_job(lane, lease, now)
+            .await?
+            .map(|job| Claimed::run(job.handing_on(lease)))),
+    }
 }
 
 fn lease(state: &AppState) -> chrono::Duration {
@@ -180,24 +252,54 @@ async fn keep_leased(state: &AppState, job: &ClaimedJob) {
     }
 }
 
-async fn dispatch(state: AppState, claimed: ClaimedJob) -> Result<JobResult, sqlx::Error> {
+async fn dispatch(
+    state: AppState,
+    claimed: ClaimedJob,
+    tx: Option<Tx>,
+) -> Result<JobResult, sqlx::Error> {
     match claimed.job.lane() {
-        Lane::OnePassword => executor::execute(&state, &claimed).await,
+        Lane::OnePassword => executor::execute(&state, &claimed, tx).await,
         Lane::Slack => cards::run(&state, &claimed).await,
         Lane::Callback => callbacks::deliver(&state, &claimed).await,
     }
 }
 
-async fn run_job(state: AppState, claimed: ClaimedJob) {
+/// Runs a claimed job and records how it ended; returns the lane's next job if the job's
+/// completion claimed it.
+async fn run_job(state: AppState, claimed: Claimed) -> Option<ClaimedJob> {
     let state = &state;
+    let Claimed {
+        job: claimed,
+        open: tx,
+    } = claimed;
+    if tx.is_none() && !claimed.still_leased() {
+        // Handed on, but its lease ran out before the job before it ended: it may be another
+        // worker's by now.
+        tracing::warn!(
+            job_id = claimed.id,
+            "a job handed on was not begun within its lease"
+        );
+        return None;
+    }
     let id = claimed.proposal_id;
+    let claimed_with_start = tx.is_some();
     // Every log line of the job carries its proposal id.
     let span = tracing::info_span!("job", proposal_id = %id, job_id = claimed.id);
-    let work = dispatch(state.clone(), claimed.clone()).instrument(span);
+    let work = dispatch(state.clone(), claimed.clone(), tx).instrument(span);
     let result = tokio::select! {
         result = contained(work, claimed.attempts) => result,
         _ = keep_leased(state, &claimed) => unreachable!("renewal never ends"),
     };
+    let failed = matches!(result, Contained::Panicked(_) | Contained::Ended(Err(_)));
+    if claimed_with_start && failed {
+        // The claim shared its transaction with the start, which may have rolled back with
+        // it: the job is held for a lease all the same, so a job that fails is tried again
+        // after one (as any claimed job is), not at once and over and over.
+        let until = after_capped(Utc::now(), state.timing.outbox_lease, Duration::MAX);
+        if let Err(error) = state.ledger.hold_job(&claimed, until).await {
+            tracing::warn!(%error, job_id = claimed.id, "could not hold a failed job");
+        }
+    }
     let result = match result {
         Contained::Ended(result) => result,
         Contained::Panicked(retry) => {
@@ -234,6 +336,7 @@ async fn run_job(state: AppState, claimed: ClaimedJob) {
         }
         Err(error) => tracing::error!(proposal_id = %id, %error, "could not record a job's result"),
     }
+    claimed.handed_on()
 }
 
 /// How a job's task ended.
