@@ -13,6 +13,7 @@ use countersign::domain::{
 use countersign::ledger::{ClaimedJob, EventKind, Job, Lane, Ledger, Tx};
 use futures_util::FutureExt;
 use serde_json::json;
+use sqlx::Connection;
 
 async fn ledger() -> (Ledger, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -131,7 +132,10 @@ async fn a_transaction_that_files_nothing_rings_no_bell() {
 }
 
 #[tokio::test]
-async fn a_completion_hands_on_the_lanes_next_job_claimed_in_its_own_transaction() {
+async fn on_sqlite_a_completion_hands_on_the_lanes_next_job_claimed_in_its_own_transaction() {
+    if support::database::engine() != support::database::Engine::Sqlite {
+        return;
+    }
     let (ledger, _dir) = ledger().await;
     file(&ledger, vec![Job::PostCard, Job::PostCard]).await;
     let first = claim(&ledger, Lane::Slack)
@@ -155,6 +159,72 @@ async fn a_completion_hands_on_the_lanes_next_job_claimed_in_its_own_transaction
         next.handed_on().is_none(),
         "nothing handed on yet by the next one"
     );
+}
+
+#[tokio::test]
+async fn on_postgresql_a_completion_leaves_the_next_claim_to_the_lane_outside_the_ledgers_lock() {
+    if support::database::engine() != support::database::Engine::Postgres {
+        return;
+    }
+    let (ledger, _dir) = ledger().await;
+    file(&ledger, vec![Job::PostCard, Job::PostCard]).await;
+    let first = claim(&ledger, Lane::Slack)
+        .await
+        .unwrap()
+        .handing_on(lease());
+
+    let mut tx = ledger.begin().await.unwrap();
+    tx.complete_job(&first, Utc::now()).await.unwrap();
+    tx.commit().await.unwrap();
+
+    assert!(first.handed_on().is_none());
+    let next = claim(&ledger, Lane::Slack)
+        .await
+        .expect("the next job is due");
+    assert_ne!(next.id, first.id);
+}
+
+#[tokio::test]
+async fn on_postgresql_a_1password_claim_commits_alone_and_the_executor_opens_its_own() {
+    if support::database::engine() != support::database::Engine::Postgres {
+        return;
+    }
+    let (ledger, _dir) = ledger().await;
+    file(&ledger, vec![Job::Execute]).await;
+
+    let (claimed, open) = ledger
+        .claim_job_to_go_on(Lane::OnePassword, lease(), Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert!(open.is_none());
+    let mut tx = ledger.begin().await.unwrap();
+    assert!(
+        tx.holds_lease(&claimed).await.unwrap(),
+        "the claim is durable"
+    );
+}
+
+#[tokio::test]
+async fn on_sqlite_a_1password_claim_leaves_its_transaction_open_to_go_on_in() {
+    if support::database::engine() != support::database::Engine::Sqlite {
+        return;
+    }
+    let (ledger, _dir) = ledger().await;
+    file(&ledger, vec![Job::Execute]).await;
+
+    let (claimed, open) = ledger
+        .claim_job_to_go_on(Lane::OnePassword, lease(), Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = open.expect("the claim's transaction");
+    assert!(tx.holds_lease(&claimed).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let mut tx = ledger.begin().await.unwrap();
+    assert!(tx.holds_lease(&claimed).await.unwrap(), "committed with it");
 }
 
 #[tokio::test]
@@ -260,4 +330,44 @@ async fn a_job_given_back_is_due_at_once_and_its_claim_not_counted() {
     let again = claim(&ledger, Lane::Slack).await.expect("due at once");
     assert_eq!(again.id, claimed.id);
     assert_eq!(again.attempts, 1);
+}
+
+#[tokio::test]
+async fn a_burst_of_jobs_has_postgresql_analyze_the_outbox_at_once() {
+    let Some(server) = support::database::postgres_server() else {
+        return;
+    };
+    let url = support::database::fresh_postgres(&server).await;
+    let ledger = Ledger::connect(&url).await.unwrap();
+    ledger.migrate().await.unwrap();
+    let mut catalog = sqlx::PgConnection::connect(&url).await.unwrap();
+    // Only countersign may analyze here: autovacuum would, a minute later.
+    for table in ["outbox", "proposals"] {
+        sqlx::query(&format!(
+            "ALTER TABLE {table} SET (autovacuum_enabled = false)"
+        ))
+        .execute(&mut catalog)
+        .await
+        .unwrap();
+    }
+
+    file(&ledger, vec![Job::PostCard; 250]).await;
+
+    // PostgreSQL's estimate of the outbox's rows, which only an analyze (or a vacuum) moves.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let rows: f32 =
+            sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = 'outbox'")
+                .fetch_one(&mut catalog)
+                .await
+                .unwrap();
+        if rows >= 250.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the planner still sees the outbox as it was before the burst ({rows} rows)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -25,6 +25,7 @@ mod postgres;
 mod proposals;
 mod signatures;
 mod sqlite;
+mod statistics;
 mod tokens;
 mod verify;
 
@@ -83,6 +84,8 @@ pub struct Ledger {
     writer: Arc<group::Writer>,
     /// Rung for the lanes a commit filed jobs for.
     bells: Arc<Bells>,
+    /// Kept fresh for the claim's plan after a burst of jobs (PostgreSQL).
+    statistics: Arc<statistics::Statistics>,
     reader: AnyPool,
     /// The last answer to "does the database take a write?", so readiness probes do not
     /// queue behind the single writer on every call.
@@ -111,11 +114,13 @@ impl Ledger {
                 postgres::connect(database_url, POSTGRES_OTHER_CONNECTIONS).await?,
             ),
         };
+        let kept_on = (engine == Engine::Postgres).then(|| reader.clone());
         Ok(Self {
             engine,
             url: Arc::from(database_url),
             writer: group::Writer::new(engine, writer),
             bells: Arc::default(),
+            statistics: statistics::Statistics::kept_on(kept_on),
             reader,
             writable: Arc::default(),
         })
@@ -138,6 +143,7 @@ impl Ledger {
             url: Arc::from(database_url),
             writer: group::Writer::new(engine, reader.clone()),
             bells: Arc::default(),
+            statistics: statistics::Statistics::kept_on(None),
             reader,
             writable: Arc::default(),
         })
@@ -185,6 +191,7 @@ impl Ledger {
         Ok(Tx {
             engine: self.engine,
             bells: self.bells.clone(),
+            statistics: self.statistics.clone(),
             inner: Some(inner),
             jobs: Vec::new(),
             head,
@@ -255,6 +262,7 @@ impl Ledger {
 pub struct Tx {
     engine: Engine,
     bells: Arc<Bells>,
+    statistics: Arc<statistics::Statistics>,
     inner: Option<Open>,
     /// Jobs filed by this transaction, inserted together at commit.
     jobs: Vec<(ProposalId, Job, DateTime<Utc>)>,
@@ -282,6 +290,7 @@ impl Tx {
             .into_iter()
             .filter(|lane| self.jobs.iter().any(|(_, job, _)| job.lane() == *lane))
             .collect();
+        let jobs = self.jobs.len();
         self.insert_jobs().await?;
         if !filed.is_empty() && self.engine == Engine::Postgres {
             postgres::notify_jobs_filed(self.conn().await?, &bells::spell(&filed)).await?;
@@ -300,6 +309,9 @@ impl Tx {
         self.hand_on();
         for lane in filed {
             self.bells.ring(lane);
+        }
+        if jobs > 0 {
+            self.statistics.filed(jobs);
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::engine::values_list;
-use super::{postgres, storable, timestamp, Ledger, Open, Result, Tx};
+use super::{postgres, storable, timestamp, Engine, Ledger, Open, Result, Tx};
 use crate::domain::{Announcement, Proposal, ProposalId, Requester, Viewer};
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,7 +271,13 @@ impl Tx {
         .bind(job.lease.clone())
         .run()
         .await?;
-        if let Some(hand_on) = &job.hand_on {
+        // Not on PostgreSQL: there the claim would run under the ledger's lock, and its
+        // search hold up every decision (see `Ledger::claim_job_to_go_on`).
+        let hand_on = job
+            .hand_on
+            .as_ref()
+            .filter(|_| self.engine == Engine::Sqlite);
+        if let Some(hand_on) = hand_on {
             let lane = job.job.lane();
             if let Some(next) = self.claim_job(lane, hand_on.lease, now).await? {
                 let next = next.handing_on(hand_on.lease);
@@ -443,6 +449,32 @@ impl Ledger {
         .fetch_optional(&self.reader)
         .await?;
         Ok(due.is_some())
+    }
+
+    /// Claims a job of `lane` and, where that saves a commit, leaves the claim's transaction
+    /// open for the caller to go on in: on SQLite, whose one writer runs claims and decisions
+    /// alike. On PostgreSQL the claim commits at once under row locks (no transaction is
+    /// returned): under the ledger's lock its search would hold up every decision of every
+    /// replica, and it did (BENCHMARKS.md, issue 25: a burst's executions took twice as long).
+    pub async fn claim_job_to_go_on(
+        &self,
+        lane: Lane,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(ClaimedJob, Option<Tx>)>> {
+        if self.engine == Engine::Postgres {
+            let claimed = self.claim_job(lane, lease, now).await?;
+            return Ok(claimed.map(|job| (job, None)));
+        }
+        let mut tx = self.begin().await?;
+        match tx.claim_job(lane, lease, now).await? {
+            Some(job) => Ok(Some((job, Some(tx)))),
+            None => {
+                // It may have set aside a job it could not read.
+                tx.commit().await?;
+                Ok(None)
+            }
+        }
     }
 
     /// Claims a job of `lane` in a transaction of its own (see [`Tx::claim_job`]); on

@@ -102,7 +102,7 @@ pub(super) fn tally_of(count: u32, required: u32) -> String {
 }
 
 /// Who approved: the people, or the operator's policy rule when no human did.
-fn approvers(proposal: &Proposal) -> String {
+pub(super) fn approvers(proposal: &Proposal) -> String {
     if let Some(rule) = &proposal.auto_approved_by {
         return format!("policy rule `{}`", escape(rule));
     }

@@ -4,7 +4,7 @@
 
 use slack_morphism::prelude::*;
 
-use super::card::{slack_time, truncate, Card, APPROVE, DENY, RETRY};
+use super::card::{approvers, slack_time, truncate, Card, APPROVE, DENY, RETRY};
 use super::mrkdwn::escape;
 use crate::domain::incident::{IncidentId, ROWS_PER_CARD};
 use crate::domain::{Outcome, Proposal, Status};
@@ -45,17 +45,6 @@ fn menu(p: &Proposal) -> Option<SlackBlockOverflowElement> {
     Some(SlackBlockOverflowElement::new(options).with_action_id(SlackActionId(ROW.to_owned())))
 }
 
-fn who_approved(p: &Proposal) -> String {
-    if let Some(rule) = &p.auto_approved_by {
-        return format!("policy rule `{}`", escape(rule));
-    }
-    p.approvals
-        .iter()
-        .map(|a| format!("<@{}>", a.slack_user_id))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn row_state(p: &Proposal) -> String {
     match p.status {
         Status::Pending => format!(
@@ -64,12 +53,12 @@ fn row_state(p: &Proposal) -> String {
         ),
         Status::Approved => format!(
             ":white_check_mark: approved by {}; executing shortly",
-            who_approved(p)
+            approvers(p)
         ),
-        Status::Executing => format!(":gear: executing (approved by {})", who_approved(p)),
+        Status::Executing => format!(":gear: executing (approved by {})", approvers(p)),
         Status::Executed => match p.execution.outcome {
             Some(Outcome::AlreadySuspended) => ":lock: was already suspended".to_owned(),
-            _ => format!(":lock: *suspended* (approved by {})", who_approved(p)),
+            _ => format!(":lock: *suspended* (approved by {})", approvers(p)),
         },
         Status::Failed => format!(
             ":warning: *failed*: {} (attempt {})",

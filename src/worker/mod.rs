@@ -117,7 +117,7 @@ fn lane_limit(state: &AppState, lane: Lane) -> usize {
 /// A job the lane claimed, ready to run.
 struct Claimed {
     job: ClaimedJob,
-    /// A 1Password action's claim transaction, still open: the executor records
+    /// A 1Password action's claim transaction, still open (SQLite): the executor records
     /// `execution.started` in it, so claiming and starting an action is one commit.
     open: Option<Tx>,
 }
@@ -191,8 +191,8 @@ async fn run_lane(state: AppState, lane: Lane, shutdown: CancellationToken) {
 }
 
 /// Claims the lane's next job. A lane that runs one job at a time has each job's completion
-/// claim the next ([`ClaimedJob::handing_on`]); the 1Password lane claims in the transaction
-/// the executor goes on in.
+/// claim the next ([`ClaimedJob::handing_on`]); the 1Password lane's claim leaves its
+/// transaction open for the executor to go on in, where the ledger finds that cheaper.
 async fn claim(state: &AppState, lane: Lane, look: Look) -> Result<Option<Claimed>, sqlx::Error> {
     let now = Utc::now();
     if matches!(look, Look::AskFirst) && !state.ledger.has_due_job(lane, now).await? {
@@ -200,20 +200,11 @@ async fn claim(state: &AppState, lane: Lane, look: Look) -> Result<Option<Claime
     }
     let lease = lease(state);
     match lane {
-        Lane::OnePassword => {
-            let mut tx = state.ledger.begin().await?;
-            match tx.claim_job(lane, lease, now).await? {
-                Some(job) => Ok(Some(Claimed {
-                    job,
-                    open: Some(tx),
-                })),
-                None => {
-                    // It may have set aside a job it could not read.
-                    tx.commit().await?;
-                    Ok(None)
-                }
-            }
-        }
+        Lane::OnePassword => Ok(state
+            .ledger
+            .claim_job_to_go_on(lane, lease, now)
+            .await?
+            .map(|(job, open)| Claimed { job, open })),
         Lane::Slack | Lane::Callback => Ok(state
             .ledger
             .claim_job(lane, lease, now)
