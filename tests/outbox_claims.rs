@@ -371,3 +371,38 @@ async fn a_burst_of_jobs_has_postgresql_analyze_the_outbox_at_once() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn on_postgresql_another_replica_hears_which_lanes_got_jobs() {
+    let Some(server) = support::database::postgres_server() else {
+        return;
+    };
+    let url = support::database::fresh_postgres(&server).await;
+    let filing = Ledger::connect(&url).await.unwrap();
+    filing.migrate().await.unwrap();
+    let hearing = Ledger::connect(&url).await.unwrap();
+    let any_commit = std::sync::Arc::new(tokio::sync::Notify::new());
+    // The listener rings every bell once it listens (it may have missed something): wait
+    // for that first, so what follows is the filing replica's news.
+    let listens = any_commit.notified();
+    tokio::pin!(listens);
+    listens.as_mut().enable();
+    let listening = hearing.wake_on_commits(any_commit.clone()).unwrap();
+    listens.await;
+    let slack = hearing.bell(Lane::Slack).notified();
+    let callback = hearing.bell(Lane::Callback).notified();
+    tokio::pin!(slack, callback);
+    slack.as_mut().enable();
+    callback.as_mut().enable();
+
+    file(&filing, vec![Job::PostCard]).await;
+
+    tokio::time::timeout(std::time::Duration::from_secs(10), slack)
+        .await
+        .expect("the Slack lane's bell rang on the other replica");
+    assert!(
+        callback.now_or_never().is_none(),
+        "the callback lane's stayed silent"
+    );
+    listening.abort();
+}

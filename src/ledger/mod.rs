@@ -293,18 +293,19 @@ impl Tx {
         let jobs = self.jobs.len();
         self.insert_jobs().await?;
         if !filed.is_empty() && self.engine == Engine::Postgres {
-            postgres::notify_jobs_filed(self.conn().await?, &bells::spell(&filed)).await?;
+            self.later.append(&postgres::notify_jobs_filed(&filed));
         }
         let open = self
             .inner
             .take()
             .expect("an open transaction holds the writer");
+        let mut later = std::mem::take(&mut self.later);
         match open {
-            Open::Group(held) => {
-                let later = std::mem::take(&mut self.later);
-                held.commit(self.head.take(), later).await?;
+            Open::Group(held) => held.commit(self.head.take(), later).await?,
+            Open::Postgres(mut tx) => {
+                later.run(&mut tx).await?;
+                tx.commit().await?
             }
-            Open::Postgres(tx) => tx.commit().await?,
         }
         self.hand_on();
         for lane in filed {

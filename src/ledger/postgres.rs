@@ -16,7 +16,7 @@ use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::Notify;
 
 use super::bells::{self, Bells};
-use super::Result;
+use super::{Lane, Result};
 
 /// Advisory lock keys (one 64-bit space per database): the ledger's write lock, and the one
 /// that makes 1Password claims take turns, so two replicas never start two actions for one
@@ -82,15 +82,12 @@ async fn take(conn: &mut sqlx::AnyConnection, key: i64) -> Result<()> {
     Ok(())
 }
 
-/// Queued in a transaction that filed jobs for `lanes` (spelled by [`bells::spell`]);
-/// PostgreSQL delivers it when (and only if) the transaction commits.
-pub(super) async fn notify_jobs_filed(conn: &mut sqlx::AnyConnection, lanes: &str) -> Result<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(WAKE_CHANNEL)
-        .bind(lanes)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// The statement that tells every replica's lanes of `lanes` that jobs were filed for them:
+/// queued in the transaction that filed them, PostgreSQL delivers it when (and only if) that
+/// commits. It has no values (the lanes' names are this code's own words), so it goes with the
+/// member's release instead of costing a round trip of its own under the ledger's lock.
+pub(super) fn notify_jobs_filed(lanes: &[Lane]) -> String {
+    format!("NOTIFY {WAKE_CHANNEL}, '{}'", bells::spell(lanes))
 }
 
 /// Rings the bells of the lanes any replica commits jobs for, and `wake`, until the process

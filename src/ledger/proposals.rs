@@ -21,6 +21,11 @@ pub struct ProposalQuery {
     pub limit: u32,
 }
 
+/// When proposal `$2` became approved as the ledger orders decisions: the time stored when it
+/// first was (see [`Tx::decision_time`]), or `$3`, the domain's, when it is not saved yet. A
+/// subquery, not a read of its own: one round trip fewer under the write lock.
+const DECIDED_AT: &str = "COALESCE((SELECT approved_at FROM proposals WHERE id = $2), $3)";
+
 pub(super) fn decode(document: &str) -> Result<Proposal> {
     serde_json::from_str(document).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
@@ -184,17 +189,19 @@ impl Tx {
             return Ok(None);
         };
         // The stored time, not the domain's: it is the one every replica compares.
-        let id: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM proposals
-             WHERE target_user_id = $1 AND id <> $2 AND approved_at IS NOT NULL
-               AND (approved_at > $3 OR (approved_at = $3 AND id > $2))
-             ORDER BY approved_at DESC, id DESC LIMIT 1",
-        )
-        .bind(proposal.target.id.as_str())
-        .bind(proposal.id.to_string())
-        .bind(self.stored_approved_at(proposal, decided).await?)
-        .fetch_optional(self.read_conn().await?)
-        .await?;
+        let sql = format!(
+            "WITH mine AS (SELECT {DECIDED_AT} AS at)
+             SELECT p.id FROM proposals p, mine
+             WHERE p.target_user_id = $1 AND p.id <> $2 AND p.approved_at IS NOT NULL
+               AND (p.approved_at > mine.at OR (p.approved_at = mine.at AND p.id > $2))
+             ORDER BY p.approved_at DESC, p.id DESC LIMIT 1"
+        );
+        let id: Option<String> = sqlx::query_scalar(&sql)
+            .bind(proposal.target.id.as_str())
+            .bind(proposal.id.to_string())
+            .bind(timestamp(decided))
+            .fetch_optional(self.read_conn().await?)
+            .await?;
         id.map(|id| ProposalId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into())))
             .transpose()
     }
@@ -205,33 +212,20 @@ impl Tx {
         let Some(decided) = proposal.decided_at() else {
             return Ok(vec![]);
         };
-        let rows = sqlx::query(
-            "SELECT document FROM proposals
-             WHERE target_user_id = $1 AND id <> $2 AND status IN ('approved', 'failed')
-               AND (approved_at < $3 OR (approved_at = $3 AND id < $2))
-             ORDER BY approved_at",
-        )
-        .bind(proposal.target.id.as_str())
-        .bind(proposal.id.to_string())
-        .bind(self.stored_approved_at(proposal, decided).await?)
-        .fetch_all(self.read_conn().await?)
-        .await?;
+        let sql = format!(
+            "WITH mine AS (SELECT {DECIDED_AT} AS at)
+             SELECT p.document FROM proposals p, mine
+             WHERE p.target_user_id = $1 AND p.id <> $2 AND p.status IN ('approved', 'failed')
+               AND (p.approved_at < mine.at OR (p.approved_at = mine.at AND p.id < $2))
+             ORDER BY p.approved_at"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(proposal.target.id.as_str())
+            .bind(proposal.id.to_string())
+            .bind(timestamp(decided))
+            .fetch_all(self.read_conn().await?)
+            .await?;
         rows.iter().map(|r| decode(r.get("document"))).collect()
-    }
-
-    /// When `proposal` became approved as the ledger orders decisions: the time stored when it
-    /// first was (see [`Tx::decision_time`]), or `decided` when it is not saved yet.
-    async fn stored_approved_at(
-        &mut self,
-        proposal: &Proposal,
-        decided: DateTime<Utc>,
-    ) -> Result<String> {
-        let stored: Option<Option<String>> =
-            sqlx::query_scalar("SELECT approved_at FROM proposals WHERE id = $1")
-                .bind(proposal.id.to_string())
-                .fetch_optional(self.read_conn().await?)
-                .await?;
-        Ok(stored.flatten().unwrap_or_else(|| timestamp(decided)))
     }
 
     /// Orders an approval by a policy rule among the decisions about its user: stored as
