@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 use super::Lane;
 
 #[derive(Default)]
-pub struct Bells {
+pub(super) struct Bells {
     onepassword: Notify,
     slack: Notify,
     callback: Notify,

@@ -36,9 +36,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{Any, AnyConnection, AnyPool};
 
 use crate::domain::ProposalId;
+use bells::Bells;
 
 pub use audit_events::TakenAs;
-pub use bells::Bells;
 pub use copy::{copy, Copied, CopyError};
 pub use drift::{last_proposal_of, UnannouncedDrift};
 pub use engine::Engine;
