@@ -8,14 +8,6 @@ use countersign::domain::ProposalId;
 use countersign::ledger::{EventKind, Ledger};
 use serde_json::json;
 
-async fn ledger() -> (Ledger, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = support::database::fresh(dir.path()).await;
-    let ledger = Ledger::connect(&url).await.unwrap();
-    ledger.migrate().await.unwrap();
-    (ledger, dir)
-}
-
 /// One transaction appending one event; `fail` makes it run a statement the database refuses
 /// (an approval for no proposal breaks a foreign key) after its append.
 async fn append(ledger: Ledger, n: usize, fail: bool) -> Result<(), sqlx::Error> {
@@ -38,7 +30,7 @@ async fn append(ledger: Ledger, n: usize, fail: bool) -> Result<(), sqlx::Error>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_transaction_in_a_group_rolls_back_alone_and_hears_its_error() {
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
 
     let tasks: Vec<_> = (0..40)
         .map(|n| tokio::spawn(append(ledger.clone(), n, n == 17)))
@@ -62,7 +54,7 @@ async fn a_failing_transaction_in_a_group_rolls_back_alone_and_hears_its_error()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_queued_behind_one_another_share_commits() {
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
 
     let tasks: Vec<_> = (0..50)
         .map(|n| tokio::spawn(append(ledger.clone(), n, false)))
@@ -79,7 +71,7 @@ async fn transactions_queued_behind_one_another_share_commits() {
 
 #[tokio::test]
 async fn a_transaction_dropped_without_commit_leaves_nothing_and_the_next_one_works() {
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
     let mut dropped = ledger.begin().await.unwrap();
     dropped
         .append(
@@ -103,7 +95,7 @@ async fn a_transaction_dropped_without_commit_leaves_nothing_and_the_next_one_wo
 
 #[tokio::test]
 async fn a_write_run_at_once_rolls_back_with_its_dropped_transaction_though_its_group_commits() {
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
     let mut dropped = ledger.begin().await.unwrap();
     // A write whose statement runs at once (not one waiting in a batch), first in its
     // transaction.
@@ -126,7 +118,7 @@ async fn a_write_run_at_once_rolls_back_with_its_dropped_transaction_though_its_
 
 #[tokio::test]
 async fn callers_that_give_up_midway_never_jam_the_writer_or_break_the_chain() {
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
     for n in 0..20 {
         // A caller that stops waiting for `begin`, at once or after a little while.
         let _ =
@@ -157,7 +149,7 @@ async fn callers_that_give_up_midway_never_jam_the_writer_or_break_the_chain() {
 
 #[tokio::test]
 async fn a_transaction_reads_its_own_writes_before_it_commits() {
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
     let since = chrono::Utc::now() - chrono::Duration::minutes(1);
     let mut tx = ledger.begin().await.unwrap();
     tx.append(
@@ -176,7 +168,7 @@ async fn a_transaction_reads_its_own_writes_before_it_commits() {
 
 #[tokio::test]
 async fn a_refused_write_fails_by_the_next_statement_and_leaves_nothing() {
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
     let now = chrono::Utc::now();
     let mut tx = ledger.begin().await.unwrap();
     tx.append(None, EventKind::TokenCreated, "cli", json!({"n": 0}), now)
@@ -203,7 +195,7 @@ async fn a_refused_write_fails_by_the_next_statement_and_leaves_nothing() {
 
 #[tokio::test]
 async fn a_transaction_of_forty_thousand_writes_commits_whole() {
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
     let mut tx = ledger.begin().await.unwrap();
     for n in 0..40_000 {
         tx.append(

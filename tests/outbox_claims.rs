@@ -15,14 +15,6 @@ use futures_util::FutureExt;
 use serde_json::json;
 use sqlx::Connection;
 
-async fn ledger() -> (Ledger, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = support::database::fresh(dir.path()).await;
-    let ledger = Ledger::connect(&url).await.unwrap();
-    ledger.migrate().await.unwrap();
-    (ledger, dir)
-}
-
 fn lease() -> Duration {
     Duration::seconds(30)
 }
@@ -91,9 +83,32 @@ async fn claim(ledger: &Ledger, lane: Lane) -> Option<ClaimedJob> {
     ledger.claim_job(lane, lease(), Utc::now()).await.unwrap()
 }
 
+/// Two card jobs filed, and the first claimed as the Slack lane claims: its completion is to
+/// hand on the next.
+async fn first_of_two_cards(ledger: &Ledger) -> ClaimedJob {
+    file(ledger, vec![Job::PostCard, Job::PostCard]).await;
+    claim(ledger, Lane::Slack)
+        .await
+        .unwrap()
+        .handing_on(lease())
+}
+
+/// A 1Password job filed and claimed in a transaction that then rolled back.
+async fn claim_rolled_back(ledger: &Ledger) -> ClaimedJob {
+    file(ledger, vec![Job::Execute]).await;
+    let mut tx = ledger.begin().await.unwrap();
+    let claimed = tx
+        .claim_job(Lane::OnePassword, lease(), Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    roll_back(ledger, tx).await;
+    claimed
+}
+
 #[tokio::test]
 async fn a_commit_rings_the_bells_of_the_lanes_it_filed_jobs_for_and_no_other() {
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
     let slack = ledger.bell(Lane::Slack).notified();
     let onepassword = ledger.bell(Lane::OnePassword).notified();
     let callback = ledger.bell(Lane::Callback).notified();
@@ -117,7 +132,7 @@ async fn a_commit_rings_the_bells_of_the_lanes_it_filed_jobs_for_and_no_other() 
 
 #[tokio::test]
 async fn a_transaction_that_files_nothing_rings_no_bell() {
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
     let slack = ledger.bell(Lane::Slack).notified();
     tokio::pin!(slack);
     slack.as_mut().enable();
@@ -136,16 +151,10 @@ async fn on_sqlite_a_completion_hands_on_the_lanes_next_job_claimed_in_its_own_t
     if support::database::engine() != support::database::Engine::Sqlite {
         return;
     }
-    let (ledger, _dir) = ledger().await;
-    file(&ledger, vec![Job::PostCard, Job::PostCard]).await;
-    let first = claim(&ledger, Lane::Slack)
-        .await
-        .unwrap()
-        .handing_on(lease());
+    let (ledger, _dir) = support::database::fresh_ledger().await;
+    let first = first_of_two_cards(&ledger).await;
 
-    let mut tx = ledger.begin().await.unwrap();
-    tx.complete_job(&first, Utc::now()).await.unwrap();
-    tx.commit().await.unwrap();
+    ledger.complete_job(&first, Utc::now()).await.unwrap();
 
     let next = first
         .handed_on()
@@ -166,16 +175,10 @@ async fn on_postgresql_a_completion_leaves_the_next_claim_to_the_lane_outside_th
     if support::database::engine() != support::database::Engine::Postgres {
         return;
     }
-    let (ledger, _dir) = ledger().await;
-    file(&ledger, vec![Job::PostCard, Job::PostCard]).await;
-    let first = claim(&ledger, Lane::Slack)
-        .await
-        .unwrap()
-        .handing_on(lease());
+    let (ledger, _dir) = support::database::fresh_ledger().await;
+    let first = first_of_two_cards(&ledger).await;
 
-    let mut tx = ledger.begin().await.unwrap();
-    tx.complete_job(&first, Utc::now()).await.unwrap();
-    tx.commit().await.unwrap();
+    ledger.complete_job(&first, Utc::now()).await.unwrap();
 
     assert!(first.handed_on().is_none());
     let next = claim(&ledger, Lane::Slack)
@@ -189,7 +192,7 @@ async fn on_postgresql_a_1password_claim_commits_alone_and_the_executor_opens_it
     if support::database::engine() != support::database::Engine::Postgres {
         return;
     }
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
     file(&ledger, vec![Job::Execute]).await;
 
     let (claimed, open) = ledger
@@ -211,7 +214,7 @@ async fn on_sqlite_a_1password_claim_leaves_its_transaction_open_to_go_on_in() {
     if support::database::engine() != support::database::Engine::Sqlite {
         return;
     }
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
     file(&ledger, vec![Job::Execute]).await;
 
     let (claimed, open) = ledger
@@ -229,12 +232,8 @@ async fn on_sqlite_a_1password_claim_leaves_its_transaction_open_to_go_on_in() {
 
 #[tokio::test]
 async fn a_completion_that_rolls_back_hands_nothing_on_and_the_next_job_stays_due() {
-    let (ledger, _dir) = ledger().await;
-    file(&ledger, vec![Job::PostCard, Job::PostCard]).await;
-    let first = claim(&ledger, Lane::Slack)
-        .await
-        .unwrap()
-        .handing_on(lease());
+    let (ledger, _dir) = support::database::fresh_ledger().await;
+    let first = first_of_two_cards(&ledger).await;
 
     let mut tx = ledger.begin().await.unwrap();
     tx.complete_job(&first, Utc::now()).await.unwrap();
@@ -249,7 +248,7 @@ async fn a_completion_that_rolls_back_hands_nothing_on_and_the_next_job_stays_du
 
 #[tokio::test]
 async fn a_claim_rolls_back_with_the_transaction_it_shares() {
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
     file(&ledger, vec![Job::Execute]).await;
 
     let mut tx = ledger.begin().await.unwrap();
@@ -271,15 +270,8 @@ async fn a_claim_rolls_back_with_the_transaction_it_shares() {
 
 #[tokio::test]
 async fn a_job_whose_claim_rolled_back_is_held_for_a_lease_and_counted() {
-    let (ledger, _dir) = ledger().await;
-    file(&ledger, vec![Job::Execute]).await;
-    let mut tx = ledger.begin().await.unwrap();
-    let claimed = tx
-        .claim_job(Lane::OnePassword, lease(), Utc::now())
-        .await
-        .unwrap()
-        .unwrap();
-    roll_back(&ledger, tx).await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
+    let claimed = claim_rolled_back(&ledger).await;
 
     let held = ledger
         .hold_job(&claimed, Utc::now() + lease())
@@ -298,15 +290,8 @@ async fn a_job_whose_claim_rolled_back_is_held_for_a_lease_and_counted() {
 
 #[tokio::test]
 async fn a_job_another_claim_holds_is_not_taken_by_holding() {
-    let (ledger, _dir) = ledger().await;
-    file(&ledger, vec![Job::Execute]).await;
-    let mut tx = ledger.begin().await.unwrap();
-    let rolled_back = tx
-        .claim_job(Lane::OnePassword, lease(), Utc::now())
-        .await
-        .unwrap()
-        .unwrap();
-    roll_back(&ledger, tx).await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
+    let rolled_back = claim_rolled_back(&ledger).await;
     let holder = claim(&ledger, Lane::OnePassword).await.unwrap();
 
     let held = ledger
@@ -321,7 +306,7 @@ async fn a_job_another_claim_holds_is_not_taken_by_holding() {
 
 #[tokio::test]
 async fn a_job_given_back_is_due_at_once_and_its_claim_not_counted() {
-    let (ledger, _dir) = ledger().await;
+    let (ledger, _dir) = support::database::fresh_ledger().await;
     file(&ledger, vec![Job::PostCard]).await;
     let claimed = claim(&ledger, Lane::Slack).await.unwrap();
 

@@ -32,7 +32,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Hosts a proposal's callback_url may name.
     pub callback_hosts: Arc<Vec<String>>,
-    /// Rung after a commit that enqueued work, so the worker starts at once.
+    /// Rung after a commit, for what waits on any decision or outcome (the gateway's waits,
+    /// Home tabs); each outbox lane has its own bell in the ledger.
     pub wake: Arc<Notify>,
     pub timing: Timing,
     pub metrics: Arc<Metrics>,

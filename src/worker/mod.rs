@@ -1,7 +1,8 @@
 //! Background work: one loop per outbox lane, and the sweeper that expires proposals. A lane
 //! wakes when a commit files jobs for it (its bell in the ledger) and polls as a backstop, so
-//! nothing waits on a timer when there is work. Each job runs in its own task: a job that panics is rescheduled and
-//! its lane goes on; a lane that stops is restarted, and `/readyz` says so meanwhile.
+//! nothing waits on a timer when there is work. Each job runs in its own task: a job that
+//! panics is rescheduled and its lane goes on; a lane that stops is restarted, and `/readyz`
+//! says so meanwhile.
 
 mod attempt;
 mod audit_events;

@@ -55,6 +55,16 @@ pub async fn fresh(dir: &Path) -> String {
     }
 }
 
+/// A fresh, migrated ledger on this run's engine, and the temp dir that holds it (kept alive
+/// by the caller for as long as the ledger is used).
+pub async fn fresh_ledger() -> (countersign::ledger::Ledger, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh(dir.path()).await;
+    let ledger = countersign::ledger::Ledger::connect(&url).await.unwrap();
+    ledger.migrate().await.unwrap();
+    (ledger, dir)
+}
+
 /// A new database on the PostgreSQL `server`; its URL.
 pub async fn fresh_postgres(server: &str) -> String {
     let name = format!("cs_{:016x}", rand::random::<u64>());
